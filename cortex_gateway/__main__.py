@@ -1,0 +1,3 @@
+from cortex_gateway.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""What an API key may do."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    JOBS_READ = "jobs:read"
+    JOBS_WRITE = "jobs:write"
+    # Every scope, present and future.
+    ADMIN = "admin"
+
+
+DEFAULT_SCOPES = (Scope.JOBS_READ, Scope.JOBS_WRITE)
+
+
+def parse_scopes(names: list[str]) -> list[Scope]:
+    """Scope names -> Scope values, in order, without repeats; ValueError names the bad one."""
+    known = {scope.value: scope for scope in Scope}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown scope {unknown[0]!r}; valid scopes: {', '.join(sorted(known))}")
+    return list(dict.fromkeys(known[name] for name in names))
+
+
+def grants(held: list[str], needed: Scope) -> bool:
+    return Scope.ADMIN in held or needed in held

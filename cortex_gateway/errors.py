@@ -1,0 +1,128 @@
+"""Every error the API answers with: one class per row of the error table.
+
+The docstring is the default message; `status_code` and `code` go on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Server error."""
+
+    status_code = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str | None = None, details: list[dict[str, Any]] | None = None):
+        self.message = message or (self.__doc__ or "").strip()
+        self.details = details or []
+        super().__init__(self.message)
+
+
+class ValidationError(GatewayError):
+    """Invalid request parameters."""
+
+    status_code = 400
+    code = "VALIDATION_ERROR"
+
+
+class Unauthorized(GatewayError):
+    """Missing or invalid API key."""
+
+    status_code = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(GatewayError):
+    """This API key does not have the scope this request needs."""
+
+    status_code = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(GatewayError):
+    """No such route."""
+
+    status_code = 404
+    code = "NOT_FOUND"
+
+
+class JobNotFound(GatewayError):
+    """Job not found."""
+
+    status_code = 404
+    code = "JOB_NOT_FOUND"
+
+
+class MethodNotAllowed(GatewayError):
+    """This route does not answer that HTTP method."""
+
+    status_code = 405
+    code = "METHOD_NOT_ALLOWED"
+
+
+class ProviderConflict(GatewayError):
+    """Provider-specific conflict."""
+
+    status_code = 409
+    code = "PROVIDER_CONFLICT"
+
+
+class JobAlreadyFinished(GatewayError):
+    """The job has already finished; it can no longer be cancelled."""
+
+    status_code = 409
+    code = "JOB_ALREADY_FINISHED"
+
+
+class PayloadTooLarge(GatewayError):
+    """The request body is larger than this gateway accepts."""
+
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(GatewayError):
+    """The request body must be JSON, sent with Content-Type: application/json."""
+
+    status_code = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class RateLimitExceeded(GatewayError):
+    """Too many requests."""
+
+    status_code = 429
+    code = "RATE_LIMIT_EXCEEDED"
+
+
+class InternalError(GatewayError):
+    """Internal server error."""
+
+    status_code = 500
+    code = "INTERNAL_ERROR"
+
+
+class ProviderUnavailable(GatewayError):
+    """Provider network unavailable."""
+
+    status_code = 503
+    code = "PROVIDER_UNAVAILABLE"
+
+
+ALL_ERRORS: tuple[type[GatewayError], ...] = (
+    ValidationError,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    JobNotFound,
+    MethodNotAllowed,
+    ProviderConflict,
+    JobAlreadyFinished,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimitExceeded,
+    InternalError,
+    ProviderUnavailable,
+)

@@ -1,0 +1,76 @@
+"""HTTP handlers for /jobs: authorize, open the transaction, call the service, render."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from cortex_gateway import database, envelope, errors, validation
+from cortex_gateway.auth.requests import require_scope
+from cortex_gateway.auth.scopes import Scope
+from cortex_gateway.jobs import schemas, service
+
+_LIST_PARAMETERS = ("status", "provider", "from", "to", "page", "limit", "sort", "cursor")
+_MULTI_VALUED = ("status", "provider")
+
+
+async def create_job(request: Request) -> JSONResponse:
+    body = await request.body()
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        spec = validation.parse_json(request, body, schemas.JobSpec)
+        job = await service.create_job(connection, auth.account_id, spec)
+    return envelope.ok(job, status_code=201)
+
+
+async def list_jobs(request: Request) -> JSONResponse:
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        query = _list_query(request)
+        jobs, meta = await service.list_jobs(connection, auth.account_id, query)
+    return envelope.ok(jobs, meta=meta)
+
+
+async def get_job(request: Request) -> JSONResponse:
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        job = await service.get_job(connection, auth.account_id, request.path_params["job_id"])
+    return envelope.ok(job)
+
+
+async def cancel_job(request: Request) -> JSONResponse:
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        job = await service.cancel_job(connection, auth.account_id, request.path_params["job_id"])
+    return envelope.ok(job)
+
+
+def _list_query(request: Request) -> schemas.JobListQuery:
+    params = request.query_params
+    unknown = sorted(set(params) - set(_LIST_PARAMETERS))
+    if unknown:
+        raise errors.ValidationError(
+            "Invalid query parameters.",
+            [{"field": name, "message": "unknown query parameter"} for name in unknown],
+        )
+    data: dict[str, object] = {}
+    for name in params:
+        values = params.getlist(name)
+        if name in _MULTI_VALUED:
+            data[name] = [part.strip() for value in values for part in value.split(",")]
+        elif len(values) > 1:
+            raise errors.ValidationError(
+                "Invalid query parameters.", [{"field": name, "message": "give it only once"}]
+            )
+        else:
+            data[name] = values[0]
+    return validation.validate(schemas.JobListQuery, data, context="query parameters")
+
+
+routes = [
+    Route("/jobs", create_job, methods=["POST"], name="create_job"),
+    Route("/jobs", list_jobs, methods=["GET"], name="list_jobs"),
+    Route("/jobs/{job_id}", get_job, methods=["GET"], name="get_job"),
+    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"], name="cancel_job"),
+]

@@ -1,0 +1,236 @@
+"""Job use cases: the rules, no SQL, never commits (the caller's transaction does)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cortex_gateway import errors, ids, pagination
+from cortex_gateway.jobs import repository, schemas
+from cortex_gateway.jobs.lifecycle import EVENT_FOR, JobStatus
+
+SORTABLE = tuple(repository.SORT_COLUMNS)
+_TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
+
+
+def _summary_fields(row: RowMapping) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "provider": row["provider"],
+        "status": row["status"],
+        "image": row["image"],
+        "cpu": row["cpu"],
+        "memory": row["memory"],
+        "storage": row["storage"],
+        "duration": row["duration"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+        "cost": schemas.Cost(
+            current=float(row["cost_current"]), projected=float(row["cost_projected"])
+        ),
+    }
+
+
+def to_summary(row: RowMapping) -> schemas.JobSummary:
+    return schemas.JobSummary(**_summary_fields(row))
+
+
+def to_job(row: RowMapping, events: Sequence[RowMapping]) -> schemas.Job:
+    return schemas.Job(
+        **_summary_fields(row),
+        config=schemas.JobConfig.model_validate(row["config"], strict=False),
+        results=schemas.Results.model_validate(row["results"]),
+        events=[
+            schemas.JobEvent(type=e["type"], timestamp=e["timestamp"], message=e["message"])
+            for e in events
+        ],
+    )
+
+
+async def create_job(
+    connection: AsyncConnection, account_id: str, spec: schemas.JobSpec
+) -> schemas.Job:
+    config = spec.model_dump(
+        mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
+    )
+    row = await repository.insert_job(
+        connection,
+        {
+            "id": ids.new_id("job"),
+            "account_id": account_id,
+            "provider": spec.provider,
+            "status": JobStatus.PENDING.value,
+            "image": spec.image,
+            "cpu": spec.cpu,
+            "memory": spec.memory,
+            "storage": spec.storage,
+            "duration": spec.duration,
+            "config": config,
+            "results": {"exitCode": None, "outputUrl": None},
+        },
+    )
+    created = {
+        "type": EVENT_FOR[JobStatus.PENDING],
+        "timestamp": row["created_at"],
+        "message": None,
+    }
+    return to_job(row, [created])  # type: ignore[list-item]
+
+
+async def get_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:
+    row = await _find(connection, account_id, job_id)
+    return to_job(row, await repository.list_events(connection, job_id))
+
+
+async def _find(
+    connection: AsyncConnection, account_id: str, job_id: str, *, for_update: bool = False
+) -> RowMapping:
+    row = None
+    if ids.looks_like("job", job_id):
+        row = await repository.get_job(connection, account_id, job_id, for_update=for_update)
+    if row is None:
+        raise errors.JobNotFound(f"Job {job_id} not found.")
+    return row
+
+
+async def transition(
+    connection: AsyncConnection,
+    row: RowMapping,
+    target: JobStatus,
+    *,
+    message: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> RowMapping:
+    """Move a locked job to `target`, recording the event in the same transaction."""
+    values: dict[str, Any] = {"status": target.value, **(changes or {})}
+    if target.is_terminal and row["ended_at"] is None:
+        values.setdefault("ended_at", repository.NOW)
+    updated = await repository.update_job(connection, row["id"], values)
+    await repository.append_event(connection, row["id"], EVENT_FOR[target], message=message)
+    return updated
+
+
+async def cancel_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:
+    row = await _find(connection, account_id, job_id, for_update=True)
+    status = JobStatus(row["status"])
+    if status.is_terminal:
+        raise errors.JobAlreadyFinished(
+            f"Job {job_id} already ended with status {status.value}; there is nothing to cancel."
+        )
+    if status is JobStatus.PENDING:
+        row = await transition(
+            connection, row, JobStatus.CANCELLED, message="Cancelled before it was scheduled."
+        )
+    elif status is not JobStatus.CANCELLING:
+        row = await transition(connection, row, JobStatus.CANCELLING, message="Cancel requested.")
+    return to_job(row, await repository.list_events(connection, job_id))
+
+
+async def list_jobs(
+    connection: AsyncConnection, account_id: str, query: schemas.JobListQuery
+) -> tuple[list[schemas.JobSummary], dict[str, Any]]:
+    sort = pagination.parse_sort(query.sort, SORTABLE)
+    job_filter = repository.JobFilter(
+        account_id=account_id,
+        statuses=[status.value for status in query.status] if query.status else None,
+        providers=query.provider,
+        created_from=query.from_,
+        created_to=query.to,
+    )
+    fingerprint = pagination.fingerprint(
+        {
+            "status": job_filter.statuses,
+            "provider": job_filter.providers,
+            "from": query.from_,
+            "to": query.to,
+            "limit": query.limit,
+        }
+    )
+    page, offset, after = query.page, (query.page - 1) * query.limit, None
+    if query.cursor is not None:
+        cursor = pagination.Cursor.decode(query.cursor)
+        pagination.check_cursor(cursor, sort=sort, query=fingerprint)
+        page, offset, after = cursor.page, 0, _decode_sort_values(sort.field, cursor.after)
+    rows = await repository.list_jobs(
+        connection,
+        job_filter,
+        sort_field=sort.field,
+        descending=sort.descending,
+        limit=query.limit,
+        offset=offset,
+        after=after,
+    )
+    total = await repository.count_jobs(connection, job_filter)
+    has_more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = None
+    if has_more:
+        next_cursor = pagination.Cursor(
+            sort=sort.text,
+            after=_encode_sort_values(sort.field, rows[-1]),
+            page=page + 1,
+            query=fingerprint,
+        ).encode()
+    meta = {
+        "pagination": {
+            "total": total,
+            "page": page,
+            "limit": query.limit,
+            "pages": pagination.pages(total, query.limit),
+            "nextCursor": next_cursor,
+        }
+    }
+    return [to_summary(row) for row in rows], meta
+
+
+def _sort_key_names(sort_field: str) -> list[str]:
+    return ["createdAt", "id"] if sort_field == "createdAt" else [sort_field, "createdAt", "id"]
+
+
+_ROW_KEYS = {
+    "createdAt": "created_at",
+    "startedAt": "started_at",
+    "endedAt": "ended_at",
+    "status": "status",
+    "provider": "provider",
+    "id": "id",
+}
+
+
+def _encode_sort_values(sort_field: str, row: RowMapping) -> list[Any]:
+    values = []
+    for name in _sort_key_names(sort_field):
+        value = row[_ROW_KEYS[name]]
+        values.append(value.isoformat() if isinstance(value, datetime) else value)
+    return values
+
+
+def _decode_sort_values(sort_field: str, raw: list[Any]) -> list[Any]:
+    names = _sort_key_names(sort_field)
+    if len(raw) != len(names):
+        raise _cursor_error()
+    values: list[Any] = []
+    for name, value in zip(names, raw, strict=True):
+        if value is None and name in ("startedAt", "endedAt"):
+            values.append(None)
+        elif name in _TIMESTAMP_SORT_KEYS:
+            try:
+                values.append(datetime.fromisoformat(value))
+            except (TypeError, ValueError) as exc:
+                raise _cursor_error() from exc
+        elif isinstance(value, str):
+            values.append(value)
+        else:
+            raise _cursor_error()
+    return values
+
+
+def _cursor_error() -> errors.ValidationError:
+    return errors.ValidationError(
+        "Invalid cursor.", [{"field": "cursor", "message": "cursor is not one this API issued"}]
+    )

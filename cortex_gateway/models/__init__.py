@@ -1,0 +1,7 @@
+"""The database schema. Alembic and the repositories import tables from here."""
+
+from cortex_gateway.models.accounts import accounts, api_keys
+from cortex_gateway.models.base import metadata
+from cortex_gateway.models.jobs import job_counts, job_events, jobs
+
+__all__ = ["accounts", "api_keys", "job_counts", "job_events", "jobs", "metadata"]

@@ -1,0 +1,74 @@
+"""Jobs and their event timeline."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from cortex_gateway.models.base import created_at, metadata
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("account_id", sa.Text, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("image", sa.Text, nullable=False),
+    sa.Column("cpu", sa.Integer, nullable=False),
+    sa.Column("memory", sa.Text, nullable=False),
+    sa.Column("storage", sa.Text, nullable=False),
+    sa.Column("duration", sa.Integer, nullable=False),
+    # env, ports, volumes, command, args: the rest of the specification, as submitted.
+    sa.Column("config", postgresql.JSONB, nullable=False),
+    # exitCode, outputUrl, reason, message: what the run produced.
+    sa.Column("results", postgresql.JSONB, nullable=False),
+    sa.Column("cost_current", sa.Numeric(18, 6), nullable=False, server_default="0"),
+    sa.Column("cost_projected", sa.Numeric(18, 6), nullable=False, server_default="0"),
+    created_at(),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint(
+        "status IN ('pending', 'scheduled', 'running', 'completed', 'failed',"
+        " 'cancelling', 'cancelled')",
+        name="status",
+    ),
+    # The list endpoint pages by (sort column, created_at, id) within one account.
+    sa.Index("ix_jobs_account_created", "account_id", "created_at", "id"),
+    sa.Index("ix_jobs_account_status_created", "account_id", "status", "created_at", "id"),
+    sa.Index("ix_jobs_account_provider_created", "account_id", "provider", "created_at", "id"),
+    sa.Index("ix_jobs_account_started", "account_id", "started_at", "created_at", "id"),
+    sa.Index("ix_jobs_account_ended", "account_id", "ended_at", "created_at", "id"),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    # Per-job sequence number: streams resume after it (Last-Event-ID).
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("message", sa.Text),
+    sa.Column("data", postgresql.JSONB),
+    sa.Column(
+        "timestamp", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.PrimaryKeyConstraint("job_id", "seq"),
+)
+
+# Running totals for the list endpoint's `meta.pagination.total`: counting a million rows on
+# every page is too slow, so triggers on `jobs` append signed deltas here (no row is updated in
+# place, so concurrent submissions never wait on one another) and `compact_job_counts()` folds
+# them back into one row per group.
+job_counts = sa.Table(
+    "job_counts",
+    metadata,
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Index("ix_job_counts_account_id_status_provider", "account_id", "status", "provider"),
+)

@@ -1,0 +1,203 @@
+"""The OpenAPI 3.1 document, generated from the pydantic models that validate requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from cortex_gateway import __version__, errors
+from cortex_gateway.auth.scopes import Scope
+from cortex_gateway.jobs import schemas as job_schemas
+
+PREFIX = "/api/plugin-core"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    scope: Scope | None
+    response: type[BaseModel] | None
+    status: int = 200
+    request: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    list_response: bool = False
+    error_types: tuple[type[errors.GatewayError], ...] = field(default_factory=tuple)
+
+
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^job_[0-9a-f]{12,32}$"},
+}
+
+OPERATIONS = (
+    Operation(
+        "post",
+        "/jobs",
+        "createJob",
+        "Submit a job",
+        Scope.JOBS_WRITE,
+        job_schemas.Job,
+        status=201,
+        request=job_schemas.JobSpec,
+        error_types=(errors.ValidationError, errors.UnsupportedMediaType, errors.PayloadTooLarge),
+    ),
+    Operation(
+        "get",
+        "/jobs",
+        "listJobs",
+        "List jobs",
+        Scope.JOBS_READ,
+        job_schemas.JobSummary,
+        query=job_schemas.JobListQuery,
+        list_response=True,
+        error_types=(errors.ValidationError,),
+    ),
+    Operation(
+        "get",
+        "/jobs/{job_id}",
+        "getJob",
+        "Get a job with its events",
+        Scope.JOBS_READ,
+        job_schemas.Job,
+        error_types=(errors.JobNotFound,),
+    ),
+    Operation(
+        "post",
+        "/jobs/{job_id}/cancel",
+        "cancelJob",
+        "Cancel a job",
+        Scope.JOBS_WRITE,
+        job_schemas.Job,
+        error_types=(errors.JobNotFound, errors.JobAlreadyFinished),
+    ),
+)
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["success", "error"],
+    "properties": {
+        "success": {"const": False},
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "enum": sorted({e.code for e in errors.ALL_ERRORS})},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    },
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _query_parameters(model: type[BaseModel], definitions: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions.update(schema.get("$defs", {}))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": prop.pop("description", ""),
+            "schema": prop,
+            "explode": False,
+        }
+        for name, prop in schema["properties"].items()
+    ]
+
+
+def _responses(operation: Operation) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if operation.response is not None:
+        data = _ref(operation.response)
+        if operation.list_response:
+            data = {"type": "array", "items": data}
+    success = {
+        "description": operation.summary,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["success", "data"],
+                    "properties": {
+                        "success": {"const": True},
+                        "data": data,
+                        "meta": {"type": "object"},
+                    },
+                }
+            }
+        },
+    }
+    responses: dict[str, Any] = {str(operation.status): success}
+    error_types = list(operation.error_types) + [errors.InternalError]
+    if operation.scope is not None:
+        error_types += [errors.Unauthorized, errors.Forbidden]
+    for error_type in sorted(error_types, key=lambda e: e.status_code):
+        entry = responses.setdefault(
+            str(error_type.status_code),
+            {
+                "description": "",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        )
+        codes = [c for c in entry["description"].split(", ") if c]
+        entry["description"] = ", ".join([*codes, error_type.code])
+    return responses
+
+
+@cache
+def document() -> dict[str, Any]:
+    request_models = [op.request for op in OPERATIONS if op.request is not None]
+    response_models = [op.response for op in OPERATIONS if op.response is not None]
+    _, generated = models_json_schema(
+        [(model, "validation") for model in request_models]
+        + [(model, "serialization") for model in response_models],
+        ref_template="#/components/schemas/{model}",
+    )
+    definitions: dict[str, Any] = dict(generated.get("$defs", {}))
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        parameters: list[dict[str, Any]] = []
+        if "{job_id}" in operation.path:
+            parameters.append(_JOB_ID)
+        if operation.query is not None:
+            parameters += _query_parameters(operation.query, definitions)
+        spec: dict[str, Any] = {
+            "operationId": operation.operation_id,
+            "summary": operation.summary,
+            "parameters": parameters,
+            "responses": _responses(operation),
+        }
+        if operation.scope is not None:
+            spec["security"] = [{"bearerAuth": []}]
+            spec["description"] = f"Needs the `{operation.scope.value}` scope."
+        if operation.request is not None:
+            spec["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(operation.request)}},
+            }
+        paths.setdefault(PREFIX + operation.path, {})[operation.method] = spec
+    definitions["Error"] = _ERROR_SCHEMA
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Cortex Gateway", "version": __version__},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": definitions,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }

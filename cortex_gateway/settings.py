@@ -1,0 +1,42 @@
+"""Operator settings: the only module that reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("cortex-gateway", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CORTEX_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "CORTEX_DATABASE_URL"),
+        description="postgresql+asyncpg://... ; unset: an embedded PostgreSQL in data_dir.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    log_level: LogLevel = "info"
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    database_pool_size: int = Field(default=10, gt=0)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lowercase_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
