@@ -12,9 +12,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.middleware import Middleware
+from starlette.routing import Mount
 
 from cortex_gateway import database, envelope, errors, exception_handlers, openapi
+from cortex_gateway.body_limit import BodyLimitMiddleware
+from cortex_gateway.routing import resource
 from cortex_gateway.jobs import routes as job_routes
 from cortex_gateway.settings import Settings
 
@@ -52,8 +55,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     api = [
         *job_routes.routes,
-        Route("/openapi.json", openapi_document, methods=["GET"], name="openapi"),
-        Route("/health", health, methods=["GET"], name="health"),
+        resource("/openapi.json", GET=openapi_document),
+        resource("/health", GET=health),
     ]
     return Starlette(
         routes=[Mount(openapi.PREFIX, routes=api)],
@@ -62,6 +65,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             HTTPException: exception_handlers.http_exception,
             Exception: exception_handlers.unexpected_error,
         },
+        middleware=[Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )

@@ -23,18 +23,11 @@ class Sort:
 
 
 def parse_sort(value: str, allowed: tuple[str, ...]) -> Sort:
+    """`"createdAt:desc"` -> Sort; ValueError for anything else (the query model reports it)."""
     field, _, direction = value.partition(":")
     direction = direction or "asc"
     if field not in allowed or direction not in ("asc", "desc"):
-        raise errors.ValidationError(
-            "Invalid sort.",
-            [
-                {
-                    "field": "sort",
-                    "message": f"use field:asc or field:desc with a field among {', '.join(allowed)}",
-                }
-            ],
-        )
+        raise ValueError(f"use field:asc or field:desc, the field one of {', '.join(allowed)}")
     return Sort(field, direction == "desc")
 
 

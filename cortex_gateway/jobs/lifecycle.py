@@ -9,6 +9,10 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class IllegalTransition(RuntimeError):
+    """A state change the lifecycle does not allow: a bug in the caller, never user input."""
+
+
 class JobStatus(StrEnum):
     PENDING = "pending"
     SCHEDULED = "scheduled"

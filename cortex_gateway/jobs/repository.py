@@ -218,3 +218,14 @@ async def compact_counts(connection: AsyncConnection, account_id: str) -> None:
         ),
         {"account_id": account_id},
     )
+
+
+async def get_job_by_id(
+    connection: AsyncConnection, job_id: str, *, for_update: bool = True
+) -> RowMapping | None:
+    """A job whatever its account: for the engine, which acts for every account."""
+    statement = sa.select(jobs).where(jobs.c.id == job_id)
+    if for_update:
+        statement = statement.with_for_update()
+    result = await connection.execute(statement)
+    return result.mappings().one_or_none()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from cortex_gateway import database, envelope, errors, validation
 from cortex_gateway.auth.requests import require_scope
 from cortex_gateway.auth.scopes import Scope
 from cortex_gateway.jobs import schemas, service
+from cortex_gateway.routing import resource
 
 _LIST_PARAMETERS = ("status", "provider", "from", "to", "page", "limit", "sort", "cursor")
 _MULTI_VALUED = ("status", "provider")
@@ -69,8 +69,7 @@ def _list_query(request: Request) -> schemas.JobListQuery:
 
 
 routes = [
-    Route("/jobs", create_job, methods=["POST"], name="create_job"),
-    Route("/jobs", list_jobs, methods=["GET"], name="list_jobs"),
-    Route("/jobs/{job_id}", get_job, methods=["GET"], name="get_job"),
-    Route("/jobs/{job_id}/cancel", cancel_job, methods=["POST"], name="cancel_job"),
+    resource("/jobs", GET=list_jobs, POST=create_job),
+    resource("/jobs/{job_id}", GET=get_job),
+    resource("/jobs/{job_id}/cancel", POST=cancel_job),
 ]

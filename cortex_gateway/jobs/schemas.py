@@ -20,10 +20,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from cortex_gateway import pagination
 from cortex_gateway.jobs.lifecycle import JobStatus
 from cortex_gateway.providers import available_providers
 from cortex_gateway.quantities import format_bytes, parse_bytes
 
+SORT_FIELDS = ("createdAt", "startedAt", "endedAt", "status", "provider")
 MAX_CPU_MILLICORES = 256_000
 MAX_DURATION_SECONDS = 30 * 24 * 3600
 MIN_MEMORY_BYTES, MAX_MEMORY_BYTES = 6 * 2**20, 2**40
@@ -261,6 +263,12 @@ class JobListQuery(BaseModel):
         max_length=2048,
         description="Opaque: meta.pagination.nextCursor of the previous page.",
     )
+
+    @field_validator("sort")
+    @classmethod
+    def _known_sort(cls, value: str) -> str:
+        pagination.parse_sort(value, SORT_FIELDS)
+        return value
 
     @field_validator("from_", "to")
     @classmethod

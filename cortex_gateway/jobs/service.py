@@ -11,9 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cortex_gateway import errors, ids, pagination
 from cortex_gateway.jobs import repository, schemas
-from cortex_gateway.jobs.lifecycle import EVENT_FOR, JobStatus
+from cortex_gateway.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
 
-SORTABLE = tuple(repository.SORT_COLUMNS)
 _TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
 
 
@@ -107,6 +106,9 @@ async def transition(
     changes: dict[str, Any] | None = None,
 ) -> RowMapping:
     """Move a locked job to `target`, recording the event in the same transaction."""
+    current = JobStatus(row["status"])
+    if not can_move(current, target):
+        raise IllegalTransition(f"job {row['id']} cannot go from {current} to {target}")
     values: dict[str, Any] = {"status": target.value, **(changes or {})}
     if target.is_terminal and row["ended_at"] is None:
         values.setdefault("ended_at", repository.NOW)
@@ -134,7 +136,7 @@ async def cancel_job(connection: AsyncConnection, account_id: str, job_id: str) 
 async def list_jobs(
     connection: AsyncConnection, account_id: str, query: schemas.JobListQuery
 ) -> tuple[list[schemas.JobSummary], dict[str, Any]]:
-    sort = pagination.parse_sort(query.sort, SORTABLE)
+    sort = pagination.parse_sort(query.sort, schemas.SORT_FIELDS)
     job_filter = repository.JobFilter(
         account_id=account_id,
         statuses=[status.value for status in query.status] if query.status else None,

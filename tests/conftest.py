@@ -1,0 +1,100 @@
+"""Real PostgreSQL for every test: the embedded server (or DATABASE_URL's), one fresh
+database per run, migrated once, emptied after each test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cortex_gateway import database, embedded_postgres, migrate
+from cortex_gateway.application import create_app
+from cortex_gateway.settings import Settings
+from tests import factories
+from tests.servers import lifespan_app
+
+API = "/api/plugin-core"
+
+
+def _server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if os.environ.get("DATABASE_URL"):
+        return database.normalize_url(os.environ["DATABASE_URL"])
+    return embedded_postgres.start(Path(tmp_path_factory.mktemp("gateway-data")))
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = database.create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = _server_url(tmp_path_factory)
+    yield url
+    embedded_postgres.stop_all()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A database of this run's own, migrated to head, dropped at the end."""
+    name = f"cortex_test_{secrets.token_hex(4)}"
+    asyncio.run(_admin(postgres_server_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    yield url
+    asyncio.run(_admin(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = database.create_engine(database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _empty_tables(db: AsyncEngine) -> AsyncIterator[None]:
+    yield
+    async with db.begin() as connection:
+        await connection.execute(
+            sa.text("TRUNCATE accounts, api_keys, jobs, job_events, job_counts CASCADE")
+        )
+
+
+@pytest.fixture
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An unauthenticated client of the gateway, in-process."""
+    async with lifespan_app(create_app(settings)) as app:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+@pytest.fixture
+async def keys(db: AsyncEngine) -> factories.Keys:
+    return factories.Keys(db)
+
+
+@pytest.fixture
+async def client(app_client: httpx.AsyncClient, keys: factories.Keys) -> httpx.AsyncClient:
+    """A client holding a jobs:read + jobs:write key of the account 'alpha'."""
+    app_client.headers["Authorization"] = f"Bearer {await keys.create(account='alpha')}"
+    return app_client
