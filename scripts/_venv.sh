@@ -1,0 +1,14 @@
+# Shared by scripts/serve and scripts/test: create ./.venv and install the project into it,
+# again only when pyproject.toml changes.
+ensure_venv() {
+    local extras="$1"
+    local stamp=".venv/.installed${extras}"
+    if [ ! -x .venv/bin/python ]; then
+        python3 -m venv .venv
+        .venv/bin/python -m pip install --quiet --upgrade pip
+    fi
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        .venv/bin/python -m pip install --quiet --editable ".${extras}"
+        touch "$stamp"
+    fi
+}
