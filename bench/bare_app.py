@@ -22,12 +22,11 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import timing
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-import timing
 
 PAGE_SIZE = 20
 
@@ -44,7 +43,9 @@ WITH new_job AS (
 SELECT * FROM new_job
 """
 
-_PAGE = "SELECT * FROM jobs WHERE account_id = $1 {extra} ORDER BY created_at DESC, id DESC LIMIT {n}"
+_PAGE = (
+    "SELECT * FROM jobs WHERE account_id = $1 {extra} ORDER BY created_at DESC, id DESC LIMIT {n}"
+)
 # One prepared statement per shape, as the gateway's query compiler also produces: a single
 # statement with optional `$2 IS NULL OR ...` filters would get one poor generic plan.
 _LIST_QUERIES = {

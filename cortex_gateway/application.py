@@ -10,15 +10,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from cortex_gateway import database, envelope, errors, exception_handlers, openapi
 from cortex_gateway.body_limit import BodyLimitMiddleware
-from cortex_gateway.routing import resource
 from cortex_gateway.jobs import routes as job_routes
+from cortex_gateway.routing import resource
 from cortex_gateway.settings import Settings
 
 

@@ -142,7 +142,7 @@ def _responses(operation: Operation) -> dict[str, Any]:
         },
     }
     responses: dict[str, Any] = {str(operation.status): success}
-    error_types = list(operation.error_types) + [errors.InternalError]
+    error_types = [*list(operation.error_types), errors.InternalError]
     if operation.scope is not None:
         error_types += [errors.Unauthorized, errors.Forbidden]
     for error_type in sorted(error_types, key=lambda e: e.status_code):

@@ -12,7 +12,9 @@ from tests.factories import API, seed_jobs
 
 async def _count_rows(db: AsyncEngine) -> int:
     async with db.connect() as connection:
-        return int((await connection.execute(sa.text("SELECT count(*) FROM job_counts"))).scalar_one())
+        return int(
+            (await connection.execute(sa.text("SELECT count(*) FROM job_counts"))).scalar_one()
+        )
 
 
 async def test_many_deltas_are_folded_without_changing_totals(
@@ -20,7 +22,9 @@ async def test_many_deltas_are_folded_without_changing_totals(
 ) -> None:
     statuses = ["pending", "running", "completed"]
     await seed_jobs(
-        db, "alpha", [{"status": statuses[i % 3]} for i in range(repository.COMPACT_COUNTS_AFTER + 50)]
+        db,
+        "alpha",
+        [{"status": statuses[i % 3]} for i in range(repository.COMPACT_COUNTS_AFTER + 50)],
     )
     assert await _count_rows(db) > repository.COMPACT_COUNTS_AFTER
 

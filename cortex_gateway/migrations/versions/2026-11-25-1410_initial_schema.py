@@ -164,7 +164,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.CheckConstraint(
-            "status IN ('pending', 'scheduled', 'running', 'completed', 'failed', 'cancelling', 'cancelled')",
+            "status IN ('pending', 'scheduled', 'running', 'completed', 'failed',"
+            " 'cancelling', 'cancelled')",
             name=op.f("ck_jobs_status"),
         ),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,63 @@
+"""Serve the gateway or the bare app under uvicorn, wrapped in the timing middleware.
+
+Run by jobs_api.py as a child process, one per app, so that the server's event loop is not
+shared with the load generator's (they still share the machine's cores).
+
+    python bench/serve.py {gateway,bare} --port PORT --database-url URL [--account-id ID]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+
+import timing
+import uvicorn
+from sqlalchemy.engine import make_url
+
+
+def asyncpg_dsn(url: str) -> str:
+    """postgresql+asyncpg://... (SQLAlchemy's form) -> postgresql://... (asyncpg's form)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def build_app(kind: str, database_url: str, account_id: str | None) -> timing.ServerTimings:
+    if kind == "gateway":
+        from cortex_gateway.application import create_app
+        from cortex_gateway.settings import Settings
+
+        timing.install_sqlalchemy_timer()
+        # The gateway as it ships: default settings (pool of 10 + 10 overflow), our database.
+        return timing.ServerTimings(create_app(Settings(), database_url=database_url))
+    import bare_app
+
+    if account_id is None:
+        raise SystemExit("the bare app needs --account-id")
+    return timing.ServerTimings(bare_app.create_app(asyncpg_dsn(database_url), account_id))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=["gateway", "bare"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--account-id")
+    args = parser.parse_args()
+    app = build_app(args.kind, args.database_url, args.account_id)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        workers=1,
+        # uvloop + httptools, as `uvicorn[standard]` installs them; named rather than "auto"
+        # so the choice is explicit (jobs_api.py records which one ran).
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+if __name__ == "__main__":
+    main()
