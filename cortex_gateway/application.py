@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
@@ -17,14 +17,20 @@ from starlette.routing import Mount
 
 from cortex_gateway import database, envelope, errors, exception_handlers, openapi
 from cortex_gateway.body_limit import BodyLimitMiddleware
+from cortex_gateway.engine.loop import Engine
+from cortex_gateway.engine.providers import ProviderSet
 from cortex_gateway.jobs import routes as job_routes
+from cortex_gateway.providers.base import Provider
 from cortex_gateway.routing import resource
 from cortex_gateway.settings import Settings
+from cortex_gateway.telemetry import routes as telemetry_routes
 
 
 class State(TypedDict):
     db: AsyncEngine
     settings: Settings
+    providers: ProviderSet
+    engine: Engine | None
 
 
 async def openapi_document(request: Request) -> JSONResponse:
@@ -40,21 +46,37 @@ async def health(request: Request) -> JSONResponse:
     return envelope.ok({"status": "ok", "database": "ok"})
 
 
-def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
-    """The gateway. `database_url` overrides the settings (the CLI resolves it once)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    extra_providers: Sequence[Provider] = (),
+) -> Starlette:
+    """The gateway. `database_url` overrides the settings (the CLI resolves it once);
+    `extra_providers` are adapter instances to use instead of building them from settings."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         url = database_url or database.resolve_url(settings)
-        engine = database.create_engine(url, pool_size=settings.database_pool_size)
+        db = database.create_engine(url, pool_size=settings.database_pool_size)
+        providers = ProviderSet(settings)
+        for adapter in extra_providers:
+            providers.add(adapter)
+        engine = Engine(db, providers, settings) if settings.engine_enabled else None
         try:
-            yield dict(State(db=engine, settings=settings))
+            if engine is not None:
+                await engine.start()
+            yield dict(State(db=db, settings=settings, providers=providers, engine=engine))
         finally:
-            await engine.dispose()
+            if engine is not None:
+                await engine.stop()
+            await providers.aclose()
+            await db.dispose()
 
     api = [
         *job_routes.routes,
+        *telemetry_routes.routes,
         resource("/openapi.json", GET=openapi_document),
         resource("/health", GET=health),
     ]

@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 from cortex_gateway import __version__, errors
 from cortex_gateway.auth.scopes import Scope
 from cortex_gateway.jobs import schemas as job_schemas
+from cortex_gateway.telemetry import schemas as telemetry_schemas
 
 PREFIX = "/api/plugin-core"
 
@@ -78,6 +79,26 @@ OPERATIONS = (
         Scope.JOBS_WRITE,
         job_schemas.Job,
         error_types=(errors.JobNotFound, errors.JobAlreadyFinished),
+    ),
+    Operation(
+        "get",
+        "/jobs/{job_id}/logs",
+        "getJobLogs",
+        "Read a job's stored log lines",
+        Scope.JOBS_READ,
+        telemetry_schemas.Logs,
+        query=telemetry_schemas.LogQuery,
+        error_types=(errors.ValidationError, errors.JobNotFound),
+    ),
+    Operation(
+        "get",
+        "/jobs/{job_id}/metrics",
+        "getJobMetrics",
+        "Read a job's resource use",
+        Scope.JOBS_READ,
+        telemetry_schemas.Metrics,
+        query=telemetry_schemas.MetricQuery,
+        error_types=(errors.ValidationError, errors.JobNotFound),
     ),
 )
 

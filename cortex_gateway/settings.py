@@ -31,6 +31,33 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     database_pool_size: int = Field(default=10, gt=0)
 
+    # The engine that runs jobs in every gateway process.
+    engine_enabled: bool = True
+    engine_poll_interval: float = Field(default=1.0, gt=0, description="seconds between checks")
+    engine_lease_seconds: float = Field(
+        default=30.0, gt=0, description="how long a dead process's jobs wait for another"
+    )
+    engine_max_jobs: int = Field(default=1000, gt=0, description="jobs one process drives")
+    metrics_interval: float = Field(default=10.0, gt=0, description="seconds between samples")
+
+    # The local provider: a Docker Engine API (Docker, or podman's compatible service).
+    docker_host: str = Field(
+        default="unix:///var/run/docker.sock",
+        validation_alias=AliasChoices("DOCKER_HOST", "CORTEX_DOCKER_HOST"),
+    )
+    local_publish_host: str = "127.0.0.1"
+    local_usd_per_cpu_hour: float = Field(default=0.0, ge=0)
+
+    def provider_options(self, name: str) -> dict[str, object]:
+        """Constructor options for a built-in adapter."""
+        if name == "local":
+            return {
+                "docker_host": self.docker_host,
+                "publish_host": self.local_publish_host,
+                "usd_per_cpu_hour": self.local_usd_per_cpu_hour,
+            }
+        return {}
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lowercase_level(cls, value: object) -> object:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,6 +23,25 @@ from tests import factories
 from tests.servers import lifespan_app
 
 API = "/api/plugin-core"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _ensure_container_runtime() -> None:
+    """The local provider's tests run on a real Docker Engine API, never skipped: when
+    DOCKER_HOST is unset, provide one (podman's service) with the project's own script."""
+    if os.environ.get("DOCKER_HOST"):
+        return
+    export = subprocess.run(
+        [str(ROOT / "scripts" / "container-runtime")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    ).stdout.strip()
+    os.environ["DOCKER_HOST"] = export.rpartition("=")[2]
+
+
+_ensure_container_runtime()
 
 
 def _server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -60,7 +80,7 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+    return Settings(database_url=database_url, engine_enabled=False)
 
 
 @pytest.fixture(scope="session")

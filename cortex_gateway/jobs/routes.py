@@ -20,7 +20,9 @@ async def create_job(request: Request) -> JSONResponse:
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_WRITE)
         spec = validation.parse_json(request, body, schemas.JobSpec)
-        job = await service.create_job(connection, auth.account_id, spec)
+        job = await service.create_job(connection, auth.account_id, spec, request.state.providers)
+    if request.state.engine is not None:
+        request.state.engine.wake()
     return envelope.ok(job, status_code=201)
 
 
@@ -43,6 +45,8 @@ async def cancel_job(request: Request) -> JSONResponse:
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_WRITE)
         job = await service.cancel_job(connection, auth.account_id, request.path_params["job_id"])
+    if request.state.engine is not None:
+        request.state.engine.poke(job.id)
     return envelope.ok(job)
 
 

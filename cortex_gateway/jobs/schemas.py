@@ -212,6 +212,11 @@ class JobEvent(BaseModel):
     message: str | None = None
 
 
+class JobEndpoint(BaseModel):
+    port: int = Field(description="The container port.")
+    url: str = Field(description="Where it answers while the job runs.")
+
+
 class JobSummary(BaseModel):
     """A job as GET /jobs lists it."""
 
@@ -229,6 +234,9 @@ class JobSummary(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     cost: Cost
+    endpoints: list[JobEndpoint] = Field(
+        default_factory=list, description="Exposed ports and their URLs while the job runs."
+    )
 
 
 class Job(JobSummary):

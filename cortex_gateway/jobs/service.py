@@ -10,6 +10,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cortex_gateway import errors, ids, pagination
+from cortex_gateway.engine.providers import ProviderSet
+from cortex_gateway.engine.workload import workload_spec
+from cortex_gateway.envelope import utc_iso
 from cortex_gateway.jobs import repository, schemas
 from cortex_gateway.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
 
@@ -32,6 +35,22 @@ def _summary_fields(row: RowMapping) -> dict[str, Any]:
         "cost": schemas.Cost(
             current=float(row["cost_current"]), projected=float(row["cost_projected"])
         ),
+        "endpoints": [schemas.JobEndpoint(**endpoint) for endpoint in row["endpoints"]],
+    }
+
+
+def spec_document(row: RowMapping) -> dict[str, Any]:
+    """The job's specification as the API shows it: what a workload finds in its spec file."""
+    return {
+        "id": row["id"],
+        "provider": row["provider"],
+        "image": row["image"],
+        "cpu": row["cpu"],
+        "memory": row["memory"],
+        "storage": row["storage"],
+        "duration": row["duration"],
+        "createdAt": utc_iso(row["created_at"]),
+        "config": row["config"],
     }
 
 
@@ -51,16 +70,51 @@ def to_job(row: RowMapping, events: Sequence[RowMapping]) -> schemas.Job:
     )
 
 
+async def check_provider(providers: ProviderSet, document: dict[str, Any]) -> None:
+    """Refuse, before anything is stored, a job its provider cannot take: 503 when the
+    provider is down or missing, 400 naming each field it cannot honour."""
+    name = document["provider"]
+    provider = providers.get(name)
+    if provider is None:
+        raise errors.ProviderUnavailable(
+            f"Provider {name!r} is not available in this gateway yet: no adapter is installed."
+        )
+    health = await provider.health()
+    if not health.healthy:
+        raise errors.ProviderUnavailable(f"Provider {name!r} is unavailable: {health.reason}")
+    refusals = provider.check(workload_spec(document))
+    if refusals:
+        raise errors.ValidationError(
+            f"Provider {name!r} cannot run this job.",
+            [
+                {"field": r.field, "message": r.message, "type": "provider_capability"}
+                for r in refusals
+            ],
+        )
+
+
 async def create_job(
-    connection: AsyncConnection, account_id: str, spec: schemas.JobSpec
+    connection: AsyncConnection,
+    account_id: str,
+    spec: schemas.JobSpec,
+    providers: ProviderSet,
 ) -> schemas.Job:
     config = spec.model_dump(
         mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
     )
+    job_id = ids.new_id("job")
+    await check_provider(
+        providers,
+        {
+            **spec.model_dump(mode="json", by_alias=True, exclude=set(config)),
+            "id": job_id,
+            "config": config,
+        },
+    )
     row = await repository.insert_job(
         connection,
         {
-            "id": ids.new_id("job"),
+            "id": job_id,
             "account_id": account_id,
             "provider": spec.provider,
             "status": JobStatus.PENDING.value,
@@ -82,11 +136,11 @@ async def create_job(
 
 
 async def get_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:
-    row = await _find(connection, account_id, job_id)
+    row = await find_job(connection, account_id, job_id)
     return to_job(row, await repository.list_events(connection, job_id))
 
 
-async def _find(
+async def find_job(
     connection: AsyncConnection, account_id: str, job_id: str, *, for_update: bool = False
 ) -> RowMapping:
     row = None
@@ -118,7 +172,7 @@ async def transition(
 
 
 async def cancel_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:
-    row = await _find(connection, account_id, job_id, for_update=True)
+    row = await find_job(connection, account_id, job_id, for_update=True)
     status = JobStatus(row["status"])
     if status.is_terminal:
         raise errors.JobAlreadyFinished(

@@ -2,6 +2,15 @@
 
 from cortex_gateway.models.accounts import accounts, api_keys
 from cortex_gateway.models.base import metadata
-from cortex_gateway.models.jobs import job_counts, job_events, jobs
+from cortex_gateway.models.jobs import job_counts, job_events, jobs, log_lines, metric_samples
 
-__all__ = ["accounts", "api_keys", "job_counts", "job_events", "jobs", "metadata"]
+__all__ = [
+    "accounts",
+    "api_keys",
+    "job_counts",
+    "job_events",
+    "jobs",
+    "log_lines",
+    "metadata",
+    "metric_samples",
+]

@@ -72,3 +72,55 @@ job_counts = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False),
     sa.Index("ix_job_counts_account_id_status_provider", "account_id", "status", "provider"),
 )
+
+# What the engine keeps about a job while it drives it.
+ENGINE_COLUMNS = (
+    # The provider adapter's handle (container id, dseq, agreement...), stored once submitted.
+    sa.Column("handle", postgresql.JSONB),
+    # Set with the handle, cleared once the provider released everything the workload held.
+    sa.Column("needs_release", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Where the next log read starts (owned by the adapter) and the last stored line's seq.
+    sa.Column("log_cursor", sa.Text),
+    sa.Column("log_seq", sa.BigInteger, nullable=False, server_default="0"),
+    # The engine process driving the job and until when its claim holds.
+    sa.Column("engine_owner", sa.Text),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
+    # The accepted quote, for cost.current (accrued) and cost.projected.
+    sa.Column("usd_per_hour", sa.Numeric(18, 6), nullable=False, server_default="0"),
+    # Where exposed ports answer while the job runs: [{"port", "url"}].
+    sa.Column("endpoints", postgresql.JSONB, nullable=False, server_default="[]"),
+)
+for _column in ENGINE_COLUMNS:
+    jobs.append_column(_column)
+jobs.append_constraint(
+    sa.Index(
+        "ix_jobs_unfinished",
+        "created_at",
+        postgresql_where=sa.text(
+            "status IN ('pending', 'scheduled', 'running', 'cancelling') OR needs_release"
+        ),
+    )
+)
+
+log_lines = sa.Table(
+    "log_lines",
+    metadata,
+    sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stream", sa.Text, nullable=False),
+    sa.Column("line", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("job_id", "seq"),
+)
+
+metric_samples = sa.Table(
+    "metric_samples",
+    metadata,
+    sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cpu_millicores", sa.Float),
+    sa.Column("memory_bytes", sa.BigInteger),
+    sa.Column("network_rx_bytes", sa.BigInteger),
+    sa.Column("network_tx_bytes", sa.BigInteger),
+    sa.PrimaryKeyConstraint("job_id", "timestamp"),
+)

@@ -174,13 +174,19 @@ def test_two_gateways_share_one_database(database_url: str, tmp_path: Path) -> N
         assert len(announcing) == 1, "exactly one process creates the first key"
         headers = {"Authorization": f"Bearer {KEY.findall(announcing[0])[0]}"}
 
-        created = httpx.post(f"{first.url}/jobs", json=job_spec(), headers=headers)
+        sleeper = job_spec(command=["sleep", "60"])
+        created = httpx.post(f"{first.url}/jobs", json=sleeper, headers=headers)
         job_id = created.json()["data"]["id"]
         cancelled = httpx.post(f"{second.url}/jobs/{job_id}/cancel", headers=headers)
-        seen = httpx.get(f"{first.url}/jobs/{job_id}", headers=headers)
+        assert cancelled.json()["data"]["status"] in ("cancelled", "cancelling")
 
-        assert cancelled.json()["data"]["status"] == "cancelled"
-        assert seen.json()["data"]["status"] == "cancelled"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen = httpx.get(f"{first.url}/jobs/{job_id}", headers=headers).json()["data"]
+            if seen["status"] == "cancelled":
+                break
+            time.sleep(0.2)
+        assert seen["status"] == "cancelled"
         assert not (tmp_path / "unused").exists()
     finally:
         first.kill()

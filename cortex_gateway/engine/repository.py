@@ -1,0 +1,124 @@
+"""The engine's queries: claiming jobs, holding leases, storing what providers report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cortex_gateway.models import jobs, log_lines, metric_samples
+from cortex_gateway.providers.types import LogLine, MetricSample
+
+UNFINISHED = ("pending", "scheduled", "running", "cancelling")
+
+# Jobs an engine must act on: unfinished ones, and finished ones whose workload still holds
+# something (a container, a lease) because the process ended before releasing it.
+NEEDS_ENGINE = sa.or_(jobs.c.status.in_(UNFINISHED), jobs.c.needs_release)
+
+
+def _lease(seconds: float) -> sa.ColumnElement[Any]:
+    return sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+
+
+async def claim(
+    connection: AsyncConnection, owner: str, *, limit: int, lease_seconds: float
+) -> list[str]:
+    """Take up to `limit` unfinished jobs that no live engine holds. SKIP LOCKED lets engines
+    claim side by side without waiting on, or taking, each other's jobs."""
+    claimable = (
+        sa.select(jobs.c.id)
+        .where(
+            NEEDS_ENGINE,
+            sa.or_(jobs.c.engine_owner.is_(None), jobs.c.lease_expires_at < sa.func.now()),
+        )
+        .order_by(jobs.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = await connection.execute(
+        sa.update(jobs)
+        .where(jobs.c.id.in_(claimable))
+        .values(engine_owner=owner, lease_expires_at=_lease(lease_seconds))
+        .returning(jobs.c.id)
+    )
+    return [row[0] for row in result]
+
+
+async def renew(
+    connection: AsyncConnection, owner: str, job_ids: Sequence[str], *, lease_seconds: float
+) -> set[str]:
+    """Extend the leases this engine still holds; returns the ids it still owns."""
+    if not job_ids:
+        return set()
+    result = await connection.execute(
+        sa.update(jobs)
+        .where(jobs.c.id.in_(job_ids), jobs.c.engine_owner == owner)
+        .values(lease_expires_at=_lease(lease_seconds))
+        .returning(jobs.c.id)
+    )
+    return {row[0] for row in result}
+
+
+async def let_go(connection: AsyncConnection, owner: str, job_ids: Sequence[str]) -> None:
+    """Give jobs back (on shutdown, or once finished) so that any engine may take them."""
+    if job_ids:
+        await connection.execute(
+            sa.update(jobs)
+            .where(jobs.c.id.in_(job_ids), jobs.c.engine_owner == owner)
+            .values(engine_owner=None, lease_expires_at=None)
+        )
+
+
+async def lock_owned(connection: AsyncConnection, owner: str, job_id: str) -> RowMapping | None:
+    """The job, row-locked, if this engine still holds it (a fence against a lapsed lease)."""
+    result = await connection.execute(
+        sa.select(jobs).where(jobs.c.id == job_id, jobs.c.engine_owner == owner).with_for_update()
+    )
+    return result.mappings().one_or_none()
+
+
+async def read(connection: AsyncConnection, job_id: str) -> RowMapping | None:
+    result = await connection.execute(sa.select(jobs).where(jobs.c.id == job_id))
+    return result.mappings().one_or_none()
+
+
+async def append_logs(
+    connection: AsyncConnection, job_id: str, after_seq: int, lines: Sequence[LogLine]
+) -> int:
+    """Store lines with the sequence numbers after `after_seq`; returns the last one."""
+    if not lines:
+        return after_seq
+    await connection.execute(
+        sa.insert(log_lines),
+        [
+            {
+                "job_id": job_id,
+                "seq": after_seq + index,
+                "timestamp": line.timestamp,
+                "stream": line.stream,
+                "line": line.line,
+            }
+            for index, line in enumerate(lines, start=1)
+        ],
+    )
+    return after_seq + len(lines)
+
+
+async def add_metric(connection: AsyncConnection, job_id: str, sample: MetricSample) -> None:
+    await connection.execute(
+        pg_insert(metric_samples)
+        .values(
+            job_id=job_id,
+            timestamp=sample.timestamp,
+            cpu_millicores=sample.cpu_millicores,
+            memory_bytes=sample.memory_bytes,
+            network_rx_bytes=sample.network_rx_bytes,
+            network_tx_bytes=sample.network_tx_bytes,
+        )
+        .on_conflict_do_nothing()
+    )

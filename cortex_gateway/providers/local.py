@@ -1,0 +1,475 @@
+"""The local provider: containers on a Docker Engine API (Docker, or podman's compatible
+service), spoken with httpx over a unix socket.
+
+Everything it creates carries the label `cortex.job=<job id>`, so it can find its own
+containers and volumes again after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import struct
+import tarfile
+import time
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from cortex_gateway.providers import _http
+from cortex_gateway.providers.base import Provider
+from cortex_gateway.providers.errors import (
+    HandleNotFound,
+    ImagePullFailed,
+    Rejected,
+    Unavailable,
+)
+from cortex_gateway.providers.types import (
+    Capabilities,
+    Endpoint,
+    FailureReason,
+    Handle,
+    Health,
+    LogBatch,
+    LogLine,
+    MetricSample,
+    Quote,
+    WorkloadSpec,
+    WorkloadState,
+    WorkloadStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+API = "/v1.41"
+JOB_LABEL = "cortex.job"
+MANAGED_LABEL = "cortex.managed"
+SPEC_PATH = "/cortex/spec/job.json"
+# A batch of log lines is cut here so one noisy container cannot flood a transaction.
+MAX_LOG_LINES_PER_READ = 5_000
+STOP_GRACE_SECONDS = 5
+HEALTH_CACHE_SECONDS = 5.0
+
+_STATES = {
+    "created": WorkloadState.STARTING,
+    "configured": WorkloadState.STARTING,
+    "initialized": WorkloadState.STARTING,
+    "running": WorkloadState.RUNNING,
+    "paused": WorkloadState.RUNNING,
+    "restarting": WorkloadState.RUNNING,
+    "stopping": WorkloadState.RUNNING,
+    "exited": WorkloadState.EXITED,
+    "stopped": WorkloadState.EXITED,
+    "removing": WorkloadState.EXITED,
+    "dead": WorkloadState.FAILED,
+}
+_STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
+# SIGKILL's exit code. Under cgroup v1, podman reports an OOM kill as 137 with OOMKilled false.
+_KILLED = 137
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text or text.startswith("0001-01-01"):
+        return None
+    head, _, rest = text.rstrip("Z").partition(".")
+    fraction = "".join(ch for ch in rest if ch.isdigit())[:6]
+    moment = datetime.fromisoformat(head + (f".{fraction}" if fraction else ""))
+    return moment.replace(tzinfo=UTC)
+
+
+def _split_image(image: str) -> tuple[str, str]:
+    """`repo:tag` -> (repo, tag); a digest or no tag pulls as given."""
+    if "@" in image:
+        return image, ""
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag:
+        return image, "latest"
+    return name, tag
+
+
+class LocalProvider(Provider):
+    name = "local"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(
+        self,
+        *,
+        docker_host: str = "unix:///var/run/docker.sock",
+        publish_host: str = "127.0.0.1",
+        usd_per_cpu_hour: float = 0.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__()
+        self.docker_host = docker_host
+        self.publish_host = publish_host
+        self.usd_per_cpu_hour = usd_per_cpu_hour
+        if transport is None:
+            socket = docker_host.removeprefix("unix://")
+            transport = httpx.AsyncHTTPTransport(uds=socket)
+        self._client = _http.client("http://docker", transport=transport, max_connections=2_000)
+        self._health: tuple[float, Health] | None = None
+        self._cpu_seen: dict[str, tuple[int, float]] = {}
+        self._running: set[str] = set()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with _http.map_http_errors(self.name):
+            return await self._client.request(method, API + path, **kwargs)
+
+    @staticmethod
+    def _message(response: httpx.Response) -> str:
+        try:
+            return str(response.json().get("message") or response.text)
+        except ValueError:
+            return response.text
+
+    def _raise_for_server_error(self, response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            raise Unavailable(f"container runtime error: {self._message(response)}")
+
+    async def health(self) -> Health:
+        now = time.monotonic()
+        if self._health is not None and now - self._health[0] < HEALTH_CACHE_SECONDS:
+            return self._health[1]
+        try:
+            with _http.map_http_errors(self.name):
+                response = await self._client.get("/_ping", timeout=3.0)
+            if response.status_code == 200:
+                health = Health(True, detail={"dockerHost": self.docker_host})
+            else:
+                health = Health(False, f"the container runtime answered {response.status_code}")
+        except Unavailable as exc:
+            health = Health(
+                False, f"the container runtime at {self.docker_host} is unreachable: {exc}"
+            )
+        self._health = (now, health)
+        return health
+
+    async def quote(self, spec: WorkloadSpec) -> Quote:
+        hourly = self.usd_per_cpu_hour * spec.cpu_millicores / 1000
+        return Quote(usd_per_hour=hourly, native_amount=hourly, native_unit="USD/hour")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def submit(self, spec: WorkloadSpec) -> Handle:
+        await self._ensure_image(spec.image)
+        volumes = [await self._create_volume(spec, volume.name) for volume in spec.volumes]
+        name = f"cortex-{spec.job_id}"
+        response = await self._request(
+            "POST", f"/containers/create?name={name}", json=self._container_config(spec, volumes)
+        )
+        if response.status_code == 409:
+            # Created by an earlier attempt that died before the handle was stored.
+            container_id = await self._own_container(name, spec.job_id)
+        elif response.status_code in (200, 201):
+            container_id = response.json()["Id"]
+        elif response.status_code == 404:
+            raise ImagePullFailed(self._message(response))
+        else:
+            self._raise_for_server_error(response)
+            raise Rejected(f"the container runtime refused the job: {self._message(response)}")
+        handle: Handle = {"containerId": container_id, "containerName": name, "volumes": volumes}
+        await self._put_spec_file(container_id, spec)
+        started = await self._request("POST", f"/containers/{container_id}/start")
+        if started.status_code not in (204, 304):
+            self._raise_for_server_error(started)
+            await self.release(handle)
+            raise Rejected(f"the container would not start: {self._message(started)}")
+        return handle
+
+    def _container_config(self, spec: WorkloadSpec, volumes: list[str]) -> dict[str, Any]:
+        exposed = [port for port in spec.ports if port.expose]
+        config: dict[str, Any] = {
+            "Image": spec.image,
+            "Env": [f"{key}={value}" for key, value in spec.env.items()],
+            "Labels": {JOB_LABEL: spec.job_id, MANAGED_LABEL: "true"},
+            "ExposedPorts": {f"{p.port}/{p.protocol}": {} for p in spec.ports},
+            "HostConfig": {
+                "NanoCpus": spec.cpu_millicores * 1_000_000,
+                "Memory": spec.memory_bytes,
+                "MemorySwap": spec.memory_bytes,
+                "PortBindings": {
+                    f"{p.port}/{p.protocol}": [{"HostIp": self.publish_host, "HostPort": ""}]
+                    for p in exposed
+                },
+                "Mounts": [
+                    {
+                        "Type": "volume",
+                        "Source": volume_name,
+                        "Target": volume.mount_path,
+                        "ReadOnly": volume.read_only,
+                    }
+                    for volume, volume_name in zip(spec.volumes, volumes, strict=True)
+                ],
+            },
+        }
+        if spec.command is not None:
+            config["Entrypoint"] = list(spec.command)
+            config["Cmd"] = list(spec.args or [])
+        elif spec.args is not None:
+            config["Cmd"] = list(spec.args)
+        return config
+
+    async def _ensure_image(self, image: str) -> None:
+        found = await self._request("GET", f"/images/{quote(image, safe='')}/json")
+        if found.status_code == 200:
+            return
+        self._raise_for_server_error(found)
+        name, tag = _split_image(image)
+        params = {"fromImage": name}
+        if tag:
+            params["tag"] = tag
+        try:
+            with _http.map_http_errors(self.name):
+                async with self._client.stream(
+                    "POST", API + "/images/create", params=params, timeout=httpx.Timeout(600.0)
+                ) as response:
+                    body = await response.aread()
+        except Unavailable as exc:
+            raise ImagePullFailed(f"pulling {image} failed: {exc}") from exc
+        error = None
+        for line in body.decode(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            error = event.get("error") or error
+        if response.status_code != 200 or error:
+            raise ImagePullFailed(
+                f"pulling {image} failed: {error or body.decode(errors='replace')}"
+            )
+
+    async def _create_volume(self, spec: WorkloadSpec, name: str) -> str:
+        volume_name = f"cortex-{spec.job_id}-{name}"
+        response = await self._request(
+            "POST",
+            "/volumes/create",
+            json={"Name": volume_name, "Labels": {JOB_LABEL: spec.job_id, MANAGED_LABEL: "true"}},
+        )
+        if response.status_code not in (200, 201, 409):
+            self._raise_for_server_error(response)
+            raise Rejected(f"cannot create volume {name}: {self._message(response)}")
+        return volume_name
+
+    async def _own_container(self, name: str, job_id: str) -> str:
+        response = await self._request("GET", f"/containers/{name}/json")
+        if response.status_code != 200:
+            raise Unavailable(f"container {name} exists but cannot be inspected")
+        info = response.json()
+        if (info.get("Config", {}).get("Labels") or {}).get(JOB_LABEL) != job_id:
+            raise Rejected(f"a container named {name} exists and is not this job's")
+        return str(info["Id"])
+
+    async def _put_spec_file(self, container_id: str, spec: WorkloadSpec) -> None:
+        document = json.dumps(spec.document, indent=2).encode()
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for directory in ("cortex", "cortex/spec"):
+                info = tarfile.TarInfo(directory)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            info = tarfile.TarInfo(SPEC_PATH.lstrip("/"))
+            info.size, info.mode, info.mtime = len(document), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(document))
+        response = await self._request(
+            "PUT",
+            f"/containers/{container_id}/archive",
+            params={"path": "/"},
+            content=archive.getvalue(),
+            headers={"Content-Type": "application/x-tar"},
+        )
+        if response.status_code != 200:
+            self._raise_for_server_error(response)
+            raise Rejected(f"cannot place the job spec in the container: {self._message(response)}")
+
+    async def _inspect(self, handle: Handle) -> dict[str, Any]:
+        response = await self._request("GET", f"/containers/{handle['containerId']}/json")
+        if response.status_code == 404:
+            raise HandleNotFound(f"container {handle['containerName']} no longer exists")
+        self._raise_for_server_error(response)
+        info: dict[str, Any] = response.json()
+        return info
+
+    async def status(self, handle: Handle) -> WorkloadStatus:
+        info = await self._inspect(handle)
+        state = info.get("State") or {}
+        raw = str(state.get("Status", "")).lower()
+        mapped = _STATES.get(raw)
+        if mapped is None:
+            logger.warning("unmapped container state %r for %s", raw, handle["containerName"])
+            mapped = WorkloadState.UNKNOWN
+        container_id = handle["containerId"]
+        if mapped is WorkloadState.RUNNING:
+            self._running.add(container_id)
+        else:
+            self._running.discard(container_id)
+        started_at = _parse_time(state.get("StartedAt"))
+        if mapped is WorkloadState.EXITED:
+            code = int(state.get("ExitCode", 0))
+            if state.get("OOMKilled") or code == _KILLED:
+                return WorkloadStatus(
+                    WorkloadState.EXITED,
+                    exit_code=code,
+                    reason=FailureReason.OOM,
+                    message="killed: out of memory (or sent SIGKILL by someone else)",
+                    started_at=started_at,
+                )
+            reason = FailureReason.EXIT_CODE if code else None
+            message = f"exited with code {code}" if code else None
+            return WorkloadStatus(
+                mapped, exit_code=code, reason=reason, message=message, started_at=started_at
+            )
+        if mapped is WorkloadState.FAILED:
+            return WorkloadStatus(
+                mapped,
+                reason=FailureReason.PROVIDER_ERROR,
+                message=state.get("Error") or "the container is dead",
+            )
+        return WorkloadStatus(
+            mapped,
+            endpoints=self._endpoints(info) if mapped is WorkloadState.RUNNING else (),
+            started_at=started_at,
+        )
+
+    def _endpoints(self, info: dict[str, Any]) -> tuple[Endpoint, ...]:
+        ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+        endpoints = []
+        for key, bindings in sorted(ports.items()):
+            port, _, protocol = key.partition("/")
+            for binding in bindings or []:
+                if binding.get("HostPort") and protocol == "tcp":
+                    host = binding.get("HostIp") or self.publish_host
+                    if host in ("0.0.0.0", ""):
+                        host = "127.0.0.1"
+                    endpoints.append(Endpoint(int(port), f"http://{host}:{binding['HostPort']}"))
+                    break
+        return tuple(endpoints)
+
+    async def logs(self, handle: Handle, cursor: str | None) -> LogBatch:
+        """Read the container's log after `cursor`.
+
+        The cursor is "<last timestamp>|<lines taken with that timestamp>": runtimes print
+        timestamps coarser than they filter by (podman prints whole seconds), so a read starts
+        again at that second and skips the lines already taken.
+        """
+        last_stamp, taken = None, 0
+        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
+        if cursor:
+            last_stamp, _, taken_text = cursor.rpartition("|")
+            taken = int(taken_text)
+            since = _parse_time(last_stamp)
+            if since is not None:
+                params["since"] = int(since.timestamp())
+        response = await self._request(
+            "GET", f"/containers/{handle['containerId']}/logs", params=params
+        )
+        if response.status_code == 404:
+            raise HandleNotFound(f"container {handle['containerName']} no longer exists")
+        self._raise_for_server_error(response)
+        floor = _parse_time(last_stamp)
+        to_skip = taken
+        lines: list[LogLine] = []
+        for stream, text in _frames(response.content):
+            stamp, _, line = text.partition(" ")
+            moment = _parse_time(stamp)
+            if moment is None or (floor is not None and moment < floor):
+                continue
+            if stamp == last_stamp and to_skip > 0:
+                to_skip -= 1
+                continue
+            if len(lines) >= MAX_LOG_LINES_PER_READ:
+                break
+            lines.append(LogLine(moment, line.removesuffix("\n"), stream))
+            if stamp == last_stamp:
+                taken += 1
+            else:
+                last_stamp, taken = stamp, 1
+        return LogBatch(tuple(lines), f"{last_stamp}|{taken}" if last_stamp else None)
+
+    async def metrics(self, handle: Handle) -> MetricSample | None:
+        container_id = handle["containerId"]
+        response = await self._request(
+            "GET", f"/containers/{container_id}/stats", params={"stream": "false"}
+        )
+        try:
+            stats = response.json() if response.status_code == 200 else None
+        except ValueError:
+            stats = None  # podman answers an empty body for a stopped container
+        if not stats:
+            return None
+        now = datetime.now(UTC)
+        total = int(((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0)
+        cpu = None
+        previous = self._cpu_seen.get(container_id)
+        wall = time.monotonic()
+        if previous is not None and wall > previous[1] and total >= previous[0]:
+            cpu = (total - previous[0]) / ((wall - previous[1]) * 1e9) * 1000
+        self._cpu_seen[container_id] = (total, wall)
+        memory = (stats.get("memory_stats") or {}).get("usage")
+        networks = stats.get("networks") or {}
+        rx = sum(int(n.get("rx_bytes", 0)) for n in networks.values()) if networks else None
+        tx = sum(int(n.get("tx_bytes", 0)) for n in networks.values()) if networks else None
+        return MetricSample(
+            now,
+            cpu_millicores=round(cpu, 3) if cpu is not None else None,
+            memory_bytes=int(memory) if memory is not None else None,
+            network_rx_bytes=rx,
+            network_tx_bytes=tx,
+        )
+
+    async def cancel(self, handle: Handle) -> None:
+        response = await self._request(
+            "POST",
+            f"/containers/{handle['containerId']}/stop",
+            params={"t": STOP_GRACE_SECONDS},
+            timeout=STOP_GRACE_SECONDS + 30,
+        )
+        if response.status_code not in (204, 304, 404):
+            self._raise_for_server_error(response)
+        self._running.discard(handle["containerId"])
+
+    async def release(self, handle: Handle) -> None:
+        response = await self._request(
+            "DELETE", f"/containers/{handle['containerId']}", params={"force": "true", "v": "true"}
+        )
+        if response.status_code not in (200, 204, 404):
+            self._raise_for_server_error(response)
+        for volume in handle.get("volumes", []):
+            removed = await self._request("DELETE", f"/volumes/{volume}", params={"force": "true"})
+            if removed.status_code not in (204, 404):
+                self._raise_for_server_error(removed)
+        self._cpu_seen.pop(handle["containerId"], None)
+        self._running.discard(handle["containerId"])
+
+    async def watch(self, handle: Handle, timeout: float) -> None:
+        container_id = handle["containerId"]
+        if container_id not in self._running:
+            await asyncio.sleep(timeout)
+            return
+        try:
+            with _http.map_http_errors(self.name):
+                await self._client.post(
+                    f"{API}/containers/{container_id}/wait",
+                    params={"condition": "not-running"},
+                    timeout=httpx.Timeout(timeout, connect=5.0),
+                )
+        except Unavailable:
+            return
+
+
+def _frames(raw: bytes) -> list[tuple[str, str]]:
+    """Docker's multiplexed log stream: 8-byte headers (stream, 0, 0, 0, big-endian size)."""
+    frames = []
+    offset = 0
+    while offset + 8 <= len(raw):
+        stream_type, size = struct.unpack(">BxxxI", raw[offset : offset + 8])
+        payload = raw[offset + 8 : offset + 8 + size]
+        offset += 8 + size
+        frames.append((_STREAMS.get(stream_type, "stdout"), payload.decode(errors="replace")))
+    return frames

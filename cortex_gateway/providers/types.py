@@ -1,0 +1,149 @@
+"""The values exchanged between the engine and provider adapters.
+
+They describe any network: a Docker daemon, Akash (deployment -> bids -> lease), Golem (demand
+-> agreement -> activity) or Render (BATCH job -> job runs). Nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+# What an adapter keeps about a workload it started (container id, dseq, agreement id...).
+# The engine stores it on the job as JSON and hands it back on every later call.
+Handle = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    port: int
+    expose: bool = False
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    name: str
+    mount_path: str
+    size_bytes: int | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A job as a provider sees it: resources in plain units, the rest as submitted."""
+
+    job_id: str
+    image: str
+    cpu_millicores: int
+    memory_bytes: int
+    storage_bytes: int
+    duration_seconds: int
+    env: dict[str, str] = field(default_factory=dict)
+    ports: tuple[PortSpec, ...] = ()
+    volumes: tuple[VolumeSpec, ...] = ()
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    # The full job document as the API shows it; placed at /cortex/spec/job.json where possible.
+    document: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a network can run; a spec asking for more is refused at submission."""
+
+    exposed_ports: bool = True
+    command_override: bool = True
+    volumes: bool = True
+    min_duration_seconds: int = 1
+    max_duration_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One reason a provider cannot run a spec, naming the field."""
+
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    reason: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The price of running a spec: USD per hour, and the network's own unit."""
+
+    usd_per_hour: float
+    native_amount: float | None = None
+    native_unit: str | None = None
+
+
+class WorkloadState(StrEnum):
+    PENDING = "pending"  # accepted by the network, not placed yet (waiting for bids, negotiating)
+    STARTING = "starting"  # placed; image being pulled or deployed
+    RUNNING = "running"
+    EXITED = "exited"  # the workload ended by itself; exit_code says how
+    FAILED = "failed"  # the network gave up on it; reason says why
+    UNKNOWN = "unknown"  # the network answered something unmapped; try again later
+
+
+class FailureReason(StrEnum):
+    EXIT_CODE = "exit_code"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    IMAGE_PULL = "image_pull"
+    PROVIDER_ERROR = "provider_error"
+    LOST = "lost"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    port: int
+    url: str
+
+
+@dataclass(frozen=True)
+class WorkloadStatus:
+    state: WorkloadState
+    exit_code: int | None = None
+    reason: FailureReason | None = None
+    message: str | None = None
+    endpoints: tuple[Endpoint, ...] = ()
+    started_at: datetime | None = None
+    # A replacement handle when the adapter moved the workload on (a bid accepted, a lease made).
+    handle: Handle | None = None
+    # What happened on the network since the last call, for the job's timeline.
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: datetime
+    line: str
+    stream: str = "stdout"
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    """New lines, and where the next read starts: an opaque cursor the adapter owns. The
+    engine stores lines and cursor together, so each line is kept exactly once."""
+
+    lines: tuple[LogLine, ...]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    timestamp: datetime
+    cpu_millicores: float | None = None
+    memory_bytes: int | None = None
+    network_rx_bytes: int | None = None
+    network_tx_bytes: int | None = None

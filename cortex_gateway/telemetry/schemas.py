@@ -1,0 +1,91 @@
+"""Logs and metrics in the contract's shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_LOG_LINES = 10_000
+MAX_METRIC_POINTS = 2_000
+
+PERIODS = {
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+RESOLUTIONS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": timedelta(hours=1)}
+
+
+class LogQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tail: int = Field(
+        default=MAX_LOG_LINES, ge=1, le=MAX_LOG_LINES, description="The last N lines."
+    )
+    since: datetime | None = Field(default=None, description="Lines at or after this time.")
+    follow: bool = Field(
+        default=False, description="Live streaming over Server-Sent Events is not served yet."
+    )
+
+    @field_validator("follow")
+    @classmethod
+    def _no_streaming_yet(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("live streaming (follow=true) is not served by this version yet")
+        return value
+
+    @field_validator("since")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class LogEntry(BaseModel):
+    seq: int
+    timestamp: datetime
+    line: str
+    stream: str
+
+
+class Logs(BaseModel):
+    logs: list[LogEntry]
+
+
+class MetricQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    period: Literal["1h", "6h", "24h", "7d"] = "1h"
+    resolution: Literal["1m", "5m", "1h"] = "1m"
+
+    @model_validator(mode="after")
+    def _bounded(self) -> MetricQuery:
+        points = PERIODS[self.period] / RESOLUTIONS[self.resolution]
+        if points > MAX_METRIC_POINTS:
+            raise ValueError(
+                f"{self.period} at {self.resolution} is {int(points)} points; the most is "
+                f"{MAX_METRIC_POINTS}: choose a coarser resolution"
+            )
+        if RESOLUTIONS[self.resolution] > PERIODS[self.period]:
+            raise ValueError("the resolution must not be longer than the period")
+        return self
+
+
+class Point(BaseModel):
+    timestamp: datetime
+    value: float
+
+
+class Network(BaseModel):
+    rx: list[Point]
+    tx: list[Point]
+
+
+class Metrics(BaseModel):
+    cpu: list[Point] = Field(description="Average CPU use in millicores.")
+    memory: list[Point] = Field(description="Average memory use in bytes.")
+    network: Network = Field(description="Bytes received and sent in each bucket.")
