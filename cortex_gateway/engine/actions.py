@@ -7,6 +7,7 @@ lock and only if this engine still holds it, so a lapsed lease can never write t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -170,10 +171,8 @@ async def start(ctx: Context, row: RowMapping, provider: Provider) -> float | No
 
 
 async def _stop_quietly(provider: Provider, handle: Handle) -> None:
-    try:
+    with contextlib.suppress(HandleNotFound):
         await provider.cancel(handle)
-    except HandleNotFound:
-        pass
 
 
 async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: bool) -> bool:

@@ -8,6 +8,7 @@ when a process dies its leases lapse and another engine takes its jobs over wher
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -73,11 +74,11 @@ class Engine:
     async def stop(self) -> None:
         """Stop driving jobs and hand them back at once; their workloads keep running and
         the next engine to claim them carries on."""
-        for task in [*self._tasks, *self._drivers.values()]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._drivers.values(), return_exceptions=True)
         held = list(self._drivers)
-        self._drivers.clear()
+        drivers = list(self._drivers.values())
+        for task in [*self._tasks, *drivers]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *drivers, return_exceptions=True)
         try:
             async with database.transaction(self.db) as connection:
                 await repository.let_go(connection, self.owner, held)
@@ -116,10 +117,8 @@ class Engine:
                 if claimed:
                     continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:
-                pass
 
     async def _lease_loop(self) -> None:
         while True:
@@ -198,10 +197,8 @@ class Engine:
             await asyncio.sleep(seconds)
             return
         event.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def _watch(self, job_id: str, provider: object, handle: object) -> None:
         """Until the workload may have changed (the provider's watch) or the job was poked."""

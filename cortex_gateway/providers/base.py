@@ -32,7 +32,7 @@ class Provider(ABC):
     def __init__(self, **options: Any) -> None:
         self.options = options
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - a hook with nothing to do by default
         """Release connections the adapter holds (the engine calls this on shutdown)."""
 
     def check(self, spec: WorkloadSpec) -> list[Refusal]:
@@ -99,7 +99,7 @@ class Provider(ABC):
         """Free whatever the ended workload still holds (container, lease, agreement,
         volumes) so that nothing keeps running or billing. Idempotent."""
 
-    async def watch(self, handle: Handle, timeout: float) -> None:
-        """Wait until the workload may have changed, at most `timeout` seconds. Networks that
+    async def watch(self, handle: Handle, max_wait: float) -> None:
+        """Wait until the workload may have changed, at most `max_wait` seconds. Networks that
         can push (a Docker wait, an event stream) return early; the default just sleeps."""
-        await asyncio.sleep(timeout)
+        await asyncio.sleep(max_wait)

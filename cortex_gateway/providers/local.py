@@ -114,6 +114,7 @@ class LocalProvider(Provider):
         self._health: tuple[float, Health] | None = None
         self._cpu_seen: dict[str, tuple[int, float]] = {}
         self._running: set[str] = set()
+        self._started_at: dict[str, datetime] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -305,11 +306,13 @@ class LocalProvider(Provider):
             logger.warning("unmapped container state %r for %s", raw, handle["containerName"])
             mapped = WorkloadState.UNKNOWN
         container_id = handle["containerId"]
+        started_at = _parse_time(state.get("StartedAt"))
         if mapped is WorkloadState.RUNNING:
             self._running.add(container_id)
+            if started_at is not None:
+                self._started_at[container_id] = started_at
         else:
             self._running.discard(container_id)
-        started_at = _parse_time(state.get("StartedAt"))
         if mapped is WorkloadState.EXITED:
             code = int(state.get("ExitCode", 0))
             if state.get("OOMKilled") or code == _KILLED:
@@ -410,6 +413,10 @@ class LocalProvider(Provider):
         wall = time.monotonic()
         if previous is not None and wall > previous[1] and total >= previous[0]:
             cpu = (total - previous[0]) / ((wall - previous[1]) * 1e9) * 1000
+        elif container_id in self._started_at:
+            # No earlier sample (the runtime's one-shot stats carry none): average since start.
+            elapsed = (now - self._started_at[container_id]).total_seconds()
+            cpu = total / (elapsed * 1e9) * 1000 if elapsed > 0 else None
         self._cpu_seen[container_id] = (total, wall)
         memory = (stats.get("memory_stats") or {}).get("usage")
         networks = stats.get("networks") or {}
@@ -444,20 +451,24 @@ class LocalProvider(Provider):
             removed = await self._request("DELETE", f"/volumes/{volume}", params={"force": "true"})
             if removed.status_code not in (204, 404):
                 self._raise_for_server_error(removed)
-        self._cpu_seen.pop(handle["containerId"], None)
-        self._running.discard(handle["containerId"])
+        self._forget(handle["containerId"])
 
-    async def watch(self, handle: Handle, timeout: float) -> None:
+    def _forget(self, container_id: str) -> None:
+        self._cpu_seen.pop(container_id, None)
+        self._started_at.pop(container_id, None)
+        self._running.discard(container_id)
+
+    async def watch(self, handle: Handle, max_wait: float) -> None:
         container_id = handle["containerId"]
         if container_id not in self._running:
-            await asyncio.sleep(timeout)
+            await asyncio.sleep(max_wait)
             return
         try:
             with _http.map_http_errors(self.name):
                 await self._client.post(
                     f"{API}/containers/{container_id}/wait",
                     params={"condition": "not-running"},
-                    timeout=httpx.Timeout(timeout, connect=5.0),
+                    timeout=httpx.Timeout(max_wait, connect=5.0),
                 )
         except Unavailable:
             return

@@ -27,13 +27,15 @@ async def tail_logs(
 _BUCKETS = sa.text(
     """
     WITH buckets AS (
-        SELECT date_bin(:resolution, timestamp, TIMESTAMPTZ '2000-01-01') AS bucket,
+        SELECT date_bin(CAST(:resolution AS interval), timestamp, TIMESTAMPTZ '2000-01-01')
+                   AS bucket,
                avg(cpu_millicores) AS cpu,
                avg(memory_bytes) AS memory,
                min(network_rx_bytes) AS rx_first, max(network_rx_bytes) AS rx_last,
                min(network_tx_bytes) AS tx_first, max(network_tx_bytes) AS tx_last
         FROM metric_samples
-        WHERE job_id = :job_id AND timestamp >= now() - :period
+        WHERE job_id = :job_id
+          AND timestamp >= now() - CAST(:period AS interval)
         GROUP BY bucket
     )
     SELECT bucket, cpu, memory,

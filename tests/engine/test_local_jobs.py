@@ -1,0 +1,165 @@
+"""Jobs on the local provider run as real containers; what the API reports is what happened."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import httpx
+
+from tests.engine.conftest import busybox, containers_of, log_lines, submit, wait_for
+from tests.factories import API
+
+
+class TestRunningJobs:
+    async def test_a_job_that_prints_and_exits_0_completes_with_its_logs(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        job_id = await submit(
+            gateway, busybox("echo one; echo two >&2; echo three", env={"WHO": "x"})
+        )
+
+        job = await wait_for(gateway, job_id)
+
+        assert job["status"] == "completed"
+        assert job["results"]["exitCode"] == 0
+        assert job["results"]["reason"] is None
+        assert [e["type"] for e in job["events"]] == [
+            "created",
+            "scheduled",
+            "started",
+            "completed",
+        ]
+        started, ended = (datetime.fromisoformat(job[k]) for k in ("startedAt", "endedAt"))
+        assert started <= ended
+        logs = (await gateway.get(f"{API}/jobs/{job_id}/logs")).json()["data"]["logs"]
+        # Two pipes: the order within each stream is kept, across them it is the runtime's.
+        assert [e["line"] for e in logs if e["stream"] == "stdout"] == ["one", "three"]
+        assert [e["line"] for e in logs if e["stream"] == "stderr"] == ["two"]
+        assert [entry["seq"] for entry in logs] == [1, 2, 3]
+        assert await containers_of(job_id) == [], "the container is removed once it ended"
+
+    async def test_a_nonzero_exit_fails_the_job_with_its_code(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        job_id = await submit(gateway, busybox("echo about to fail; exit 3"))
+
+        job = await wait_for(gateway, job_id)
+
+        assert job["status"] == "failed"
+        assert job["results"]["exitCode"] == 3
+        assert job["results"]["reason"] == "exit_code"
+        assert job["events"][-1]["type"] == "failed"
+        assert await log_lines(gateway, job_id) == ["about to fail"]
+
+    async def test_environment_and_args_reach_the_container(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        spec = busybox('echo "$GREETING, $0"', env={"GREETING": "hello"}, args=["world"])
+        job_id = await submit(gateway, spec)
+        await wait_for(gateway, job_id)
+        assert await log_lines(gateway, job_id) == ["hello, world"]
+
+    async def test_the_spec_file_is_readable_inside_the_container(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        job_id = await submit(gateway, busybox("cat /cortex/spec/job.json", env={"MODE": "x"}))
+        await wait_for(gateway, job_id)
+        text = "\n".join(await log_lines(gateway, job_id))
+        assert f'"id": "{job_id}"' in text
+        assert '"MODE": "x"' in text
+        assert '"image": "busybox:latest"' in text
+
+    async def test_a_job_running_past_its_duration_fails_with_timeout(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        job_id = await submit(gateway, busybox("echo started; sleep 60", duration=2))
+
+        job = await wait_for(gateway, job_id, timeout=30)
+
+        assert job["status"] == "failed"
+        assert job["results"]["reason"] == "timeout"
+        assert "duration of 2 s" in job["results"]["message"]
+        assert await log_lines(gateway, job_id) == ["started"]
+        assert await containers_of(job_id) == []
+
+    async def test_a_memory_hog_is_killed_and_fails_with_oom(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        hog = busybox("exec dd if=/dev/zero of=/dev/null bs=256M count=1", memory="16Mi")
+        job_id = await submit(gateway, hog)
+
+        job = await wait_for(gateway, job_id)
+
+        assert job["status"] == "failed"
+        assert job["results"]["reason"] == "oom"
+        assert job["results"]["exitCode"] == 137
+
+    async def test_a_missing_image_fails_with_image_pull(self, gateway: httpx.AsyncClient) -> None:
+        job_id = await submit(gateway, busybox("true", image="cortex-test/does-not-exist:1"))
+
+        job = await wait_for(gateway, job_id)
+
+        assert job["status"] == "failed"
+        assert job["results"]["reason"] == "image_pull"
+        assert "cortex-test/does-not-exist" in job["results"]["message"]
+        assert job["startedAt"] is None
+
+    async def test_a_published_port_answers_while_the_job_runs(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        script = "mkdir -p /www && echo served > /www/index.html && httpd -f -p 8080 -h /www"
+        job_id = await submit(
+            gateway, busybox(script, ports=[{"port": 8080, "expose": True}], duration=60)
+        )
+
+        job = await wait_for(gateway, job_id, {"running"})
+        for _ in range(50):
+            job = (await gateway.get(f"{API}/jobs/{job_id}")).json()["data"]
+            if job["endpoints"]:
+                break
+            await asyncio.sleep(0.1)
+        [endpoint] = job["endpoints"]
+        assert endpoint["port"] == 8080
+        assert endpoint["url"].startswith("http://127.0.0.1:")
+        async with httpx.AsyncClient() as outside:
+            answer = None
+            for _ in range(50):
+                try:
+                    answer = await outside.get(endpoint["url"] + "/index.html")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        assert answer is not None and answer.text == "served\n"
+
+        await gateway.post(f"{API}/jobs/{job_id}/cancel")
+        ended = await wait_for(gateway, job_id)
+        assert ended["endpoints"] == []
+
+    async def test_cancel_while_running_stops_the_container(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        job_id = await submit(gateway, busybox("echo working; sleep 60"))
+        await wait_for(gateway, job_id, {"running"})
+
+        response = await gateway.post(f"{API}/jobs/{job_id}/cancel")
+
+        assert response.json()["data"]["status"] == "cancelling"
+        job = await wait_for(gateway, job_id, timeout=30)
+        assert job["status"] == "cancelled"
+        assert [e["type"] for e in job["events"]][-2:] == ["cancelling", "cancelled"]
+        assert await containers_of(job_id) == []
+        again = await gateway.post(f"{API}/jobs/{job_id}/cancel")
+        assert again.status_code == 409
+
+    async def test_metrics_are_sampled_while_it_runs(self, gateway: httpx.AsyncClient) -> None:
+        job_id = await submit(gateway, busybox("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"))
+        await wait_for(gateway, job_id, timeout=60)
+
+        response = await gateway.get(f"{API}/jobs/{job_id}/metrics?period=1h&resolution=1m")
+
+        assert response.status_code == 200
+        metrics = response.json()["data"]
+        assert metrics["memory"] and metrics["memory"][0]["value"] > 0
+        assert metrics["cpu"] and metrics["cpu"][0]["value"] > 0
+        assert set(metrics["network"]) == {"rx", "tx"}
