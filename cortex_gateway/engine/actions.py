@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import RowMapping
@@ -175,17 +176,23 @@ async def _stop_quietly(provider: Provider, handle: Handle) -> None:
         await provider.cancel(handle)
 
 
-async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: bool) -> bool:
-    """Follow a scheduled or running job one step. Returns whether it has ended."""
+class Progress(Enum):
+    ENDED = "ended"
+    CHANGED = "changed"
+    QUIET = "quiet"  # nothing new: the engine may look less often
+
+
+async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: bool) -> Progress:
+    """Follow a scheduled or running job one step."""
     handle: Handle = row["handle"]
     try:
         status = await provider.status(handle)
     except HandleNotFound as exc:
         await fail(ctx, row["id"], FailureReason.LOST, str(exc))
-        return True
+        return Progress.ENDED
     except Unavailable as exc:
         logger.warning("status of %s unavailable: %s", row["id"], exc)
-        return False
+        return Progress.QUIET
     handle = status.handle or handle
     batch = await _read_logs(provider, handle, row["log_cursor"])
     metric = None
@@ -212,12 +219,37 @@ async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: b
             f"Ran past its duration of {row['duration']} s and was stopped.",
             batch=merged,
         )
-        return True
+        return Progress.ENDED
+    if _nothing_new(row, status, handle, batch, metric):
+        return Progress.QUIET
 
     async def step(connection: AsyncConnection, current: RowMapping) -> bool:
         return await _record_status(connection, current, status, handle, batch, metric)
 
-    return await _record(ctx, row["id"], step)
+    ended = await _record(ctx, row["id"], step)
+    return Progress.ENDED if ended else Progress.CHANGED
+
+
+def _endpoints(status: WorkloadStatus) -> list[dict[str, Any]]:
+    return [{"port": e.port, "url": e.url} for e in status.endpoints]
+
+
+def _nothing_new(
+    row: RowMapping,
+    status: WorkloadStatus,
+    handle: Handle,
+    batch: LogBatch | None,
+    metric: MetricSample | None,
+) -> bool:
+    """True when recording this step would write nothing: the common case of a quiet,
+    running workload, which then costs no transaction at all."""
+    if batch is not None and (batch.lines or batch.cursor != row["log_cursor"]):
+        return False
+    if metric is not None or status.notes or handle != row["handle"]:
+        return False
+    if status.state is WorkloadState.RUNNING:
+        return row["status"] == JobStatus.RUNNING and row["endpoints"] == _endpoints(status)
+    return status.state in (WorkloadState.PENDING, WorkloadState.STARTING, WorkloadState.UNKNOWN)
 
 
 def _merge(first: LogBatch | None, second: LogBatch | None) -> LogBatch | None:
@@ -260,9 +292,10 @@ async def _record_status(
             row = await jobs_repository.update_job(connection, row["id"], {"started_at": started})
 
     if status.state is WorkloadState.RUNNING:
-        changes["endpoints"] = [{"port": e.port, "url": e.url} for e in status.endpoints]
-        changes["cost_current"] = _cost(row, now)
-        await jobs_repository.update_job(connection, row["id"], changes)
+        if row["endpoints"] != _endpoints(status):
+            changes["endpoints"] = _endpoints(status)
+        if changes:
+            await jobs_repository.update_job(connection, row["id"], changes)
         return False
     if status.state is WorkloadState.EXITED:
         succeeded = status.exit_code == 0 and status.reason is None

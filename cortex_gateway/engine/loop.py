@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 # After an unexpected error a job's driver starts again after this pause, doubling to the cap.
 RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 60.0
+# A quiet job is looked at less and less often, up to this (a provider's watch still wakes
+# the driver the moment a workload ends, and a cancel request pokes it).
+QUIET_POLL_MAX = 5.0
 
 
 def new_owner_id() -> str:
@@ -155,6 +158,7 @@ class Engine:
 
     async def _drive_once(self, job_id: str) -> None:
         next_sample = 0.0
+        interval = self.poll_interval
         while True:
             async with self.db.connect() as connection:
                 row = await repository.read(connection, job_id)
@@ -187,9 +191,14 @@ class Engine:
             sample = time.monotonic() >= next_sample
             if sample:
                 next_sample = time.monotonic() + self.ctx.metrics_interval
-            if await actions.follow(self.ctx, row, provider, sample=sample):
+            progress = await actions.follow(self.ctx, row, provider, sample=sample)
+            if progress is actions.Progress.ENDED:
                 continue
-            await self._watch(job_id, provider, row["handle"])
+            if progress is actions.Progress.CHANGED:
+                interval = self.poll_interval
+            else:
+                interval = min(interval * 1.5, max(QUIET_POLL_MAX, self.poll_interval))
+            await self._watch(job_id, provider, row["handle"], interval)
 
     async def _pause(self, job_id: str, seconds: float) -> None:
         event = self._pokes.get(job_id)
@@ -200,10 +209,10 @@ class Engine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
 
-    async def _watch(self, job_id: str, provider: object, handle: object) -> None:
+    async def _watch(self, job_id: str, provider: object, handle: object, seconds: float) -> None:
         """Until the workload may have changed (the provider's watch) or the job was poked."""
         event = self._pokes.get(job_id)
-        watch = asyncio.ensure_future(provider.watch(handle, self.poll_interval))  # type: ignore[attr-defined]
+        watch = asyncio.ensure_future(provider.watch(handle, seconds))  # type: ignore[attr-defined]
         waiters: set[asyncio.Future[object]] = {watch}
         if event is not None:
             event.clear()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -32,9 +32,7 @@ def _summary_fields(row: RowMapping) -> dict[str, Any]:
         "created_at": row["created_at"],
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
-        "cost": schemas.Cost(
-            current=float(row["cost_current"]), projected=float(row["cost_projected"])
-        ),
+        "cost": schemas.Cost(current=_current_cost(row), projected=float(row["cost_projected"])),
         "endpoints": [schemas.JobEndpoint(**endpoint) for endpoint in row["endpoints"]],
     }
 
@@ -52,6 +50,15 @@ def spec_document(row: RowMapping) -> dict[str, Any]:
         "createdAt": utc_iso(row["created_at"]),
         "config": row["config"],
     }
+
+
+def _current_cost(row: RowMapping) -> float:
+    """Accrued cost: stored once a job ends; while it runs, the quote's rate times the time
+    since it started (computed here, so that the engine need not write it every second)."""
+    if row["status"] in (JobStatus.RUNNING, JobStatus.CANCELLING) and row["started_at"]:
+        hours = (datetime.now(UTC) - row["started_at"]).total_seconds() / 3600
+        return round(float(row["usd_per_hour"]) * max(hours, 0.0), 6)
+    return float(row["cost_current"])
 
 
 def to_summary(row: RowMapping) -> schemas.JobSummary:

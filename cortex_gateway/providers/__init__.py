@@ -1,5 +1,64 @@
-"""Provider networks a job can run on."""
+"""Provider networks a job can run on: the adapter contract, its types and errors, and the
+registry. This package imports nothing else of the gateway, so adapters can live anywhere."""
 
-from cortex_gateway.providers.registry import ENTRY_POINT_GROUP, available_providers
+from cortex_gateway.providers.base import Provider
+from cortex_gateway.providers.errors import (
+    HandleNotFound,
+    ImagePullFailed,
+    NotConfigured,
+    ProviderError,
+    Rejected,
+    Unavailable,
+)
+from cortex_gateway.providers.registry import (
+    ENTRY_POINT_GROUP,
+    UnknownProvider,
+    available_providers,
+    provider_class,
+)
+from cortex_gateway.providers.types import (
+    Capabilities,
+    Endpoint,
+    FailureReason,
+    Handle,
+    Health,
+    LogBatch,
+    LogLine,
+    MetricSample,
+    PortSpec,
+    Quote,
+    Refusal,
+    VolumeSpec,
+    WorkloadSpec,
+    WorkloadState,
+    WorkloadStatus,
+)
 
-__all__ = ["ENTRY_POINT_GROUP", "available_providers"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Capabilities",
+    "Endpoint",
+    "FailureReason",
+    "Handle",
+    "HandleNotFound",
+    "Health",
+    "ImagePullFailed",
+    "LogBatch",
+    "LogLine",
+    "MetricSample",
+    "NotConfigured",
+    "PortSpec",
+    "Provider",
+    "ProviderError",
+    "Quote",
+    "Refusal",
+    "Rejected",
+    "Unavailable",
+    "UnknownProvider",
+    "VolumeSpec",
+    "WorkloadSpec",
+    "WorkloadState",
+    "WorkloadStatus",
+    "available_providers",
+    "provider_class",
+]

@@ -6,9 +6,19 @@ import asyncio
 from datetime import datetime
 
 import httpx
+import pytest
 
-from tests.engine.conftest import busybox, containers_of, log_lines, submit, wait_for
-from tests.factories import API
+from cortex_gateway.application import create_app
+from tests.engine.conftest import (
+    busybox,
+    containers_of,
+    engine_settings,
+    log_lines,
+    submit,
+    wait_for,
+)
+from tests.factories import API, Keys
+from tests.servers import lifespan_app
 
 
 class TestRunningJobs:
@@ -163,3 +173,23 @@ class TestRunningJobs:
         assert metrics["memory"] and metrics["memory"][0]["value"] > 0
         assert metrics["cpu"] and metrics["cpu"][0]["value"] > 0
         assert set(metrics["network"]) == {"rx", "tx"}
+
+
+async def test_cost_follows_the_local_rate(database_url: str, keys: Keys) -> None:
+    settings = engine_settings(database_url, local_usd_per_cpu_hour=36.0)
+    async with lifespan_app(create_app(settings)) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            client.headers["Authorization"] = f"Bearer {await keys.create()}"
+            job_id = await submit(client, busybox("sleep 1", cpu=500, duration=100))
+            running = await wait_for(client, job_id, {"running", "completed"})
+            job = await wait_for(client, job_id)
+
+    # 500 millicores at 36 USD per CPU-hour: 18 USD an hour, 0.5 USD for 100 s.
+    assert running["cost"]["projected"] == 0.5
+    assert job["cost"]["projected"] == 0.5
+    elapsed = (
+        datetime.fromisoformat(job["endedAt"]) - datetime.fromisoformat(job["startedAt"])
+    ).total_seconds()
+    assert job["cost"]["current"] == pytest.approx(18 * elapsed / 3600, abs=1e-5)
+    assert 0 < job["cost"]["current"] < 0.5
