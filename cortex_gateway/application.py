@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount
 
 from cortex_gateway import database, envelope, errors, exception_handlers, openapi
+from cortex_gateway.auth import stream_tokens
 from cortex_gateway.body_limit import BodyLimitMiddleware
 from cortex_gateway.engine.loop import Engine
 from cortex_gateway.engine.providers import ProviderSet
@@ -23,6 +24,8 @@ from cortex_gateway.jobs import routes as job_routes
 from cortex_gateway.providers.base import Provider
 from cortex_gateway.routing import resource
 from cortex_gateway.settings import Settings
+from cortex_gateway.streams import routes as stream_routes
+from cortex_gateway.streams.listener import Listener
 from cortex_gateway.telemetry import routes as telemetry_routes
 
 
@@ -31,6 +34,8 @@ class State(TypedDict):
     settings: Settings
     providers: ProviderSet
     engine: Engine | None
+    listener: Listener
+    stream_key: bytes
 
 
 async def openapi_document(request: Request) -> JSONResponse:
@@ -64,17 +69,32 @@ def create_app(
         for adapter in extra_providers:
             providers.add(adapter)
         engine = Engine(db, providers, settings) if settings.engine_enabled else None
+        listener = Listener(url)
         try:
+            async with database.transaction(db) as connection:
+                stream_key = await stream_tokens.load_key(connection)
+            await listener.start()
             if engine is not None:
                 await engine.start()
-            yield dict(State(db=db, settings=settings, providers=providers, engine=engine))
+            yield dict(
+                State(
+                    db=db,
+                    settings=settings,
+                    providers=providers,
+                    engine=engine,
+                    listener=listener,
+                    stream_key=stream_key,
+                )
+            )
         finally:
             if engine is not None:
                 await engine.stop()
+            await listener.stop()
             await providers.aclose()
             await db.dispose()
 
     api = [
+        *stream_routes.routes,
         *job_routes.routes,
         *telemetry_routes.routes,
         resource("/openapi.json", GET=openapi_document),

@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 from cortex_gateway import __version__, errors
 from cortex_gateway.auth.scopes import Scope
 from cortex_gateway.jobs import schemas as job_schemas
+from cortex_gateway.streams import schemas as stream_schemas
 from cortex_gateway.telemetry import schemas as telemetry_schemas
 
 PREFIX = "/api/plugin-core"
@@ -84,11 +85,41 @@ OPERATIONS = (
         "get",
         "/jobs/{job_id}/logs",
         "getJobLogs",
-        "Read a job's stored log lines",
+        "Read a job's log lines; with follow=true, a live Server-Sent Events stream",
         Scope.JOBS_READ,
         telemetry_schemas.Logs,
         query=telemetry_schemas.LogQuery,
         error_types=(errors.ValidationError, errors.JobNotFound),
+    ),
+    Operation(
+        "get",
+        "/jobs/{job_id}/events",
+        "getJobEvents",
+        "Read a job's events; with follow=true, a live Server-Sent Events stream",
+        Scope.JOBS_READ,
+        None,
+        query=stream_schemas.JobEventsQuery,
+        error_types=(errors.ValidationError, errors.JobNotFound),
+    ),
+    Operation(
+        "get",
+        "/jobs/events",
+        "getAccountEvents",
+        "Status changes of every job of the account; with follow=true, live",
+        Scope.JOBS_READ,
+        None,
+        query=stream_schemas.AccountEventsQuery,
+        error_types=(errors.ValidationError,),
+    ),
+    Operation(
+        "post",
+        "/jobs/{job_id}/stream-token",
+        "createStreamToken",
+        "Issue a short-lived token for this job's streams (for EventSource)",
+        Scope.JOBS_READ,
+        stream_schemas.StreamToken,
+        status=201,
+        error_types=(errors.JobNotFound,),
     ),
     Operation(
         "get",
@@ -162,6 +193,10 @@ def _responses(operation: Operation) -> dict[str, Any]:
             }
         },
     }
+    if operation.query is not None and "follow" in operation.query.model_fields:
+        success["content"]["text/event-stream"] = {  # type: ignore[index]
+            "schema": {"type": "string", "description": "With follow=true: Server-Sent Events"}
+        }
     responses: dict[str, Any] = {str(operation.status): success}
     error_types = [*list(operation.error_types), errors.InternalError]
     if operation.scope is not None:

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     database_pool_size: int = Field(default=10, gt=0)
 
+    stream_token_ttl: float = Field(
+        default=300.0, gt=0, le=86_400, description="seconds a stream token stays valid"
+    )
+    # Heartbeats keep idle streams open through proxies; a client that accepts nothing for
+    # stream_send_timeout seconds is disconnected.
+    stream_heartbeat: float = Field(default=15.0, gt=0)
+    stream_send_timeout: float = Field(default=30.0, gt=0)
+
     # The engine that runs jobs in every gateway process.
     engine_enabled: bool = True
     engine_poll_interval: float = Field(default=1.0, gt=0, description="seconds between checks")

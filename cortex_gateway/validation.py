@@ -81,3 +81,16 @@ def validate(model: type[Model], data: Any, *, context: str, strict: bool | None
         return model.model_validate(data, strict=strict)
     except pydantic.ValidationError as exc:
         raise errors.ValidationError(f"Invalid {context}.", details_of(exc)) from exc
+
+
+def validate_query(request: Request, model: type[Model]) -> Model:
+    """Query parameters as `model`: each given at most once, unknown ones refused."""
+    data: dict[str, str] = {}
+    for name in request.query_params:
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            raise errors.ValidationError(
+                "Invalid query parameters.", [{"field": name, "message": "give it only once"}]
+            )
+        data[name] = values[0]
+    return validate(model, data, context="query parameters")

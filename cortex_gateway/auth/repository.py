@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cortex_gateway.models import accounts, api_keys
+from cortex_gateway.models import accounts, api_keys, gateway_secrets
 
 # last_used_at is refreshed at most this often, so a busy key does not write on every request.
 LAST_USED_RESOLUTION = sa.text("interval '60 seconds'")
@@ -88,3 +88,13 @@ async def lock_key_bootstrap(connection: AsyncConnection) -> None:
     await connection.execute(
         sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("cortex:first-key")))
     )
+
+
+async def get_or_create_secret(connection: AsyncConnection, name: str, candidate: bytes) -> bytes:
+    await connection.execute(
+        pg_insert(gateway_secrets).values(name=name, value=candidate).on_conflict_do_nothing()
+    )
+    result = await connection.execute(
+        sa.select(gateway_secrets.c.value).where(gateway_secrets.c.name == name)
+    )
+    return bytes(result.scalar_one())

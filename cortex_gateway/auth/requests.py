@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from cortex_gateway import errors
-from cortex_gateway.auth import service
+from cortex_gateway.auth import service, stream_tokens
 from cortex_gateway.auth.scopes import Scope, grants
 
 
@@ -19,6 +19,24 @@ def bearer_token(request: Request) -> str:
     if scheme.lower() != "bearer" or not token:
         raise errors.Unauthorized("Malformed Authorization header: use Bearer <key>.")
     return token
+
+
+async def require_job_stream_access(
+    connection: AsyncConnection, request: Request, job_id: str
+) -> service.AuthContext:
+    """Reading one job's logs or events: a Bearer key with jobs:read, or a stream token
+    issued for exactly this job (`?token=`, for browsers' EventSource)."""
+    token = request.query_params.get("token")
+    if token is None:
+        return await require_scope(connection, request, Scope.JOBS_READ)
+    grant = stream_tokens.verify(request.state.stream_key, token)
+    if grant is None:
+        raise errors.Unauthorized("Invalid or expired stream token.")
+    if grant.job_id != job_id:
+        raise errors.Unauthorized("This stream token was issued for another job.")
+    return service.AuthContext(
+        key_id="stream-token", account_id=grant.account_id, scopes=(Scope.JOBS_READ.value,)
+    )
 
 
 async def require_scope(

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cortex_gateway.jobs import repository as jobs_repository
 from cortex_gateway.models import jobs, log_lines, metric_samples
 from cortex_gateway.providers.types import LogLine, MetricSample
 
@@ -93,6 +94,7 @@ async def append_logs(
     """Store lines with the sequence numbers after `after_seq`; returns the last one."""
     if not lines:
         return after_seq
+    await jobs_repository.notify_job(connection, job_id)
     await connection.execute(
         sa.insert(log_lines),
         [

@@ -55,10 +55,18 @@ async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> Row
     """Insert the job and its `created` event in one statement (one round trip)."""
     new_job = sa.insert(jobs).values(**values).returning(*jobs.c).cte("new_job")
     created_event = sa.insert(job_events).from_select(
-        ["job_id", "seq", "type", "timestamp"],
-        sa.select(new_job.c.id, sa.literal(1), sa.literal("created"), new_job.c.created_at),
+        ["job_id", "account_id", "seq", "type", "timestamp"],
+        sa.select(
+            new_job.c.id,
+            new_job.c.account_id,
+            sa.literal(1),
+            sa.literal("created"),
+            new_job.c.created_at,
+        ),
     )
-    statement = sa.select(new_job).add_cte(created_event.cte("created_event"))
+    statement = sa.select(new_job, *notifications(new_job.c.id, new_job.c.account_id)).add_cte(
+        created_event.cte("created_event")
+    )
     result = await connection.execute(statement)
     return result.mappings().one()
 
@@ -95,12 +103,42 @@ async def append_event(
         .where(job_events.c.job_id == job_id)
         .scalar_subquery()
     )
+    account = sa.select(jobs.c.account_id).where(jobs.c.id == job_id).scalar_subquery()
     result = await connection.execute(
         sa.insert(job_events)
-        .values(job_id=job_id, seq=next_seq, type=event_type, message=message, data=data)
-        .returning(*job_events.c)
+        .values(
+            job_id=job_id,
+            account_id=account,
+            seq=next_seq,
+            type=event_type,
+            message=message,
+            data=data,
+        )
+        .returning(*job_events.c, *notifications(job_events.c.job_id, job_events.c.account_id))
     )
     return result.mappings().one()
+
+
+# Listeners learn that a job (and its account) has new rows; streams then read the rows.
+NOTIFY_CHANNEL = "cortex_jobs"
+
+
+def notifications(
+    job_id: sa.ColumnElement[Any], account_id: sa.ColumnElement[Any]
+) -> tuple[sa.ColumnElement[Any], ...]:
+    """Expressions that queue the notifications of a row about a job, to add to the
+    statement writing it. They are sent when the transaction commits (never on rollback), and
+    Postgres folds repeats within one transaction."""
+    return (
+        sa.func.pg_notify(NOTIFY_CHANNEL, sa.literal("job:") + job_id).label("notified_job"),
+        sa.func.pg_notify(NOTIFY_CHANNEL, sa.literal("account:") + account_id).label(
+            "notified_account"
+        ),
+    )
+
+
+async def notify_job(connection: AsyncConnection, job_id: str) -> None:
+    await connection.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, f"job:{job_id}")))
 
 
 async def update_job(

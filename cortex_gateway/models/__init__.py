@@ -2,11 +2,19 @@
 
 from cortex_gateway.models.accounts import accounts, api_keys
 from cortex_gateway.models.base import metadata
-from cortex_gateway.models.jobs import job_counts, job_events, jobs, log_lines, metric_samples
+from cortex_gateway.models.jobs import (
+    gateway_secrets,
+    job_counts,
+    job_events,
+    jobs,
+    log_lines,
+    metric_samples,
+)
 
 __all__ = [
     "accounts",
     "api_keys",
+    "gateway_secrets",
     "job_counts",
     "job_events",
     "jobs",

@@ -59,6 +59,30 @@ job_events = sa.Table(
     sa.PrimaryKeyConstraint("job_id", "seq"),
 )
 
+# The account-wide event stream reads events in (txid, id) order, and only those of
+# transactions older than every transaction still running: ids are handed out before commit,
+# so ordering by id alone could pass over an event that commits late.
+job_events.append_column(sa.Column("account_id", sa.Text))
+job_events.append_column(sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False))
+job_events.append_column(
+    sa.Column(
+        "txid",
+        sa.BigInteger,
+        nullable=False,
+        server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
+    )
+)
+job_events.append_constraint(sa.Index("ix_job_events_account_txid_id", "account_id", "txid", "id"))
+
+# Secrets every gateway process on the database shares (the stream-token signing key).
+gateway_secrets = sa.Table(
+    "gateway_secrets",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    created_at(),
+)
+
 # Running totals for the list endpoint's `meta.pagination.total`: counting a million rows on
 # every page is too slow, so triggers on `jobs` append signed deltas here (no row is updated in
 # place, so concurrent submissions never wait on one another) and `compact_job_counts()` folds

@@ -1,48 +1,47 @@
-"""GET /jobs/{id}/logs and GET /jobs/{id}/metrics: what the engine collected."""
+"""GET /jobs/{id}/logs (JSON, or live with follow=true) and GET /jobs/{id}/metrics."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from cortex_gateway import database, envelope, errors, validation
-from cortex_gateway.auth.requests import require_scope
+from cortex_gateway import database, envelope, validation
+from cortex_gateway.auth.requests import require_job_stream_access, require_scope
 from cortex_gateway.auth.scopes import Scope
 from cortex_gateway.jobs import service as jobs_service
 from cortex_gateway.routing import resource
+from cortex_gateway.streams import repository as streams_repository
+from cortex_gateway.streams import sse
+from cortex_gateway.streams.routes import seq_cursor
 from cortex_gateway.telemetry import repository, schemas
 
 
-def _query(request: Request, model: type[Any]) -> Any:
-    data: dict[str, str] = {}
-    for name in request.query_params:
-        values = request.query_params.getlist(name)
-        if len(values) > 1:
-            raise errors.ValidationError(
-                "Invalid query parameters.", [{"field": name, "message": "give it only once"}]
-            )
-        data[name] = values[0]
-    return validation.validate(model, data, context="query parameters")
-
-
-async def get_logs(request: Request) -> JSONResponse:
+async def get_logs(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
     async with database.transaction(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_READ)
-        query: schemas.LogQuery = _query(request, schemas.LogQuery)
-        job = await jobs_service.find_job(
-            connection, auth.account_id, request.path_params["job_id"]
-        )
-        rows = await repository.tail_logs(connection, job["id"], tail=query.tail, since=query.since)
-    logs = [schemas.LogEntry(**row) for row in rows]
-    return envelope.ok(schemas.Logs(logs=logs))
+        auth = await require_job_stream_access(connection, request, job_id)
+        query = validation.validate_query(request, schemas.LogQuery)
+        job = await jobs_service.find_job(connection, auth.account_id, job_id)
+        if query.follow:
+            after = seq_cursor(request)
+            if after is None:
+                after = await streams_repository.log_start(
+                    connection, job["id"], tail=query.tail, since=query.since
+                )
+        else:
+            rows = await repository.tail_logs(
+                connection, job["id"], tail=query.tail or schemas.MAX_LOG_LINES, since=query.since
+            )
+    if query.follow:
+        stream = sse.job_logs(request.state.db, request.state.listener, job["id"], after)
+        return sse.response(stream, request.state.settings)
+    return envelope.ok(schemas.Logs(logs=[schemas.LogEntry(**row) for row in rows]))
 
 
 async def get_metrics(request: Request) -> JSONResponse:
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_READ)
-        query: schemas.MetricQuery = _query(request, schemas.MetricQuery)
+        query = validation.validate_query(request, schemas.MetricQuery)
         job = await jobs_service.find_job(
             connection, auth.account_id, request.path_params["job_id"]
         )

@@ -22,20 +22,22 @@ RESOLUTIONS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": tim
 class LogQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tail: int = Field(
-        default=MAX_LOG_LINES, ge=1, le=MAX_LOG_LINES, description="The last N lines."
+    tail: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LOG_LINES,
+        description=f"The last N lines (without it: the last {MAX_LOG_LINES}, or with "
+        "follow, every line).",
     )
     since: datetime | None = Field(default=None, description="Lines at or after this time.")
     follow: bool = Field(
-        default=False, description="Live streaming over Server-Sent Events is not served yet."
+        default=False,
+        description="Then stream new lines as Server-Sent Events until the job ends.",
     )
-
-    @field_validator("follow")
-    @classmethod
-    def _no_streaming_yet(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("live streaming (follow=true) is not served by this version yet")
-        return value
+    token: str | None = Field(default=None, description="A stream token instead of a Bearer key.")
+    lastEventId: str | None = Field(
+        default=None, description="Resume after this line (as the Last-Event-ID header)."
+    )
 
     @field_validator("since")
     @classmethod

@@ -1,0 +1,40 @@
+"""Query parameters and bodies of the stream routes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+
+class JobEventsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    follow: bool = Field(default=False, description="Stream events live (Server-Sent Events).")
+    token: str | None = Field(default=None, description="A stream token instead of a Bearer key.")
+    lastEventId: str | None = Field(
+        default=None, description="Resume after this event (as the Last-Event-ID header)."
+    )
+
+
+class AccountEventsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    follow: bool = Field(default=False, description="Stream status changes live.")
+    limit: int = Field(default=100, ge=1, le=1000, description="Without follow: how many.")
+    lastEventId: str | None = Field(default=None)
+
+
+class StreamToken(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    token: str
+    expires_at: datetime
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _from_unix(cls, value: object) -> object:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        return value

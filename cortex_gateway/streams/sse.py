@@ -1,0 +1,158 @@
+"""Server-Sent Event streams over rows in Postgres.
+
+Each stream reads rows after its cursor, sends them with `id:` set to the cursor, and sleeps
+until the listener says its key has news (or a safety interval passes). The database is the
+buffer: a slow client holds back only its own stream, and the engine never waits for one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from cortex_gateway.envelope import utc_iso
+from cortex_gateway.jobs.lifecycle import TERMINAL, JobStatus
+from cortex_gateway.settings import Settings
+from cortex_gateway.streams import repository
+from cortex_gateway.streams.listener import Listener
+
+BATCH = 500
+# Re-read even without a notification this often: a safety net, never the normal path.
+RECHECK_SECONDS = 30.0
+LATE_READS, LATE_READ_SECONDS = 5, 0.1
+Cursor = TypeVar("Cursor")
+
+
+def response(content: AsyncIterator[ServerSentEvent], settings: Settings) -> EventSourceResponse:
+    return EventSourceResponse(
+        content, ping=settings.stream_heartbeat, send_timeout=settings.stream_send_timeout
+    )
+
+
+async def _follow(
+    db: AsyncEngine,
+    listener: Listener,
+    key: str,
+    after: Cursor,
+    fetch: Callable[[Any, Cursor], Awaitable[Sequence[RowMapping]]],
+    render: Callable[[RowMapping], tuple[ServerSentEvent, Cursor]],
+    ended: Callable[[Any], Awaitable[ServerSentEvent | None]] | None = None,
+) -> AsyncIterator[ServerSentEvent]:
+    with listener.subscribe(key) as news:
+        late_reads = 0
+        while True:
+            news.clear()
+            async with db.connect() as connection:
+                # The end is read before the rows: a job's last rows commit with its end.
+                final = await ended(connection) if ended is not None else None
+                rows = await fetch(connection, after)
+            for row in rows:
+                event, after = render(row)
+                yield event
+            if len(rows) == BATCH:
+                continue
+            if final is not None and not rows:
+                yield final
+                return
+            if rows:
+                late_reads = 0
+            elif late_reads < LATE_READS:
+                # Notified but nothing readable yet (an account's event becomes readable once
+                # older transactions settle): look again shortly.
+                late_reads += 1
+                await news.wait(LATE_READ_SECONDS)
+            else:
+                await news.wait(RECHECK_SECONDS)
+
+
+def _end_of(job_id: str) -> Callable[[Any], Awaitable[ServerSentEvent | None]]:
+    async def ended(connection: Any) -> ServerSentEvent | None:
+        status = await repository.job_status(connection, job_id)
+        if status is None or JobStatus(status) in TERMINAL:
+            return ServerSentEvent(data=json.dumps({"status": status}), event="end")
+        return None
+
+    return ended
+
+
+def job_logs(
+    db: AsyncEngine, listener: Listener, job_id: str, after_seq: int
+) -> AsyncIterator[ServerSentEvent]:
+    def render(row: RowMapping) -> tuple[ServerSentEvent, int]:
+        data = {
+            "timestamp": utc_iso(row["timestamp"]),
+            "line": row["line"],
+            "stream": row["stream"],
+        }
+        return ServerSentEvent(data=json.dumps(data), id=str(row["seq"])), row["seq"]
+
+    return _follow(
+        db,
+        listener,
+        f"job:{job_id}",
+        after_seq,
+        lambda connection, after: repository.logs_after(connection, job_id, after, BATCH),
+        render,
+        _end_of(job_id),
+    )
+
+
+def job_events(
+    db: AsyncEngine, listener: Listener, job_id: str, after_seq: int
+) -> AsyncIterator[ServerSentEvent]:
+    def render(row: RowMapping) -> tuple[ServerSentEvent, int]:
+        data = {
+            "type": row["type"],
+            "timestamp": utc_iso(row["timestamp"]),
+            "message": row["message"],
+        }
+        return ServerSentEvent(data=json.dumps(data), id=str(row["seq"])), row["seq"]
+
+    return _follow(
+        db,
+        listener,
+        f"job:{job_id}",
+        after_seq,
+        lambda connection, after: repository.events_after(connection, job_id, after, BATCH),
+        render,
+        _end_of(job_id),
+    )
+
+
+def account_event_data(row: RowMapping) -> dict[str, Any]:
+    return {
+        "jobId": row["job_id"],
+        "type": row["type"],
+        "status": row["status"],
+        "provider": row["provider"],
+        "timestamp": utc_iso(row["timestamp"]),
+        "message": row["message"],
+    }
+
+
+def account_event_id(row: RowMapping) -> str:
+    return f"{row['txid']}.{row['id']}"
+
+
+def account_events(
+    db: AsyncEngine, listener: Listener, account_id: str, after: tuple[int, int]
+) -> AsyncIterator[ServerSentEvent]:
+    def render(row: RowMapping) -> tuple[ServerSentEvent, tuple[int, int]]:
+        event = ServerSentEvent(data=json.dumps(account_event_data(row)), id=account_event_id(row))
+        return event, (row["txid"], row["id"])
+
+    return _follow(
+        db,
+        listener,
+        f"account:{account_id}",
+        after,
+        lambda connection, cursor: repository.account_events_after(
+            connection, account_id, cursor, BATCH
+        ),
+        render,
+    )
