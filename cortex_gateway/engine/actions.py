@@ -252,6 +252,19 @@ def _nothing_new(
     return status.state in (WorkloadState.PENDING, WorkloadState.STARTING, WorkloadState.UNKNOWN)
 
 
+def _ending(
+    row: RowMapping, status: WorkloadStatus, reason: FailureReason | None, now: datetime
+) -> dict[str, Any]:
+    """The job's columns once its workload has ended."""
+    results = {
+        **(row["results"] or {}),
+        "exitCode": status.exit_code,
+        "reason": reason.value if reason is not None else None,
+        "message": status.message,
+    }
+    return {"results": results, "endpoints": [], "cost_current": _cost(row, now)}
+
+
 def _merge(first: LogBatch | None, second: LogBatch | None) -> LogBatch | None:
     if first is None:
         return second
@@ -299,25 +312,14 @@ async def _record_status(
         return False
     if status.state is WorkloadState.EXITED:
         succeeded = status.exit_code == 0 and status.reason is None
-        results = {
-            **(row["results"] or {}),
-            "exitCode": status.exit_code,
-            "reason": None if succeeded else (status.reason or FailureReason.EXIT_CODE).value,
-            "message": status.message,
-        }
-        changes.update(results=results, endpoints=[], cost_current=_cost(row, now))
+        reason = None if succeeded else (status.reason or FailureReason.EXIT_CODE)
+        changes.update(_ending(row, status, reason, now))
         target = JobStatus.COMPLETED if succeeded else JobStatus.FAILED
         message = f"Exited with code {status.exit_code}." if succeeded else status.message
         await jobs_service.transition(connection, row, target, message=message, changes=changes)
         return True
     if status.state is WorkloadState.FAILED:
-        results = {
-            **(row["results"] or {}),
-            "exitCode": status.exit_code,
-            "reason": (status.reason or FailureReason.PROVIDER_ERROR).value,
-            "message": status.message,
-        }
-        changes.update(results=results, endpoints=[], cost_current=_cost(row, now))
+        changes.update(_ending(row, status, status.reason or FailureReason.PROVIDER_ERROR, now))
         await jobs_service.transition(
             connection, row, JobStatus.FAILED, message=status.message, changes=changes
         )

@@ -80,15 +80,18 @@ def _end_of(job_id: str) -> Callable[[Any], Awaitable[ServerSentEvent | None]]:
     return ended
 
 
-def job_logs(
-    db: AsyncEngine, listener: Listener, job_id: str, after_seq: int
+def _job_rows(
+    db: AsyncEngine,
+    listener: Listener,
+    job_id: str,
+    after_seq: int,
+    fetch: Callable[[Any, str, int, int], Awaitable[Sequence[RowMapping]]],
+    fields: tuple[str, ...],
 ) -> AsyncIterator[ServerSentEvent]:
+    """A job's rows (log lines or events) by sequence number, until the job has ended."""
+
     def render(row: RowMapping) -> tuple[ServerSentEvent, int]:
-        data = {
-            "timestamp": utc_iso(row["timestamp"]),
-            "line": row["line"],
-            "stream": row["stream"],
-        }
+        data = {name: utc_iso(row[name]) if name == "timestamp" else row[name] for name in fields}
         return ServerSentEvent(data=json.dumps(data), id=str(row["seq"])), row["seq"]
 
     return _follow(
@@ -96,32 +99,24 @@ def job_logs(
         listener,
         f"job:{job_id}",
         after_seq,
-        lambda connection, after: repository.logs_after(connection, job_id, after, BATCH),
+        lambda connection, after: fetch(connection, job_id, after, BATCH),
         render,
         _end_of(job_id),
     )
+
+
+def job_logs(
+    db: AsyncEngine, listener: Listener, job_id: str, after_seq: int
+) -> AsyncIterator[ServerSentEvent]:
+    fields = ("timestamp", "line", "stream")
+    return _job_rows(db, listener, job_id, after_seq, repository.logs_after, fields)
 
 
 def job_events(
     db: AsyncEngine, listener: Listener, job_id: str, after_seq: int
 ) -> AsyncIterator[ServerSentEvent]:
-    def render(row: RowMapping) -> tuple[ServerSentEvent, int]:
-        data = {
-            "type": row["type"],
-            "timestamp": utc_iso(row["timestamp"]),
-            "message": row["message"],
-        }
-        return ServerSentEvent(data=json.dumps(data), id=str(row["seq"])), row["seq"]
-
-    return _follow(
-        db,
-        listener,
-        f"job:{job_id}",
-        after_seq,
-        lambda connection, after: repository.events_after(connection, job_id, after, BATCH),
-        render,
-        _end_of(job_id),
-    )
+    fields = ("type", "timestamp", "message")
+    return _job_rows(db, listener, job_id, after_seq, repository.events_after, fields)
 
 
 def account_event_data(row: RowMapping) -> dict[str, Any]:
