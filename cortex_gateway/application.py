@@ -27,6 +27,8 @@ from cortex_gateway.settings import Settings
 from cortex_gateway.streams import routes as stream_routes
 from cortex_gateway.streams.listener import Listener
 from cortex_gateway.telemetry import routes as telemetry_routes
+from cortex_gateway.webhooks import routes as webhook_routes
+from cortex_gateway.webhooks.dispatcher import Dispatcher
 
 
 class State(TypedDict):
@@ -36,6 +38,7 @@ class State(TypedDict):
     engine: Engine | None
     listener: Listener
     stream_key: bytes
+    dispatcher: Dispatcher | None
 
 
 async def openapi_document(request: Request) -> JSONResponse:
@@ -70,12 +73,15 @@ def create_app(
             providers.add(adapter)
         engine = Engine(db, providers, settings) if settings.engine_enabled else None
         listener = Listener(url)
+        dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
         try:
             async with database.transaction(db) as connection:
                 stream_key = await stream_tokens.load_key(connection)
             await listener.start()
             if engine is not None:
                 await engine.start()
+            if dispatcher is not None:
+                await dispatcher.start()
             yield dict(
                 State(
                     db=db,
@@ -84,9 +90,12 @@ def create_app(
                     engine=engine,
                     listener=listener,
                     stream_key=stream_key,
+                    dispatcher=dispatcher,
                 )
             )
         finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
             if engine is not None:
                 await engine.stop()
             await listener.stop()
@@ -97,6 +106,7 @@ def create_app(
         *stream_routes.routes,
         *job_routes.routes,
         *telemetry_routes.routes,
+        *webhook_routes.routes,
         resource("/openapi.json", GET=openapi_document),
         resource("/health", GET=health),
     ]

@@ -55,6 +55,20 @@ class JobNotFound(GatewayError):
     code = "JOB_NOT_FOUND"
 
 
+class WebhookNotFound(GatewayError):
+    """Webhook endpoint not found."""
+
+    status_code = 404
+    code = "WEBHOOK_NOT_FOUND"
+
+
+class DeliveryNotFound(GatewayError):
+    """Webhook delivery not found."""
+
+    status_code = 404
+    code = "DELIVERY_NOT_FOUND"
+
+
 class MethodNotAllowed(GatewayError):
     """This route does not answer that HTTP method."""
 
@@ -117,6 +131,8 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     Forbidden,
     NotFound,
     JobNotFound,
+    WebhookNotFound,
+    DeliveryNotFound,
     MethodNotAllowed,
     ProviderConflict,
     JobAlreadyFinished,

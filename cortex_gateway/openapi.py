@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -14,6 +15,7 @@ from cortex_gateway.auth.scopes import Scope
 from cortex_gateway.jobs import schemas as job_schemas
 from cortex_gateway.streams import schemas as stream_schemas
 from cortex_gateway.telemetry import schemas as telemetry_schemas
+from cortex_gateway.webhooks import schemas as webhook_schemas
 
 PREFIX = "/api/plugin-core"
 
@@ -133,6 +135,107 @@ OPERATIONS = (
     ),
 )
 
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+_WEBHOOK_ERRORS = (errors.ValidationError, errors.WebhookNotFound)
+WEBHOOK_OPERATIONS = (
+    Operation(
+        "post",
+        "/webhooks",
+        "createWebhook",
+        "Subscribe an endpoint to job events",
+        Scope.WEBHOOKS_WRITE,
+        webhook_schemas.EndpointWithSecret,
+        status=201,
+        request=webhook_schemas.EndpointCreate,
+        error_types=(errors.ValidationError, errors.UnsupportedMediaType),
+    ),
+    Operation(
+        "get",
+        "/webhooks",
+        "listWebhooks",
+        "List webhook endpoints",
+        Scope.WEBHOOKS_READ,
+        webhook_schemas.Endpoint,
+        query=webhook_schemas.ListQuery,
+        list_response=True,
+        error_types=(errors.ValidationError,),
+    ),
+    Operation(
+        "get",
+        "/webhooks/{endpoint_id}",
+        "getWebhook",
+        "Get a webhook endpoint",
+        Scope.WEBHOOKS_READ,
+        webhook_schemas.Endpoint,
+        error_types=(errors.WebhookNotFound,),
+    ),
+    Operation(
+        "patch",
+        "/webhooks/{endpoint_id}",
+        "updateWebhook",
+        "Change an endpoint's url, events or active flag",
+        Scope.WEBHOOKS_WRITE,
+        webhook_schemas.Endpoint,
+        request=webhook_schemas.EndpointUpdate,
+        error_types=_WEBHOOK_ERRORS,
+    ),
+    Operation(
+        "delete",
+        "/webhooks/{endpoint_id}",
+        "deleteWebhook",
+        "Delete an endpoint",
+        Scope.WEBHOOKS_WRITE,
+        None,
+        status=204,
+        error_types=(errors.WebhookNotFound,),
+    ),
+    Operation(
+        "post",
+        "/webhooks/{endpoint_id}/rotate-secret",
+        "rotateWebhookSecret",
+        "Replace the signing secret (the old one signs too for a grace period)",
+        Scope.WEBHOOKS_WRITE,
+        webhook_schemas.EndpointWithSecret,
+        request=webhook_schemas.SecretRotation,
+        error_types=_WEBHOOK_ERRORS,
+    ),
+    Operation(
+        "post",
+        "/webhooks/{endpoint_id}/test",
+        "testWebhook",
+        "Send a webhook.test event",
+        Scope.WEBHOOKS_WRITE,
+        webhook_schemas.Delivery,
+        status=202,
+        error_types=(errors.WebhookNotFound,),
+    ),
+    Operation(
+        "get",
+        "/webhooks/{endpoint_id}/deliveries",
+        "listWebhookDeliveries",
+        "Deliveries with their attempts",
+        Scope.WEBHOOKS_READ,
+        webhook_schemas.Delivery,
+        query=webhook_schemas.DeliveryQuery,
+        list_response=True,
+        error_types=_WEBHOOK_ERRORS,
+    ),
+    Operation(
+        "post",
+        "/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry",
+        "retryWebhookDelivery",
+        "Send a delivery again now",
+        Scope.WEBHOOKS_WRITE,
+        webhook_schemas.Delivery,
+        status=202,
+        error_types=(errors.WebhookNotFound, errors.DeliveryNotFound),
+    ),
+)
+
 _ERROR_SCHEMA = {
     "type": "object",
     "required": ["success", "error"],
@@ -177,6 +280,10 @@ def _responses(operation: Operation) -> dict[str, Any]:
         data = _ref(operation.response)
         if operation.list_response:
             data = {"type": "array", "items": data}
+    if operation.status == 204:
+        success: dict[str, Any] = {"description": operation.summary}
+        responses: dict[str, Any] = {"204": success}
+        return _add_errors(responses, operation)
     success = {
         "description": operation.summary,
         "content": {
@@ -197,7 +304,11 @@ def _responses(operation: Operation) -> dict[str, Any]:
         success["content"]["text/event-stream"] = {  # type: ignore[index]
             "schema": {"type": "string", "description": "With follow=true: Server-Sent Events"}
         }
-    responses: dict[str, Any] = {str(operation.status): success}
+    responses = {str(operation.status): success}
+    return _add_errors(responses, operation)
+
+
+def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, Any]:
     error_types = [*list(operation.error_types), errors.InternalError]
     if operation.scope is not None:
         error_types += [errors.Unauthorized, errors.Forbidden]
@@ -216,8 +327,9 @@ def _responses(operation: Operation) -> dict[str, Any]:
 
 @cache
 def document() -> dict[str, Any]:
-    request_models = [op.request for op in OPERATIONS if op.request is not None]
-    response_models = [op.response for op in OPERATIONS if op.response is not None]
+    operations = OPERATIONS + WEBHOOK_OPERATIONS
+    request_models = [op.request for op in operations if op.request is not None]
+    response_models = [op.response for op in operations if op.response is not None]
     _, generated = models_json_schema(
         [(model, "validation") for model in request_models]
         + [(model, "serialization") for model in response_models],
@@ -225,10 +337,10 @@ def document() -> dict[str, Any]:
     )
     definitions: dict[str, Any] = dict(generated.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
-    for operation in OPERATIONS:
+    for operation in operations:
         parameters: list[dict[str, Any]] = []
-        if "{job_id}" in operation.path:
-            parameters.append(_JOB_ID)
+        for name in re.findall(r"{(\w+)}", operation.path):
+            parameters.append(_JOB_ID if name == "job_id" else _path_parameter(name))
         if operation.query is not None:
             parameters += _query_parameters(operation.query, definitions)
         spec: dict[str, Any] = {

@@ -39,6 +39,47 @@ class Settings(BaseSettings):
     stream_heartbeat: float = Field(default=15.0, gt=0)
     stream_send_timeout: float = Field(default=30.0, gt=0)
 
+    # Webhooks.
+    webhooks_enabled: bool = Field(default=True, description="run the dispatcher here")
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="comma-separated CIDRs webhooks may reach although they are not public",
+    )
+    webhook_retry_schedule: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        description="seconds before each retry after the first attempt (jittered by 10%)",
+    )
+    webhook_disable_after: float = Field(
+        default=5 * 24 * 3600, gt=0, description="disable an endpoint failing this long"
+    )
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60)
+    webhook_concurrency: int = Field(default=64, gt=0, description="sends in flight per process")
+    webhook_rotation_grace: float = Field(
+        default=24 * 3600, ge=0, description="seconds the previous secret keeps signing"
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        import ipaddress
+
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        delays = [float(part) for part in value.split(",") if part.strip()]
+        if any(delay < 0 for delay in delays):
+            raise ValueError("retry delays must not be negative")
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.webhook_retry_schedule.split(",") if part.strip())
+
     # The engine that runs jobs in every gateway process.
     engine_enabled: bool = True
     engine_poll_interval: float = Field(default=1.0, gt=0, description="seconds between checks")

@@ -8,6 +8,8 @@ from enum import StrEnum
 class Scope(StrEnum):
     JOBS_READ = "jobs:read"
     JOBS_WRITE = "jobs:write"
+    WEBHOOKS_READ = "webhooks:read"
+    WEBHOOKS_WRITE = "webhooks:write"
     # Every scope, present and future.
     ADMIN = "admin"
 

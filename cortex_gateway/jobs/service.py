@@ -15,6 +15,7 @@ from cortex_gateway.engine.workload import workload_spec
 from cortex_gateway.envelope import utc_iso
 from cortex_gateway.jobs import repository, schemas
 from cortex_gateway.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
+from cortex_gateway.webhooks import service as webhooks_service
 
 _TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
 
@@ -134,6 +135,7 @@ async def create_job(
             "results": {"exitCode": None, "outputUrl": None},
         },
     )
+    await _publish(connection, row, EVENT_FOR[JobStatus.PENDING])
     created = {
         "type": EVENT_FOR[JobStatus.PENDING],
         "timestamp": row["created_at"],
@@ -175,7 +177,24 @@ async def transition(
         values.setdefault("ended_at", repository.NOW)
     updated = await repository.update_job(connection, row["id"], values)
     await repository.append_event(connection, row["id"], EVENT_FOR[target], message=message)
+    await _publish(connection, updated, EVENT_FOR[target])
     return updated
+
+
+async def _publish(connection: AsyncConnection, row: RowMapping, event: str) -> None:
+    """Webhook deliveries of a job event, written in the same transaction as the event."""
+
+    async def document() -> Any:
+        job = to_job(row, await repository.list_events(connection, row["id"]))
+        return job.model_dump(mode="json", by_alias=True)
+
+    await webhooks_service.publish_job_event(
+        connection,
+        account_id=row["account_id"],
+        job_id=row["id"],
+        event=event,
+        job_document=document,
+    )
 
 
 async def cancel_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:

@@ -10,6 +10,7 @@ from cortex_gateway.models.jobs import (
     log_lines,
     metric_samples,
 )
+from cortex_gateway.models.webhooks import webhook_attempts, webhook_deliveries, webhook_endpoints
 
 __all__ = [
     "accounts",
@@ -21,4 +22,7 @@ __all__ = [
     "log_lines",
     "metadata",
     "metric_samples",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
 ]
