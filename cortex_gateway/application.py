@@ -16,7 +16,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount
 
 from cortex_gateway import database, envelope, errors, exception_handlers, openapi
+from cortex_gateway.auth import repository as auth_repository
 from cortex_gateway.auth import stream_tokens
+from cortex_gateway.auth.cache import KeyCache
 from cortex_gateway.body_limit import BodyLimitMiddleware
 from cortex_gateway.engine.loop import Engine
 from cortex_gateway.engine.providers import ProviderSet
@@ -39,6 +41,7 @@ class State(TypedDict):
     listener: Listener
     stream_key: bytes
     dispatcher: Dispatcher | None
+    key_cache: KeyCache
 
 
 async def openapi_document(request: Request) -> JSONResponse:
@@ -73,6 +76,8 @@ def create_app(
             providers.add(adapter)
         engine = Engine(db, providers, settings) if settings.engine_enabled else None
         listener = Listener(url)
+        key_cache = KeyCache(usable=listener.connected.is_set)
+        listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
         dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
         try:
             async with database.transaction(db) as connection:
@@ -91,6 +96,7 @@ def create_app(
                     listener=listener,
                     stream_key=stream_key,
                     dispatcher=dispatcher,
+                    key_cache=key_cache,
                 )
             )
         finally:

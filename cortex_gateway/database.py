@@ -32,7 +32,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No ping on every checkout (a round trip per request): a connection that died is
+        # invalidated by the error it raises, and connections are renewed hourly.
+        pool_recycle=3600,
         # Server-side statement timeout: one bad query must not hold a connection forever.
         connect_args={"server_settings": {"statement_timeout": "30000", "timezone": "UTC"}},
     )
@@ -42,4 +44,13 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One use case, one transaction: committed when the block ends, rolled back on error."""
     async with engine.begin() as connection:
+        yield connection
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """For reads that need no transaction: each statement commits on its own, which saves
+    the BEGIN and COMMIT round trips (statements see their own snapshots)."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
         yield connection

@@ -14,6 +14,9 @@ from cortex_gateway.models import accounts, api_keys, gateway_secrets
 # last_used_at is refreshed at most this often, so a busy key does not write on every request.
 LAST_USED_RESOLUTION = sa.text("interval '60 seconds'")
 
+# Heard by every gateway process's listener (cortex_gateway.streams.listener).
+NOTIFY_CHANNEL, KEYS_CHANGED = "cortex_jobs", "keys"
+
 _KEY_COLUMNS = (*api_keys.c, accounts.c.name.label("account_name"))
 
 
@@ -47,19 +50,18 @@ async def list_keys(connection: AsyncConnection) -> Sequence[RowMapping]:
     return result.mappings().all()
 
 
+_FIND_ACTIVE_KEY = sa.select(
+    api_keys.c.id,
+    api_keys.c.account_id,
+    api_keys.c.scopes,
+    sa.func.coalesce(api_keys.c.last_used_at < sa.func.now() - LAST_USED_RESOLUTION, True).label(
+        "stale"
+    ),
+).where(api_keys.c.secret_hash == sa.bindparam("secret_hash"), api_keys.c.revoked_at.is_(None))
+
+
 async def find_active_key(connection: AsyncConnection, secret_hash: bytes) -> RowMapping | None:
-    result = await connection.execute(
-        sa.select(
-            api_keys.c.id,
-            api_keys.c.account_id,
-            api_keys.c.scopes,
-            (
-                sa.func.coalesce(
-                    api_keys.c.last_used_at < sa.func.now() - LAST_USED_RESOLUTION, True
-                )
-            ).label("stale"),
-        ).where(api_keys.c.secret_hash == secret_hash, api_keys.c.revoked_at.is_(None))
-    )
+    result = await connection.execute(_FIND_ACTIVE_KEY, {"secret_hash": secret_hash})
     return result.mappings().one_or_none()
 
 
@@ -70,12 +72,14 @@ async def touch_key(connection: AsyncConnection, key_id: str) -> None:
 
 
 async def revoke_key(connection: AsyncConnection, key_id: str) -> RowMapping | None:
-    """Revoke a key; revoking a revoked key keeps its first revocation time."""
+    """Revoke a key; revoking a revoked key keeps its first revocation time. Every gateway
+    process forgets the keys it remembered when this commits."""
     await connection.execute(
         sa.update(api_keys)
         .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=sa.func.now())
     )
+    await connection.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, KEYS_CHANGED)))
     return await get_key(connection, key_id)
 
 

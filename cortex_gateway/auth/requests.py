@@ -42,7 +42,8 @@ async def require_job_stream_access(
 async def require_scope(
     connection: AsyncConnection, request: Request, scope: Scope
 ) -> service.AuthContext:
-    auth = await service.authenticate(connection, bearer_token(request))
+    cache = getattr(request.state, "key_cache", None)
+    auth = await service.authenticate(connection, bearer_token(request), cache)
     if auth is None:
         raise errors.Unauthorized("Invalid or revoked API key.")
     if not grants(list(auth.scopes), scope):

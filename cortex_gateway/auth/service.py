@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cortex_gateway import ids
 from cortex_gateway.auth import keys, repository
 from cortex_gateway.auth.scopes import Scope
+
+if TYPE_CHECKING:
+    from cortex_gateway.auth.cache import KeyCache
 
 DEFAULT_ACCOUNT = "default"
 
@@ -66,16 +70,24 @@ async def has_any_key(connection: AsyncConnection) -> bool:
     return await repository.count_keys(connection) > 0
 
 
-async def authenticate(connection: AsyncConnection, secret: str) -> AuthContext | None:
+async def authenticate(
+    connection: AsyncConnection, secret: str, cache: KeyCache | None = None
+) -> AuthContext | None:
     """The caller behind a presented key, or None for an unknown or revoked one."""
     if not keys.looks_like_key(secret):
         return None
-    row = await repository.find_active_key(connection, keys.hash_secret(secret))
+    secret_hash = keys.hash_secret(secret)
+    if cache is not None and (cached := cache.get(secret_hash)) is not None:
+        return cached
+    row = await repository.find_active_key(connection, secret_hash)
     if row is None:
         return None
     if row["stale"]:
         await repository.touch_key(connection, row["id"])
-    return AuthContext(key_id=row["id"], account_id=row["account_id"], scopes=tuple(row["scopes"]))
+    auth = AuthContext(key_id=row["id"], account_id=row["account_id"], scopes=tuple(row["scopes"]))
+    if cache is not None:
+        cache.put(secret_hash, auth)
+    return auth
 
 
 async def lock_and_check_no_keys(connection: AsyncConnection) -> bool:

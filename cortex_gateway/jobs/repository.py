@@ -3,6 +3,7 @@ and a missing job look the same from here."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,9 +52,16 @@ class JobFilter:
         return clauses
 
 
-async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> RowMapping:
-    """Insert the job and its `created` event in one statement (one round trip)."""
-    new_job = sa.insert(jobs).values(**values).returning(*jobs.c).cte("new_job")
+# Statements on the request path are built once: building one (and its cache key) costs more
+# than running it. Values travel as bound parameters.
+@functools.cache
+def _insert_job_statement(columns: tuple[str, ...]) -> sa.Select[Any]:
+    new_job = (
+        sa.insert(jobs)
+        .values({name: sa.bindparam(name, type_=jobs.c[name].type) for name in columns})
+        .returning(*jobs.c)
+        .cte("new_job")
+    )
     created_event = sa.insert(job_events).from_select(
         ["job_id", "account_id", "seq", "type", "timestamp"],
         sa.select(
@@ -64,27 +72,39 @@ async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> Row
             new_job.c.created_at,
         ),
     )
-    statement = sa.select(new_job, *notifications(new_job.c.id, new_job.c.account_id)).add_cte(
+    return sa.select(new_job, *notifications(new_job.c.id, new_job.c.account_id)).add_cte(
         created_event.cte("created_event")
     )
-    result = await connection.execute(statement)
+
+
+async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> RowMapping:
+    """Insert the job and its `created` event in one statement (one round trip)."""
+    statement = _insert_job_statement(tuple(sorted(values)))
+    result = await connection.execute(statement, values)
     return result.mappings().one()
+
+
+_GET_JOB = sa.select(jobs).where(
+    jobs.c.id == sa.bindparam("job_id"), jobs.c.account_id == sa.bindparam("account_id")
+)
+_GET_JOB_FOR_UPDATE = _GET_JOB.with_for_update()
+_LIST_EVENTS = (
+    sa.select(job_events)
+    .where(job_events.c.job_id == sa.bindparam("job_id"))
+    .order_by(job_events.c.seq)
+)
 
 
 async def get_job(
     connection: AsyncConnection, account_id: str, job_id: str, *, for_update: bool = False
 ) -> RowMapping | None:
-    statement = sa.select(jobs).where(jobs.c.id == job_id, jobs.c.account_id == account_id)
-    if for_update:
-        statement = statement.with_for_update()
-    result = await connection.execute(statement)
+    statement = _GET_JOB_FOR_UPDATE if for_update else _GET_JOB
+    result = await connection.execute(statement, {"job_id": job_id, "account_id": account_id})
     return result.mappings().one_or_none()
 
 
 async def list_events(connection: AsyncConnection, job_id: str) -> Sequence[RowMapping]:
-    result = await connection.execute(
-        sa.select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.seq)
-    )
+    result = await connection.execute(_LIST_EVENTS, {"job_id": job_id})
     return result.mappings().all()
 
 

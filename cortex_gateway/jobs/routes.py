@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from cortex_gateway import database, envelope, errors, validation
 from cortex_gateway.auth.requests import require_scope
@@ -15,7 +15,7 @@ _LIST_PARAMETERS = ("status", "provider", "from", "to", "page", "limit", "sort",
 _MULTI_VALUED = ("status", "provider")
 
 
-async def create_job(request: Request) -> JSONResponse:
+async def create_job(request: Request) -> Response:
     body = await request.body()
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_WRITE)
@@ -26,22 +26,22 @@ async def create_job(request: Request) -> JSONResponse:
     return envelope.ok(job, status_code=201)
 
 
-async def list_jobs(request: Request) -> JSONResponse:
-    async with database.transaction(request.state.db) as connection:
+async def list_jobs(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_READ)
         query = _list_query(request)
         jobs, meta = await service.list_jobs(connection, auth.account_id, query)
     return envelope.ok(jobs, meta=meta)
 
 
-async def get_job(request: Request) -> JSONResponse:
-    async with database.transaction(request.state.db) as connection:
+async def get_job(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_READ)
         job = await service.get_job(connection, auth.account_id, request.path_params["job_id"])
     return envelope.ok(job)
 
 
-async def cancel_job(request: Request) -> JSONResponse:
+async def cancel_job(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_WRITE)
         job = await service.cancel_job(connection, auth.account_id, request.path_params["job_id"])

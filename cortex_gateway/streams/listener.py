@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -52,7 +52,13 @@ class Listener:
         self._dsn = asyncpg_dsn(url)
         self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._callbacks: dict[str, list[Callable[[], None]]] = defaultdict(list)
         self.connected = asyncio.Event()
+
+    def on(self, payload: str, callback: Callable[[], None]) -> None:
+        """Call `callback` for every notification `payload`, and on every (re)connect (what
+        was sent while the connection was down is unknown)."""
+        self._callbacks[payload].append(callback)
 
     @contextlib.contextmanager
     def subscribe(self, key: str) -> Iterator[Subscription]:
@@ -84,11 +90,16 @@ class Listener:
     def _on_notification(self, connection: object, pid: int, channel: str, payload: str) -> None:
         for subscription in self._subscriptions.get(payload, ()):
             subscription.set()
+        for callback in self._callbacks.get(payload, ()):
+            callback()
 
     def _wake_all(self) -> None:
         for subscribers in self._subscriptions.values():
             for subscription in subscribers:
                 subscription.set()
+        for callbacks in self._callbacks.values():
+            for callback in callbacks:
+                callback()
 
     async def _run(self) -> None:
         delay = RECONNECT_DELAY

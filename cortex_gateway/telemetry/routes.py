@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from cortex_gateway import database, envelope, validation
 from cortex_gateway.auth.requests import require_job_stream_access, require_scope
@@ -38,7 +38,7 @@ async def get_logs(request: Request) -> Response:
     return envelope.ok(schemas.Logs(logs=[schemas.LogEntry(**row) for row in rows]))
 
 
-async def get_metrics(request: Request) -> JSONResponse:
+async def get_metrics(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_READ)
         query = validation.validate_query(request, schemas.MetricQuery)

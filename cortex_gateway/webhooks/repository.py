@@ -96,15 +96,20 @@ async def enqueue(
     await connection.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, NOTIFY_PAYLOAD)))
 
 
+_SUBSCRIBED = sa.select(webhook_endpoints.c.id).where(
+    webhook_endpoints.c.account_id == sa.bindparam("account_id"),
+    webhook_endpoints.c.active,
+    webhook_endpoints.c.events.overlap(
+        sa.bindparam("wanted", type_=webhook_endpoints.c.events.type)
+    ),
+)
+
+
 async def subscribed_endpoints(
     connection: AsyncConnection, account_id: str, event_type: str
 ) -> list[str]:
     result = await connection.execute(
-        sa.select(webhook_endpoints.c.id).where(
-            webhook_endpoints.c.account_id == account_id,
-            webhook_endpoints.c.active,
-            webhook_endpoints.c.events.overlap([event_type, "*"]),
-        )
+        _SUBSCRIBED, {"account_id": account_id, "wanted": [event_type, "*"]}
     )
     return [row[0] for row in result]
 

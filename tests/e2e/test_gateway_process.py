@@ -126,7 +126,13 @@ def test_serve_keeps_data_across_restarts_and_stops_cleanly(
             line.split()[0] for line in listing.stdout.splitlines() if " reader " in line
         )
         assert cli(embedded_env, "keys", "revoke", reader_id).returncode == 0
-        assert httpx.get(f"{gateway.url}/jobs", headers=reader).status_code == 401
+        refused = False
+        for _ in range(20):  # the revocation reaches the gateway as a notification
+            refused = httpx.get(f"{gateway.url}/jobs", headers=reader).status_code == 401
+            if refused:
+                break
+            time.sleep(0.05)
+        assert refused
 
         assert gateway.interrupt() == 0
         assert "Gateway stopped." in gateway.text()
