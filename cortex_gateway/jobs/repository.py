@@ -197,6 +197,30 @@ def _after(
     return sa.or_(beyond, ties)
 
 
+# What a listed job shows: decoding config and results for every row would be wasted work.
+_SUMMARY_COLUMNS = tuple(
+    jobs.c[name]
+    for name in (
+        "id",
+        "account_id",
+        "provider",
+        "status",
+        "image",
+        "cpu",
+        "memory",
+        "storage",
+        "duration",
+        "cost_current",
+        "cost_projected",
+        "usd_per_hour",
+        "created_at",
+        "started_at",
+        "ended_at",
+        "endpoints",
+    )
+)
+
+
 async def list_jobs(
     connection: AsyncConnection,
     job_filter: JobFilter,
@@ -209,7 +233,7 @@ async def list_jobs(
 ) -> Sequence[RowMapping]:
     """One page plus one row, so the caller knows whether another page follows."""
     sort_key = sort_key_columns(sort_field)
-    statement = sa.select(jobs).where(*job_filter.where())
+    statement = sa.select(*_SUMMARY_COLUMNS).where(*job_filter.where())
     if after is not None:
         statement = statement.where(
             _after(sort_key, after, descending, sort_field in _NULLABLE_SORTS)
