@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import timing
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,10 +36,18 @@ WITH new_job AS (
     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb)
     RETURNING *
 ), created_event AS (
-    INSERT INTO job_events (job_id, seq, type, timestamp)
-    SELECT id, 1, 'created', created_at FROM new_job
+    INSERT INTO job_events (job_id, seq, type, timestamp{event_account})
+    SELECT id, 1, 'created', created_at{event_account} FROM new_job
 )
 SELECT * FROM new_job
+"""
+# Later schemas also store the account on each event (the gateway fills it in): same columns.
+_EVENTS_HAVE_ACCOUNT = """
+SELECT EXISTS (
+    SELECT 1 FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = 'job_events'
+      AND column_name = 'account_id'
+)
 """
 
 _PAGE = (
@@ -96,8 +103,15 @@ def _json(document: Any, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
-def create_app(dsn: str, account_id: str, *, pool_size: int = 10) -> Starlette:
-    """The bare app; the pool matches the gateway's (pool_size, up to twice that)."""
+def create_app(
+    dsn: str,
+    account_id: str,
+    *,
+    pool_size: int = 10,
+    on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> Starlette:
+    """The bare app; the pool matches the gateway's (pool_size, up to twice that).
+    `on_connect` runs on each new connection (the benchmark's query timer)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -106,9 +120,12 @@ def create_app(dsn: str, account_id: str, *, pool_size: int = 10) -> Starlette:
             min_size=pool_size,
             max_size=2 * pool_size,
             server_settings={"timezone": "UTC"},
+            init=on_connect,
         )
+        with_account = await pool.fetchval(_EVENTS_HAVE_ACCOUNT)
+        insert_job = _INSERT_JOB.replace("{event_account}", ", account_id" if with_account else "")
         try:
-            yield {"pool": pool}
+            yield {"pool": pool, "insert_job": insert_job}
         finally:
             await pool.close()
 
@@ -116,20 +133,19 @@ def create_app(dsn: str, account_id: str, *, pool_size: int = 10) -> Starlette:
         spec = json.loads(await request.body())
         config = {key: spec.get(key, _CONFIG_DEFAULTS.get(key)) for key in _CONFIG_KEYS}
         async with request.state.pool.acquire() as connection:
-            with timing.db_call():
-                row = await connection.fetchrow(
-                    _INSERT_JOB,
-                    f"job_{secrets.token_hex(8)}",
-                    account_id,
-                    spec["provider"],
-                    spec["image"],
-                    spec["cpu"],
-                    spec["memory"],
-                    spec["storage"],
-                    spec["duration"],
-                    json.dumps(config),
-                    '{"exitCode": null, "outputUrl": null}',
-                )
+            row = await connection.fetchrow(
+                request.state.insert_job,
+                f"job_{secrets.token_hex(8)}",
+                account_id,
+                spec["provider"],
+                spec["image"],
+                spec["cpu"],
+                spec["memory"],
+                spec["storage"],
+                spec["duration"],
+                json.dumps(config),
+                '{"exitCode": null, "outputUrl": null}',
+            )
         job = _summary(row)
         job["config"] = config
         job["results"] = {"exitCode": None, "outputUrl": None}
@@ -153,10 +169,8 @@ def create_app(dsn: str, account_id: str, *, pool_size: int = 10) -> Starlette:
             args += [datetime.fromisoformat(created_at), job_id]
         total_sql = _TOTAL_BY[total_shape] if total_shape else _TOTAL
         async with request.state.pool.acquire() as connection:
-            with timing.db_call():
-                rows = await connection.fetch(_LIST_QUERIES[shape], *args)
-            with timing.db_call():
-                total = await connection.fetchval(total_sql, *total_args)
+            rows = await connection.fetch(_LIST_QUERIES[shape], *args)
+            total = await connection.fetchval(total_sql, *total_args)
         next_after = None
         if len(rows) > PAGE_SIZE:
             last = rows[PAGE_SIZE - 1]

@@ -12,13 +12,13 @@ database connection: what a client would see minus the network and the client's 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -28,9 +28,9 @@ STATS_PATH = "/__bench/stats"
 RESET_PATH = "/__bench/reset"
 LABEL_HEADER = b"x-bench-label"
 
-# [seconds spent awaiting the database, statements] for the request being served. A list,
-# not a tuple, so code running in copied contexts (SQLAlchemy's greenlets) adds to the
-# same accumulator the middleware reads at the end.
+# [seconds spent in database round trips, round trips] for the request being served. A list,
+# not a tuple, so code running in copied contexts (SQLAlchemy's greenlets, callbacks asyncpg
+# schedules with call_soon) adds to the same accumulator the middleware reads at the end.
 _db_time: ContextVar[list[float] | None] = ContextVar("bench_db_time", default=None)
 
 
@@ -60,33 +60,36 @@ def summarize_ms(samples: Sequence[float]) -> dict[str, float | int]:
 
 
 def record_db_time(seconds: float) -> None:
-    """Charge a database call to the request being served (no-op outside a request)."""
+    """Charge one database round trip to the request being served (no-op outside one)."""
     accumulator = _db_time.get()
     if accumulator is not None:
         accumulator[0] += seconds
         accumulator[1] += 1
 
 
-@contextmanager
-def db_call() -> Iterator[None]:
-    """Time the awaited database call inside the block (used by the bare app)."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        record_db_time(time.perf_counter() - started)
+def _log_asyncpg_query(record: Any) -> None:
+    record_db_time(record.elapsed)
+
+
+async def attach_asyncpg_logger(connection: Any) -> None:
+    """Count every query asyncpg sends as a simple or unprepared statement: BEGIN, COMMIT,
+    pool pings, and all of the bare app's queries. (asyncpg does not log executions of
+    explicitly prepared statements, which is how SQLAlchemy runs its statements; those are
+    counted by the SQLAlchemy cursor events instead, so nothing is counted twice.)"""
+    connection.add_query_logger(_log_asyncpg_query)
 
 
 def install_sqlalchemy_timer() -> None:
-    """Time every statement SQLAlchemy sends, on every engine of this process.
+    """Time every round trip SQLAlchemy makes, on every engine and pool of this process.
 
-    The listeners sit on the Engine class because the gateway creates its engine inside its
-    lifespan, out of reach. BEGIN, COMMIT and pool pre-pings do not go through a cursor and
-    are not counted: the figure is the statements' time, the rest of the request is the
-    framework, the session plumbing and those extra round trips.
+    The listeners sit on the Engine and Pool classes because the gateway creates its engine
+    inside its lifespan, out of reach. Statements are timed around the cursor execution;
+    BEGIN, COMMIT and the pool's pre-ping do not go through a cursor, so asyncpg's query
+    logger is attached to each new connection to catch those.
     """
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
 
     def before(conn: Any, cursor: Any, statement: Any, params: Any, ctx: Any, many: Any) -> None:
         conn.info.setdefault("bench_started", []).append(time.perf_counter())
@@ -94,8 +97,12 @@ def install_sqlalchemy_timer() -> None:
     def after(conn: Any, cursor: Any, statement: Any, params: Any, ctx: Any, many: Any) -> None:
         record_db_time(time.perf_counter() - conn.info["bench_started"].pop())
 
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(_log_asyncpg_query)
+
     event.listen(Engine, "before_cursor_execute", before)
     event.listen(Engine, "after_cursor_execute", after)
+    event.listen(Pool, "connect", on_connect)
 
 
 class ServerTimings:
@@ -105,7 +112,7 @@ class ServerTimings:
         self.app = app
         self.durations: dict[str, list[float]] = defaultdict(list)
         self.db_seconds: dict[str, list[float]] = defaultdict(list)
-        self.db_statements: dict[str, list[int]] = defaultdict(list)
+        self.db_round_trips: dict[str, list[int]] = defaultdict(list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,7 +125,7 @@ class ServerTimings:
         if scope["path"] == RESET_PATH:
             self.durations.clear()
             self.db_seconds.clear()
-            self.db_statements.clear()
+            self.db_round_trips.clear()
             await self._reply(send, {"reset": True})
             return
 
@@ -131,12 +138,17 @@ class ServerTimings:
         accumulator = [0.0, 0.0]
         token = _db_time.set(accumulator)
 
+        def file_db_time() -> None:
+            self.db_seconds[label].append(accumulator[0])
+            self.db_round_trips[label].append(int(accumulator[1]))
+
         async def timed_send(message: Message) -> None:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 self.durations[label].append(time.perf_counter() - started)
-                self.db_seconds[label].append(accumulator[0])
-                self.db_statements[label].append(int(accumulator[1]))
+                # asyncpg reports a finished query through loop.call_soon; the last one (the
+                # COMMIT) may still be queued, and call_soon runs callbacks in order.
+                asyncio.get_running_loop().call_soon(file_db_time)
 
         try:
             await self.app(scope, receive, timed_send)
@@ -147,11 +159,11 @@ class ServerTimings:
         cpu = os.times()
         labels: dict[str, Any] = {}
         for label, samples in self.durations.items():
-            statements = self.db_statements[label]
+            round_trips = self.db_round_trips[label]
             labels[label] = {
                 "total": summarize_ms(samples),
                 "db": summarize_ms(self.db_seconds[label]),
-                "statements_per_request": sum(statements) / max(len(statements), 1),
+                "db_round_trips_per_request": sum(round_trips) / max(len(round_trips), 1),
             }
         return {"pid": os.getpid(), "cpu_seconds": cpu.user + cpu.system, "labels": labels}
 
