@@ -7,6 +7,7 @@ import asyncio
 import os
 import secrets
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -118,3 +119,22 @@ async def client(app_client: httpx.AsyncClient, keys: factories.Keys) -> httpx.A
     """A client holding a jobs:read + jobs:write key of the account 'alpha'."""
     app_client.headers["Authorization"] = f"Bearer {await keys.create(account='alpha')}"
     return app_client
+
+
+STUCK_AFTER_SECONDS = 120
+
+
+@pytest.fixture(autouse=True)
+async def _report_stuck_tasks(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """A test still running after two minutes is stuck: print where every task waits, so
+    that the hang can be read from CI's output (pytest-timeout then ends it)."""
+
+    async def watch() -> None:
+        await asyncio.sleep(STUCK_AFTER_SECONDS)
+        print(f"\n{request.node.nodeid} is stuck; its tasks:", file=sys.stderr)
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+
+    watchdog = asyncio.create_task(watch())
+    yield
+    watchdog.cancel()

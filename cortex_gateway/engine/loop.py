@@ -160,7 +160,7 @@ class Engine:
         next_sample = 0.0
         interval = self.poll_interval
         while True:
-            async with self.db.connect() as connection:
+            async with database.reading(self.db) as connection:
                 row = await repository.read(connection, job_id)
             if row is None or row["engine_owner"] != self.owner:
                 return

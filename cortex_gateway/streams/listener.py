@@ -128,5 +128,16 @@ class Listener:
                 logger.warning("LISTEN connection lost (%s); reconnecting", exc)
             finally:
                 self.connected.clear()
-                with contextlib.suppress(Exception):
-                    await connection.close(timeout=2)
+                await _close(connection)
+
+
+async def _close(connection: asyncpg.Connection) -> None:
+    """Close politely if the server answers quickly; otherwise (or when cancelled) drop the
+    socket, so that no connection is left behind."""
+    try:
+        await connection.close(timeout=2)
+    except asyncio.CancelledError:
+        connection.terminate()
+        raise
+    except Exception:
+        connection.terminate()

@@ -15,6 +15,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from cortex_gateway import database
 from cortex_gateway.envelope import utc_iso
 from cortex_gateway.jobs.lifecycle import TERMINAL, JobStatus
 from cortex_gateway.settings import Settings
@@ -47,7 +48,7 @@ async def _follow(
         late_reads = 0
         while True:
             news.clear()
-            async with db.connect() as connection:
+            async with database.reading(db) as connection:
                 # The end is read before the rows: a job's last rows commit with its end.
                 final = await ended(connection) if ended is not None else None
                 rows = await fetch(connection, after)
