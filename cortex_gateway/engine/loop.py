@@ -121,7 +121,8 @@ class Engine:
                     continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
 
     async def _lease_loop(self) -> None:
         while True:
@@ -207,7 +208,8 @@ class Engine:
             return
         event.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await event.wait()
 
     async def _watch(self, job_id: str, provider: object, handle: object, seconds: float) -> None:
         """Until the workload may have changed (the provider's watch) or the job was poked."""

@@ -44,7 +44,8 @@ class Subscription:
     async def wait(self, seconds: float) -> None:
         """Until set, or `seconds` pass."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
 
 
 class Listener:
@@ -121,7 +122,8 @@ class Listener:
                 self._wake_all()
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), HEALTH_CHECK_SECONDS)
+                        async with asyncio.timeout(HEALTH_CHECK_SECONDS):
+                            await lost.wait()
                     if not lost.is_set():
                         await connection.execute("SELECT 1")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -152,7 +152,8 @@ class TestEventStreams:
         )
         await submit(other, busybox("true"))
         await other.aclose()
-        await asyncio.wait_for(follower, 30)
+        async with asyncio.timeout(30):
+            await follower
 
         by_job: dict[str, list[str]] = {}
         for event in received:

@@ -51,7 +51,8 @@ class Receiver:
                 self.arrived.clear()
                 await self.arrived.wait()
 
-        await asyncio.wait_for(enough(), timeout)
+        async with asyncio.timeout(timeout):
+            await enough()
 
 
 def receiver_app(receiver: Receiver) -> Starlette:
