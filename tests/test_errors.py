@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from starlette.routing import Route
@@ -94,12 +96,21 @@ class TestAuthentication:
         )
         assert_error(response, 401, "UNAUTHORIZED")
 
-    async def test_revoked_key_is_401_at_once(self, app_client: httpx.AsyncClient, keys) -> None:
+    async def test_revoked_key_is_401_within_moments(
+        self, app_client: httpx.AsyncClient, keys
+    ) -> None:
         secret = await keys.create()
         headers = {"Authorization": f"Bearer {secret}"}
         assert (await app_client.get(f"{API}/jobs", headers=headers)).status_code == 200
         await keys.revoke(secret)
-        assert_error(await app_client.get(f"{API}/jobs", headers=headers), 401, "UNAUTHORIZED")
+        # Processes remember keys for seconds; a revocation notifies them all when it commits.
+        response = await app_client.get(f"{API}/jobs", headers=headers)
+        for _ in range(20):
+            if response.status_code == 401:
+                break
+            await asyncio.sleep(0.05)
+            response = await app_client.get(f"{API}/jobs", headers=headers)
+        assert_error(response, 401, "UNAUTHORIZED")
 
     async def test_bearer_scheme_is_case_insensitive(
         self, app_client: httpx.AsyncClient, keys
