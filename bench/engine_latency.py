@@ -1,25 +1,33 @@
 """Benchmark of the job engine on the local provider (issue 3).
 
-    /work/venv/bin/python bench/engine_latency.py                        # quick: N=30, M=100
+    /work/venv/bin/python bench/engine_latency.py                    # quick: N=30, M=100
     /work/venv/bin/python bench/engine_latency.py --concurrent 100,250,500
-    /work/venv/bin/python bench/engine_latency.py --skip-latency --concurrent 500
+    /work/venv/bin/python bench/engine_latency.py --skip-latency --concurrent 500 \
+        --ramp-seconds 150 --settle-seconds 150
+    /work/venv/bin/python bench/engine_latency.py --concurrent ""   # part 1 only
 
 Part 1, latency: a trivial container (busybox:latest running `true`) submitted through the
 gateway (POST /jobs, then the job's events followed over SSE until `completed`) against the
-same container run directly on the Docker Engine API (create, start, wait, remove), N runs
-each, interleaved, with p50/p95/p99 and the ratio.
+same container run directly on the Docker Engine API, N runs each, interleaved: once as a
+Docker client does it (create, start, POST /wait, remove) and once learning the exit by
+inspecting every 5 ms (podman's /wait answers ~0.3 s late for a container that has just
+exited). p50/p95/p99 and the ratios.
 
 Part 2, concurrency: M jobs that sleep until a chosen moment on the host's boot clock, so
 the moment each container exits is known (it also prints it). Measured: how long until all
 are running; the gateway's CPU and RSS, Postgres' and podman's CPU and the Docker API
 requests per second while the engine follows them (counted by a small proxy in front of the
-Docker socket); then, as they exit (spread over a few seconds), the delay from each
-container's exit to its job being recorded completed.
+Docker socket), and the state of the gateway's HTTP connection pools; then, as they exit
+(spread over a few seconds), the delay from each container's exit to its job being recorded
+completed.
 
-Everything runs on this machine: an embedded PostgreSQL in a temporary directory, the
-gateway under uvicorn in a child process (so its CPU is its own), the counting proxy in
-another, and podman's Docker-compatible service (scripts/container-runtime). Results go to
-bench/results/engine_latency-<time>.json; see bench/ENGINE_STREAMS_WEBHOOKS.md.
+Everything runs on this machine and is started and stopped by the script: an embedded
+PostgreSQL in a temporary directory, a podman API service of the run's own (its CPU is then
+the run's alone; --docker-host uses an existing Docker API instead), the gateway under
+uvicorn in a child process (so that its CPU is its own), the counting proxy in another.
+bench/sse_followers.py and bench/webhook_throughput.py use this file's harness.
+Results go to bench/results/engine_latency-<time>.json with the child processes' logs
+beside them; see bench/ENGINE_STREAMS_WEBHOOKS.md.
 """
 
 from __future__ import annotations
@@ -109,7 +117,7 @@ def fmt(value: float | None, digits: int = 1) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     rule = "-+-".join("-" * w for w in widths)
     body = [" | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
@@ -655,12 +663,13 @@ async def run_proxy(listen: str, upstream: str, stats_path: Path) -> None:
 
 
 def docker_client(host: str) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport(uds=host.removeprefix("unix://"))
+    # The limits go on the transport: httpx ignores a client's `limits` when it is given a
+    # transport (finding E1 in ENGINE_STREAMS_WEBHOOKS.md).
+    transport = httpx.AsyncHTTPTransport(
+        uds=host.removeprefix("unix://"), limits=httpx.Limits(max_connections=64)
+    )
     return httpx.AsyncClient(
-        transport=transport,
-        base_url="http://docker" + DOCKER_API,
-        timeout=httpx.Timeout(120.0),
-        limits=httpx.Limits(max_connections=64),
+        transport=transport, base_url="http://docker" + DOCKER_API, timeout=httpx.Timeout(120.0)
     )
 
 
@@ -1393,6 +1402,8 @@ def main() -> None:
     handle_signals()
     prepare_runtime(args)
     started = datetime.now(UTC)
+    # Taken before the gateway starts: the package may be edited while a run goes on.
+    code = code_fingerprint()
     store = Database()
     try:
         url = store.start()
@@ -1404,7 +1415,8 @@ def main() -> None:
         "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "code": code_fingerprint(),
+        "code": code,
+        "code_changed_during_run": code_fingerprint() != code,
         "machine": machine(),
         **document,
     }

@@ -1,7 +1,9 @@
 """Benchmark of live log followers on one gateway process (issue 4).
 
     /work/venv/bin/python bench/sse_followers.py                          # quick: 1, 50, 200
-    /work/venv/bin/python bench/sse_followers.py --followers 1,200,500,1000,2000 --idle 2000
+    /work/venv/bin/python bench/sse_followers.py --followers 1,50,200,500,1000,2000 --idle 2000
+    /work/venv/bin/python bench/sse_followers.py --source db --followers 1,50,200,500,1000,2000 \
+        --idle 0                                              # the streams without the engine
 
 Runs a few jobs whose containers print the host's boot clock (/proc/uptime, 10 ms steps;
 busybox's `date` has no sub-second format) every 100 ms, then opens F followers of
@@ -9,6 +11,10 @@ GET /jobs/{id}/logs?follow=true&tail=1 spread over them, in steps, and for each 
 measures, over a fixed window: the delay from a line's write in the container to its
 arrival at the client (p50/p99), lines delivered per second, connections still open, and
 the gateway's CPU and RSS, Postgres' CPU and transactions per second.
+
+With --source db the engine is off and this script writes the lines itself, through the
+engine's own append_logs (insert + NOTIFY), so the delay measured is commit -> client: the
+streams' share alone, without the engine's polling of the container runtime.
 
 Before that, an idle phase opens the largest number of followers on a job that prints
 nothing and holds them past a heartbeat: how many one process holds, and its memory per
@@ -583,6 +589,8 @@ def main() -> None:
     if limit < needed:
         raise SystemExit(f"open-file limit {limit} is below the {needed} this run needs")
     started = datetime.now(UTC)
+    # Taken before the gateway starts: the package may be edited while a run goes on.
+    code = code_fingerprint()
     store = Database()
     try:
         url = store.start()
@@ -599,13 +607,15 @@ def main() -> None:
         "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "code": code_fingerprint(),
+        "code": code,
+        "code_changed_during_run": code_fingerprint() != code,
         "machine": machine(),
         "open_file_limit": limit,
         **document,
     }
-    print_report(document)
+    # Written before printing, so that a report that fails to print loses nothing.
     path = write_results("sse_followers", document)
+    print_report(document)
     print(f"\nresults: {path.relative_to(ROOT)}")
 
 
