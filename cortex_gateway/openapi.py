@@ -115,6 +115,15 @@ OPERATIONS = (
     ),
     Operation(
         "post",
+        "/jobs/events/stream-token",
+        "createAccountStreamToken",
+        "Issue a short-lived token for the account's status stream (for EventSource)",
+        Scope.JOBS_READ,
+        stream_schemas.StreamToken,
+        status=201,
+    ),
+    Operation(
+        "post",
         "/jobs/{job_id}/stream-token",
         "createStreamToken",
         "Issue a short-lived token for this job's streams (for EventSource)",

@@ -29,11 +29,34 @@ async def require_job_stream_access(
     token = request.query_params.get("token")
     if token is None:
         return await require_scope(connection, request, Scope.JOBS_READ)
+    grant = _stream_grant(request, token)
+    if grant.job_id != job_id:
+        raise errors.Unauthorized("This stream token was issued for another job.")
+    return _stream_auth(grant)
+
+
+async def require_account_stream_access(
+    connection: AsyncConnection, request: Request
+) -> service.AuthContext:
+    """Reading the account's status changes: a Bearer key with jobs:read, or an account
+    stream token (`?token=`, issued without a job)."""
+    token = request.query_params.get("token")
+    if token is None:
+        return await require_scope(connection, request, Scope.JOBS_READ)
+    grant = _stream_grant(request, token)
+    if grant.job_id is not None:
+        raise errors.Unauthorized("This stream token was issued for one job's streams.")
+    return _stream_auth(grant)
+
+
+def _stream_grant(request: Request, token: str) -> stream_tokens.StreamGrant:
     grant = stream_tokens.verify(request.state.stream_key, token)
     if grant is None:
         raise errors.Unauthorized("Invalid or expired stream token.")
-    if grant.job_id != job_id:
-        raise errors.Unauthorized("This stream token was issued for another job.")
+    return grant
+
+
+def _stream_auth(grant: stream_tokens.StreamGrant) -> service.AuthContext:
     return service.AuthContext(
         key_id="stream-token", account_id=grant.account_id, scopes=(Scope.JOBS_READ.value,)
     )

@@ -2,7 +2,8 @@
 
 A token names one job and its account, expires within minutes, grants reading that job's
 streams and nothing else, and is signed with a key every gateway process on the database
-shares, so a token issued by one process works on another.
+shares, so a token issued by one process works on another. A token without a job grants the
+account's status stream (`GET /jobs/events`) and nothing else.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ KEY_NAME = "stream-token-key"
 
 @dataclass(frozen=True)
 class StreamGrant:
-    job_id: str
+    job_id: str | None  # None: the account's status stream, no job's
     account_id: str
     expires_at: float
 
@@ -43,7 +44,9 @@ async def load_key(connection: AsyncConnection) -> bytes:
     return await repository.get_or_create_secret(connection, KEY_NAME, secrets.token_bytes(32))
 
 
-def issue(key: bytes, *, job_id: str, account_id: str, ttl_seconds: float) -> tuple[str, float]:
+def issue(
+    key: bytes, *, job_id: str | None, account_id: str, ttl_seconds: float
+) -> tuple[str, float]:
     expires_at = time.time() + ttl_seconds
     payload = _b64(
         json.dumps(
@@ -62,7 +65,8 @@ def verify(key: bytes, token: str) -> StreamGrant | None:
         if not hmac.compare_digest(expected, _unb64(signature)):
             return None
         claims = json.loads(_unb64(payload))
-        grant = StreamGrant(str(claims["j"]), str(claims["a"]), float(claims["e"]))
+        job_id = None if claims["j"] is None else str(claims["j"])
+        grant = StreamGrant(job_id, str(claims["a"]), float(claims["e"]))
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         return None
     if grant.expires_at < time.time():

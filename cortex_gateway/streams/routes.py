@@ -7,7 +7,11 @@ from starlette.responses import Response
 
 from cortex_gateway import database, envelope, errors, validation
 from cortex_gateway.auth import stream_tokens
-from cortex_gateway.auth.requests import require_job_stream_access, require_scope
+from cortex_gateway.auth.requests import (
+    require_account_stream_access,
+    require_job_stream_access,
+    require_scope,
+)
 from cortex_gateway.auth.scopes import Scope
 from cortex_gateway.envelope import utc_iso
 from cortex_gateway.jobs import service as jobs_service
@@ -59,7 +63,7 @@ async def get_job_events(request: Request) -> Response:
 
 async def get_account_events(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        auth = await require_account_stream_access(connection, request)
         query = validation.validate_query(request, schemas.AccountEventsQuery)
         if query.follow:
             after = _account_cursor(request) or await repository.settled_cursor(connection)
@@ -93,10 +97,21 @@ async def create_stream_token(request: Request) -> Response:
         job = await jobs_service.find_job(
             connection, auth.account_id, request.path_params["job_id"]
         )
+    return _issued_token(request, job["id"], auth.account_id)
+
+
+async def create_account_stream_token(request: Request) -> Response:
+    """A token for the account's status stream, for browsers' EventSource."""
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+    return _issued_token(request, None, auth.account_id)
+
+
+def _issued_token(request: Request, job_id: str | None, account_id: str) -> Response:
     token, expires_at = stream_tokens.issue(
         request.state.stream_key,
-        job_id=job["id"],
-        account_id=auth.account_id,
+        job_id=job_id,
+        account_id=account_id,
         ttl_seconds=request.state.settings.stream_token_ttl,
     )
     return envelope.ok(schemas.StreamToken(token=token, expires_at=expires_at), status_code=201)
@@ -104,6 +119,8 @@ async def create_stream_token(request: Request) -> Response:
 
 routes = [
     resource("/jobs/events", GET=get_account_events),
+    # Before /jobs/{job_id}/stream-token, which would read "events" as a job id.
+    resource("/jobs/events/stream-token", POST=create_account_stream_token),
     resource("/jobs/{job_id}/events", GET=get_job_events),
     resource("/jobs/{job_id}/stream-token", POST=create_stream_token),
 ]

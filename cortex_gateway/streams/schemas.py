@@ -23,6 +23,9 @@ class AccountEventsQuery(BaseModel):
 
     follow: bool = Field(default=False, description="Stream status changes live.")
     limit: int = Field(default=100, ge=1, le=1000, description="Without follow: how many.")
+    token: str | None = Field(
+        default=None, description="An account stream token instead of a Bearer key."
+    )
     lastEventId: str | None = Field(default=None)
 
 
