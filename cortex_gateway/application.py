@@ -20,6 +20,7 @@ from cortex_gateway.auth import repository as auth_repository
 from cortex_gateway.auth import stream_tokens
 from cortex_gateway.auth.cache import KeyCache
 from cortex_gateway.body_limit import BodyLimitMiddleware
+from cortex_gateway.catalog import routes as catalog_routes
 from cortex_gateway.engine.loop import Engine
 from cortex_gateway.engine.providers import ProviderSet
 from cortex_gateway.jobs import routes as job_routes
@@ -113,6 +114,7 @@ def create_app(
         *job_routes.routes,
         *telemetry_routes.routes,
         *webhook_routes.routes,
+        *catalog_routes.routes,
         resource("/openapi.json", GET=openapi_document),
         resource("/health", GET=health),
     ]

@@ -69,6 +69,13 @@ class DeliveryNotFound(GatewayError):
     code = "DELIVERY_NOT_FOUND"
 
 
+class ProviderNotFound(GatewayError):
+    """Provider not found."""
+
+    status_code = 404
+    code = "PROVIDER_NOT_FOUND"
+
+
 class MethodNotAllowed(GatewayError):
     """This route does not answer that HTTP method."""
 
@@ -133,6 +140,7 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     JobNotFound,
     WebhookNotFound,
     DeliveryNotFound,
+    ProviderNotFound,
     MethodNotAllowed,
     ProviderConflict,
     JobAlreadyFinished,

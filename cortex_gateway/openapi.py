@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 from cortex_gateway import __version__, errors
 from cortex_gateway.auth.scopes import Scope
+from cortex_gateway.catalog import schemas as catalog_schemas
 from cortex_gateway.jobs import schemas as job_schemas
 from cortex_gateway.streams import schemas as stream_schemas
 from cortex_gateway.telemetry import schemas as telemetry_schemas
@@ -245,6 +246,27 @@ WEBHOOK_OPERATIONS = (
     ),
 )
 
+PROVIDER_OPERATIONS = (
+    Operation(
+        "get",
+        "/providers",
+        "listProviders",
+        "Every provider: health, what it can run, how it prices",
+        Scope.JOBS_READ,
+        catalog_schemas.Provider,
+        list_response=True,
+    ),
+    Operation(
+        "get",
+        "/providers/{name}",
+        "getProvider",
+        "One provider: health, what it can run, how it prices",
+        Scope.JOBS_READ,
+        catalog_schemas.Provider,
+        error_types=(errors.ProviderNotFound,),
+    ),
+)
+
 _ERROR_SCHEMA = {
     "type": "object",
     "required": ["success", "error"],
@@ -336,7 +358,7 @@ def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, An
 
 @cache
 def document() -> dict[str, Any]:
-    operations = OPERATIONS + WEBHOOK_OPERATIONS
+    operations = OPERATIONS + WEBHOOK_OPERATIONS + PROVIDER_OPERATIONS
     request_models = [op.request for op in operations if op.request is not None]
     response_models = [op.response for op in operations if op.response is not None]
     _, generated = models_json_schema(

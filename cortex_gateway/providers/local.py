@@ -93,7 +93,9 @@ def _split_image(image: str) -> tuple[str, str]:
 
 class LocalProvider(Provider):
     name = "local"
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        pricing="A flat rate per CPU-hour set by the operator (free unless configured)."
+    )
 
     def __init__(
         self,

@@ -57,8 +57,11 @@ class Capabilities:
     exposed_ports: bool = True
     command_override: bool = True
     volumes: bool = True
+    gpus: bool = False
     min_duration_seconds: int = 1
     max_duration_seconds: int | None = None
+    # How the network prices a job, in a sentence for the providers API.
+    pricing: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class Health:
     healthy: bool
     reason: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    # False: the adapter lacks the settings (an API key...) to work at all.
+    configured: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ class FailureReason(StrEnum):
     PROVIDER_ERROR = "provider_error"
     LOST = "lost"
     REJECTED = "rejected"
+    # No provider bid on it before the bid timeout (Akash): it never started.
+    NO_BIDS = "no_bids"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,31 @@
+"""HTTP handlers for /providers: authorize, ask the adapters, render."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cortex_gateway import database, envelope
+from cortex_gateway.auth.requests import require_scope
+from cortex_gateway.auth.scopes import Scope
+from cortex_gateway.catalog import service
+from cortex_gateway.routing import resource
+
+
+async def list_providers(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
+        await require_scope(connection, request, Scope.JOBS_READ)
+    return envelope.ok(await service.list_providers(request.state.providers))
+
+
+async def get_provider(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
+        await require_scope(connection, request, Scope.JOBS_READ)
+    provider = await service.get_provider(request.state.providers, request.path_params["name"])
+    return envelope.ok(provider)
+
+
+routes = [
+    resource("/providers", GET=list_providers),
+    resource("/providers/{name}", GET=get_provider),
+]
