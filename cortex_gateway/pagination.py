@@ -9,6 +9,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
 from cortex_gateway import errors
 
 
@@ -76,3 +79,15 @@ def check_cursor(cursor: Cursor, *, sort: Sort, query: str) -> None:
 
 def pages(total: int, limit: int) -> int:
     return (total + limit - 1) // limit
+
+
+class Pagination(BaseModel):
+    """`meta.pagination` of a listing; `next_cursor` only where the listing has cursors."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    total: int
+    page: int
+    limit: int
+    pages: int
+    next_cursor: str | None = None

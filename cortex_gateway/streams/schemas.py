@@ -41,3 +41,34 @@ class StreamToken(BaseModel):
         if isinstance(value, int | float):
             return datetime.fromtimestamp(value, UTC)
         return value
+
+
+class JobEventEntry(BaseModel):
+    """One event of a job's timeline; `seq` is its position (the stream's event id)."""
+
+    seq: int
+    type: str
+    timestamp: datetime
+    message: str | None = None
+
+
+class JobEvents(BaseModel):
+    events: list[JobEventEntry]
+
+
+class AccountEvent(BaseModel):
+    """A status change of one of the account's jobs; `id` is the stream's event id."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    id: str
+    job_id: str
+    type: str
+    status: str
+    provider: str
+    timestamp: datetime
+    message: str | None = None
+
+
+class AccountEvents(BaseModel):
+    events: list[AccountEvent]

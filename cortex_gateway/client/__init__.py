@@ -1,0 +1,52 @@
+"""A typed Python client of the gateway's API: `Client` (blocking) and `AsyncClient`.
+
+    from cortex_gateway.client import Client
+
+    with Client(url="http://127.0.0.1:8000", api_key=key) as cortex:
+        job = cortex.jobs.submit(provider="local", image="busybox:latest", cpu=500,
+                                 memory="64Mi", storage="1Gi", duration=60,
+                                 command=["sh", "-c", "echo hi"])
+        for line in cortex.jobs.follow_logs(job.id):
+            print(line.line)
+
+Answers are the gateway's own models (`Job`, `LogEntry`, `Endpoint`, …); errors raise the
+`ApiError` subclass of their code (`errors.JobNotFound`, …). See docs/client.md.
+"""
+
+from __future__ import annotations
+
+from cortex_gateway.client import errors
+from cortex_gateway.client._core import Page
+from cortex_gateway.client.aio import AsyncClient
+from cortex_gateway.client.errors import ApiError, ConnectionFailed, CortexError
+from cortex_gateway.client.signatures import WebhookVerificationError, verify_webhook
+from cortex_gateway.client.sync import Client
+from cortex_gateway.jobs.schemas import Job, JobSpec, JobSummary
+from cortex_gateway.pagination import Pagination
+from cortex_gateway.streams.schemas import AccountEvent, JobEventEntry, StreamToken
+from cortex_gateway.telemetry.schemas import LogEntry, Metrics
+from cortex_gateway.webhooks.schemas import Delivery, Endpoint, EndpointWithSecret
+
+__all__ = [
+    "AccountEvent",
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "ConnectionFailed",
+    "CortexError",
+    "Delivery",
+    "Endpoint",
+    "EndpointWithSecret",
+    "Job",
+    "JobEventEntry",
+    "JobSpec",
+    "JobSummary",
+    "LogEntry",
+    "Metrics",
+    "Page",
+    "Pagination",
+    "StreamToken",
+    "WebhookVerificationError",
+    "errors",
+    "verify_webhook",
+]
