@@ -124,6 +124,27 @@ async def _read_logs(provider: Provider, handle: Handle, cursor: str | None) -> 
         return None
 
 
+# Reads of an ended workload's log before its job is closed; a read is capped by the adapter,
+# so a workload that printed a lot since the last look takes several.
+MAX_FINAL_READS = 200
+
+
+async def _final_logs(provider: Provider, handle: Handle, cursor: str | None) -> LogBatch | None:
+    """Everything an ended workload printed after `cursor`, read before the job is closed
+    (and its workload released, taking the log with it). Raises Unavailable when the log
+    cannot be read now: the caller tries again rather than losing the last lines."""
+    batch: LogBatch | None = None
+    for _ in range(MAX_FINAL_READS):
+        try:
+            more = await provider.logs(handle, batch.cursor if batch else cursor)
+        except HandleNotFound:
+            break
+        batch = _merge(batch, more)
+        if not more.lines:
+            break
+    return batch
+
+
 async def start(ctx: Context, row: RowMapping, provider: Provider) -> float | None:
     """Submit a pending job. Returns seconds to wait before trying again, or None."""
     spec = workload_spec(jobs_service.spec_document(row))
@@ -194,7 +215,14 @@ async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: b
         logger.warning("status of %s unavailable: %s", row["id"], exc)
         return Progress.QUIET
     handle = status.handle or handle
-    batch = await _read_logs(provider, handle, row["log_cursor"])
+    if status.state in (WorkloadState.EXITED, WorkloadState.FAILED):
+        try:
+            batch = await _final_logs(provider, handle, row["log_cursor"])
+        except Unavailable as exc:
+            logger.warning("final logs of %s unavailable, will retry: %s", row["id"], exc)
+            return Progress.QUIET
+    else:
+        batch = await _read_logs(provider, handle, row["log_cursor"])
     metric = None
     if sample and status.state is WorkloadState.RUNNING:
         try:
@@ -209,8 +237,13 @@ async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: b
         and started_at is not None
         and (now - started_at).total_seconds() > row["duration"]
     ):
-        await _stop_quietly(provider, handle)
-        final = await _read_logs(provider, handle, batch.cursor if batch else row["log_cursor"])
+        cursor = batch.cursor if batch else row["log_cursor"]
+        try:
+            await _stop_quietly(provider, handle)
+            final = await _final_logs(provider, handle, cursor)
+        except Unavailable as exc:
+            logger.warning("stopping %s past its duration failed, will retry: %s", row["id"], exc)
+            return Progress.QUIET
         merged = _merge(batch, final)
         await fail(
             ctx,
@@ -220,14 +253,18 @@ async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: b
             batch=merged,
         )
         return Progress.ENDED
-    if _nothing_new(row, status, handle, batch, metric):
+    quiet = _nothing_new(row, status, handle, batch)
+    if quiet and metric is None:
         return Progress.QUIET
 
     async def step(connection: AsyncConnection, current: RowMapping) -> bool:
         return await _record_status(connection, current, status, handle, batch, metric)
 
     ended = await _record(ctx, row["id"], step)
-    return Progress.ENDED if ended else Progress.CHANGED
+    if ended:
+        return Progress.ENDED
+    # A metric sample alone is not a change: the workload is as quiet as before.
+    return Progress.QUIET if quiet else Progress.CHANGED
 
 
 def _endpoints(status: WorkloadStatus) -> list[dict[str, Any]]:
@@ -235,17 +272,13 @@ def _endpoints(status: WorkloadStatus) -> list[dict[str, Any]]:
 
 
 def _nothing_new(
-    row: RowMapping,
-    status: WorkloadStatus,
-    handle: Handle,
-    batch: LogBatch | None,
-    metric: MetricSample | None,
+    row: RowMapping, status: WorkloadStatus, handle: Handle, batch: LogBatch | None
 ) -> bool:
-    """True when recording this step would write nothing: the common case of a quiet,
-    running workload, which then costs no transaction at all."""
+    """True when the workload shows nothing new: the common case of a quiet, running
+    workload, which then costs no transaction at all (unless a metric is due)."""
     if batch is not None and (batch.lines or batch.cursor != row["log_cursor"]):
         return False
-    if metric is not None or status.notes or handle != row["handle"]:
+    if status.notes or handle != row["handle"]:
         return False
     if status.state is WorkloadState.RUNNING:
         return row["status"] == JobStatus.RUNNING and row["endpoints"] == _endpoints(status)
@@ -335,13 +368,12 @@ async def stop(ctx: Context, row: RowMapping, provider: Provider) -> bool:
     batch = None
     if handle is not None:
         try:
-            await provider.cancel(handle)
-        except HandleNotFound:
-            pass
+            with contextlib.suppress(HandleNotFound):
+                await provider.cancel(handle)
+            batch = await _final_logs(provider, handle, row["log_cursor"])
         except Unavailable as exc:
             logger.warning("cancelling %s failed, will retry: %s", row["id"], exc)
             return False
-        batch = await _read_logs(provider, handle, row["log_cursor"])
 
     async def step(connection: AsyncConnection, current: RowMapping) -> None:
         if JobStatus(current["status"]).is_terminal:

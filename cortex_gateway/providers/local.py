@@ -8,12 +8,14 @@ containers and volumes again after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import struct
 import tarfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -52,7 +54,12 @@ SPEC_PATH = "/cortex/spec/job.json"
 # A batch of log lines is cut here so one noisy container cannot flood a transaction.
 MAX_LOG_LINES_PER_READ = 5_000
 STOP_GRACE_SECONDS = 5
-HEALTH_CACHE_SECONDS = 5.0
+# A healthy answer is reused for a while; a failure only briefly, so a runtime that comes back
+# is used again at once.
+HEALTH_CACHE_SECONDS, UNHEALTHY_CACHE_SECONDS = 5.0, 1.0
+MAX_CONNECTIONS = 2_000
+# How long a death seen on the event stream is remembered for a watch that starts late.
+RECENT_DEATH_SECONDS = 60.0
 
 _STATES = {
     "created": WorkloadState.STARTING,
@@ -81,6 +88,19 @@ def _parse_time(text: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
+def _transport(docker_host: str, max_connections: int) -> tuple[str, httpx.AsyncHTTPTransport]:
+    """The base URL and transport for DOCKER_HOST (`unix:///path` or `tcp://host:port`). The
+    pool limits belong to the transport: httpx ignores a client's limits when given one."""
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=min(max_connections, 64)
+    )
+    if docker_host.startswith("tcp://"):
+        base = "http://" + docker_host.removeprefix("tcp://")
+        return base, httpx.AsyncHTTPTransport(limits=limits)
+    socket = docker_host.removeprefix("unix://")
+    return "http://docker", httpx.AsyncHTTPTransport(uds=socket, limits=limits)
+
+
 def _split_image(image: str) -> tuple[str, str]:
     """`repo:tag` -> (repo, tag); a digest or no tag pulls as given."""
     if "@" in image:
@@ -103,23 +123,27 @@ class LocalProvider(Provider):
         docker_host: str = "unix:///var/run/docker.sock",
         publish_host: str = "127.0.0.1",
         usd_per_cpu_hour: float = 0.0,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__()
         self.docker_host = docker_host
         self.publish_host = publish_host
         self.usd_per_cpu_hour = usd_per_cpu_hour
-        if transport is None:
-            socket = docker_host.removeprefix("unix://")
-            transport = httpx.AsyncHTTPTransport(uds=socket)
-        self._client = _http.client("http://docker", transport=transport, max_connections=2_000)
+        base, transport = _transport(docker_host, MAX_CONNECTIONS)
+        self._client = _http.client(base, transport=transport)
+        # Health checks get their own connections: a saturated job pool must not make the
+        # runtime look down (and turn submissions away with 503).
+        base, transport = _transport(docker_host, 4)
+        self._health_client = _http.client(base, transport=transport)
         self._health: tuple[float, Health] | None = None
         self._cpu_seen: dict[str, tuple[int, float]] = {}
         self._running: set[str] = set()
         self._started_at: dict[str, datetime] = {}
+        self._exits = _ExitWatch(self._client)
 
     async def aclose(self) -> None:
+        await self._exits.aclose()
         await self._client.aclose()
+        await self._health_client.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with _http.map_http_errors(self.name):
@@ -138,11 +162,14 @@ class LocalProvider(Provider):
 
     async def health(self) -> Health:
         now = time.monotonic()
-        if self._health is not None and now - self._health[0] < HEALTH_CACHE_SECONDS:
-            return self._health[1]
+        if self._health is not None:
+            checked_at, health = self._health
+            keep = HEALTH_CACHE_SECONDS if health.healthy else UNHEALTHY_CACHE_SECONDS
+            if now - checked_at < keep:
+                return health
         try:
             with _http.map_http_errors(self.name):
-                response = await self._client.get("/_ping", timeout=3.0)
+                response = await self._health_client.get("/_ping", timeout=3.0)
             if response.status_code == 200:
                 health = Health(True, detail={"dockerHost": self.docker_host})
             else:
@@ -167,7 +194,7 @@ class LocalProvider(Provider):
         response = await self._request(
             "POST", f"/containers/create?name={name}", json=self._container_config(spec, volumes)
         )
-        if response.status_code == 409:
+        if response.status_code == 409 or _name_in_use(response):
             # Created by an earlier attempt that died before the handle was stored.
             container_id = await self._own_container(name, spec.job_id)
         elif response.status_code in (200, 201):
@@ -359,9 +386,9 @@ class LocalProvider(Provider):
     async def logs(self, handle: Handle, cursor: str | None) -> LogBatch:
         """Read the container's log after `cursor`.
 
-        The cursor is "<last timestamp>|<lines taken with that timestamp>": runtimes print
+        The cursor is "<last timestamp>|<frames taken with that timestamp>": runtimes print
         timestamps coarser than they filter by (podman prints whole seconds), so a read starts
-        again at that second and skips the lines already taken.
+        again at that second and skips the frames already taken.
         """
         last_stamp, taken = None, 0
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
@@ -378,24 +405,26 @@ class LocalProvider(Provider):
             raise HandleNotFound(f"container {handle['containerName']} no longer exists")
         self._raise_for_server_error(response)
         floor = _parse_time(last_stamp)
+        frames: list[_Frame] = []
         to_skip = taken
-        lines: list[LogLine] = []
         for stream, text in _frames(response.content):
-            stamp, _, line = text.partition(" ")
+            stamp, _, part = text.partition(" ")
             moment = _parse_time(stamp)
             if moment is None or (floor is not None and moment < floor):
                 continue
             if stamp == last_stamp and to_skip > 0:
                 to_skip -= 1
                 continue
-            if len(lines) >= MAX_LOG_LINES_PER_READ:
-                break
-            lines.append(LogLine(moment, line.removesuffix("\n"), stream))
-            if stamp == last_stamp:
+            frames.append(_Frame(stream, stamp, moment, part))
+        # A line still being written stays for the next read, unless the container is done.
+        partial_lines_are_final = handle["containerId"] not in self._running
+        lines, used = _whole_lines(frames, partial_lines_are_final, MAX_LOG_LINES_PER_READ)
+        for frame in frames[:used]:
+            if frame.stamp == last_stamp:
                 taken += 1
             else:
-                last_stamp, taken = stamp, 1
-        return LogBatch(tuple(lines), f"{last_stamp}|{taken}" if last_stamp else None)
+                last_stamp, taken = frame.stamp, 1
+        return LogBatch(lines, f"{last_stamp}|{taken}" if last_stamp else None)
 
     async def metrics(self, handle: Handle) -> MetricSample | None:
         container_id = handle["containerId"]
@@ -465,15 +494,141 @@ class LocalProvider(Provider):
         if container_id not in self._running:
             await asyncio.sleep(max_wait)
             return
-        try:
-            with _http.map_http_errors(self.name):
-                await self._client.post(
-                    f"{API}/containers/{container_id}/wait",
-                    params={"condition": "not-running"},
-                    timeout=httpx.Timeout(max_wait, connect=5.0),
-                )
-        except Unavailable:
+        await self._exits.wait(container_id, max_wait)
+
+
+def _name_in_use(response: httpx.Response) -> bool:
+    """podman answers a name clash with 500 "...is already in use" where Docker says 409."""
+    return response.status_code == 500 and "already in use" in response.text
+
+
+class _ExitWatch:
+    """Wakes the watch of a running container the moment it dies, from one Docker `/events`
+    stream per adapter rather than one blocking `wait` request per container (which costs
+    podman a goroutine and a connection each). While the stream is down, watches simply time
+    out and the engine polls."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+        self._waiters: dict[str, asyncio.Event] = {}
+        self._deaths: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def wait(self, container_id: str, max_wait: float) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._follow_events())
+        if container_id in self._deaths:
             return
+        event = self._waiters.setdefault(container_id, asyncio.Event())
+        try:
+            async with asyncio.timeout(max_wait):
+                await event.wait()
+        except TimeoutError:
+            pass
+        finally:
+            if self._waiters.get(container_id) is event:
+                del self._waiters[container_id]
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow_events(self) -> None:
+        delay = 0.5
+        params = {"filters": json.dumps({"type": ["container"]})}
+        while True:
+            try:
+                async with self._client.stream(
+                    "GET",
+                    API + "/events",
+                    params=params,
+                    timeout=httpx.Timeout(None, connect=5.0, pool=5.0),
+                ) as response:
+                    if response.status_code == 200:
+                        delay = 0.5
+                        async for line in response.aiter_lines():
+                            self._seen(line)
+            except httpx.HTTPError as exc:
+                logger.info("the container runtime's event stream broke: %s", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _seen(self, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if event.get("Action") != "die":
+            return
+        container_id = event.get("id") or (event.get("Actor") or {}).get("ID")
+        if not container_id:
+            return
+        now = time.monotonic()
+        self._deaths = {
+            cid: at for cid, at in self._deaths.items() if now - at < RECENT_DEATH_SECONDS
+        }
+        self._deaths[container_id] = now
+        waiter = self._waiters.get(container_id)
+        if waiter is not None:
+            waiter.set()
+
+
+@dataclass(frozen=True)
+class _Frame:
+    stream: str
+    stamp: str
+    moment: datetime
+    text: str
+
+
+def _whole_lines(
+    frames: list[_Frame], partial_lines_are_final: bool, limit: int
+) -> tuple[tuple[LogLine, ...], int]:
+    """Join the frames into lines, and say how many frames they used.
+
+    podman stores a long or slowly written line in parts, one frame each (the last part ends
+    with a newline), and the parts of stdout and stderr interleave. The frames used are always
+    a prefix, so that the cursor can count them: a line is taken only with all its parts and
+    with every line that started before it.
+    """
+    open_part: dict[str, int] = {}
+    parts: list[list[int]] = []  # each line's frame indexes, in the order lines started
+    line_of: list[int] = []
+    for index, frame in enumerate(frames):
+        line = open_part.get(frame.stream)
+        if line is None:
+            line = len(parts)
+            parts.append([])
+        parts[line].append(index)
+        line_of.append(line)
+        if frame.text.endswith("\n"):
+            open_part.pop(frame.stream, None)
+        else:
+            open_part[frame.stream] = line
+    unfinished = set() if partial_lines_are_final else set(open_part.values())
+
+    used, taken_lines, reach = 0, 0, -1
+    for index in range(len(frames)):
+        line = line_of[index]
+        if parts[line][0] == index:
+            if line in unfinished or taken_lines == limit:
+                break
+            taken_lines += 1
+        reach = max(reach, parts[line][-1])
+        if reach == index:
+            used = index + 1
+    lines = tuple(
+        LogLine(
+            frames[indexes[0]].moment,
+            "".join(frames[i].text for i in indexes).removesuffix("\n"),
+            frames[indexes[0]].stream,
+        )
+        for indexes in parts
+        if indexes[-1] < used
+    )
+    return lines, used
 
 
 def _frames(raw: bytes) -> list[tuple[str, str]]:

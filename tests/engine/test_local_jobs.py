@@ -62,6 +62,28 @@ class TestRunningJobs:
         assert job["events"][-1]["type"] == "failed"
         assert await log_lines(gateway, job_id) == ["about to fail"]
 
+    async def test_a_burst_of_output_before_exit_is_kept_whole(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        # More lines than one log read takes: all must be read before the container goes.
+        job_id = await submit(gateway, busybox("seq 1 8000"))
+
+        job = await wait_for(gateway, job_id)
+
+        assert job["status"] == "completed"
+        assert await log_lines(gateway, job_id) == [str(n) for n in range(1, 8001)]
+
+    async def test_a_line_written_in_parts_is_stored_as_one_line(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        job_id = await submit(
+            gateway, busybox("printf 'half '; sleep 1.5; echo whole; printf 'no newline'")
+        )
+
+        await wait_for(gateway, job_id)
+
+        assert await log_lines(gateway, job_id) == ["half whole", "no newline"]
+
     async def test_environment_and_args_reach_the_container(
         self, gateway: httpx.AsyncClient
     ) -> None:
