@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     local_publish_host: str = "127.0.0.1"
     local_usd_per_cpu_hour: float = Field(default=0.0, ge=0)
 
+    # Render's compute subnet (OTOY's Dispersed API); without both keys it is not configured.
+    render_api_url: str = "https://api.dispersed.com"
+    render_public_key: str | None = None
+    render_secret_key: SecretStr | None = None
+    render_poll_interval: float = Field(default=5.0, gt=0, description="seconds between looks")
+    render_gpu_rates: dict[str, float] | None = Field(
+        default=None, description="USD per GPU-hour by model, as JSON; unset: the adapter's"
+    )
+    render_assign_timeout: float = Field(
+        default=300.0, ge=1, description="seconds Render has to find a node for a job"
+    )
+
     def provider_options(self, name: str) -> dict[str, object]:
         """Constructor options for a built-in adapter."""
         if name == "local":
@@ -104,6 +116,17 @@ class Settings(BaseSettings):
                 "docker_host": self.docker_host,
                 "publish_host": self.local_publish_host,
                 "usd_per_cpu_hour": self.local_usd_per_cpu_hour,
+            }
+        if name == "render":
+            return {
+                "api_url": self.render_api_url,
+                "public_key": self.render_public_key,
+                "secret_key": (
+                    self.render_secret_key.get_secret_value() if self.render_secret_key else None
+                ),
+                "poll_interval": self.render_poll_interval,
+                "gpu_rates": self.render_gpu_rates,
+                "assign_timeout": self.render_assign_timeout,
             }
         return {}
 

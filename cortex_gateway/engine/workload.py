@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cortex_gateway.providers.types import PortSpec, VolumeSpec, WorkloadSpec
+from cortex_gateway.providers.types import GpuSpec, PortSpec, VolumeSpec, WorkloadSpec
 from cortex_gateway.quantities import parse_bytes
 
 
@@ -14,6 +14,7 @@ def workload_spec(document: dict[str, Any]) -> WorkloadSpec:
     config = document.get("config") or {}
     command = config.get("command")
     args = config.get("args")
+    gpu = config.get("gpu")
     return WorkloadSpec(
         job_id=document["id"],
         image=document["image"],
@@ -37,5 +38,15 @@ def workload_spec(document: dict[str, Any]) -> WorkloadSpec:
         ),
         command=tuple(command) if command is not None else None,
         args=tuple(args) if args is not None else None,
+        gpu=_gpu(gpu) if gpu else None,
         document=document,
+    )
+
+
+def _gpu(gpu: dict[str, Any]) -> GpuSpec:
+    vram = gpu.get("minVram")
+    return GpuSpec(
+        count=gpu.get("count", 1),
+        model=gpu.get("model"),
+        min_vram_bytes=parse_bytes(vram) if vram else None,
     )

@@ -125,6 +125,21 @@ class Volume(_Strict):
         return value
 
 
+class Gpu(_Strict):
+    """GPUs the job needs. Providers that cannot provide GPUs refuse such a job with a 400."""
+
+    count: int = Field(default=1, ge=1, le=16, description="GPUs per job.")
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="e.g. NVIDIA RTX 4090; any if unset.",
+    )
+    min_vram: Annotated[Quantity, _quantity_between(2**20, 2**40)] | None = Field(
+        default=None, description="Memory each GPU must have, e.g. 24Gi."
+    )
+
+
 class JobConfig(_Strict):
     """Everything in a job specification beyond the resources."""
 
@@ -133,6 +148,7 @@ class JobConfig(_Strict):
     volumes: list[Volume] = Field(default_factory=list, max_length=MAX_VOLUMES)
     command: list[ArgvItem] | None = Field(default=None, min_length=1, max_length=MAX_ARGV_ITEMS)
     args: list[ArgvItem] | None = Field(default=None, max_length=MAX_ARGV_ITEMS)
+    gpu: Gpu | None = None
 
     @field_validator("env")
     @classmethod
@@ -237,6 +253,10 @@ class JobSummary(BaseModel):
     endpoints: list[JobEndpoint] = Field(
         default_factory=list, description="Exposed ports and their URLs while the job runs."
     )
+    template_id: str | None = Field(
+        default=None, description="The template the job was created from, if any."
+    )
+    batch_id: str | None = Field(default=None, description="The batch it was submitted in, if any.")
 
 
 class Job(JobSummary):
@@ -260,6 +280,9 @@ class JobListQuery(BaseModel):
     )
     from_: datetime | None = Field(default=None, alias="from", description="Created at or after.")
     to: datetime | None = Field(default=None, description="Created before.")
+    batch_id: str | None = Field(
+        default=None, alias="batchId", max_length=64, description="Only the jobs of this batch."
+    )
     page: int = Field(default=1, ge=1, le=1_000_000)
     limit: int = Field(default=20, ge=1, le=100)
     sort: str = Field(

@@ -51,6 +51,8 @@ class Provider(ABC):
             )
         if not caps.volumes and spec.volumes:
             refusals.append(Refusal("volumes", f"{self.name} cannot mount volumes"))
+        if not caps.gpus and spec.gpu is not None:
+            refusals.append(Refusal("gpu", f"{self.name} cannot provide GPUs"))
         if spec.duration_seconds < caps.min_duration_seconds:
             refusals.append(
                 Refusal("duration", f"{self.name} needs at least {caps.min_duration_seconds} s")

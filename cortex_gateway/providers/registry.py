@@ -22,7 +22,7 @@ BUILTIN_PROVIDERS: dict[str, str] = {
     "akash": "",
     "golem": "",
     "local": "cortex_gateway.providers.local:LocalProvider",
-    "render": "",
+    "render": "cortex_gateway.providers.render:RenderProvider",
 }
 
 

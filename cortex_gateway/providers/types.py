@@ -32,6 +32,15 @@ class VolumeSpec:
 
 
 @dataclass(frozen=True)
+class GpuSpec:
+    """GPUs a workload needs: how many, optionally which model and how much memory each."""
+
+    count: int = 1
+    model: str | None = None
+    min_vram_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class WorkloadSpec:
     """A job as a provider sees it: resources in plain units, the rest as submitted."""
 
@@ -46,6 +55,7 @@ class WorkloadSpec:
     volumes: tuple[VolumeSpec, ...] = ()
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
+    gpu: GpuSpec | None = None
     # The full job document as the API shows it; placed at /cortex/spec/job.json where possible.
     document: dict[str, Any] = field(default_factory=dict)
 
@@ -107,6 +117,8 @@ class FailureReason(StrEnum):
     PROVIDER_ERROR = "provider_error"
     LOST = "lost"
     REJECTED = "rejected"
+    # The network found no machine for it in time (Render: no node assigned): it never started.
+    NOT_ASSIGNED = "not_assigned"
     # No provider bid on it before the bid timeout (Akash): it never started.
     NO_BIDS = "no_bids"
 
