@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 from httpx_sse import EventSource
 
+from cortex_gateway.catalog.schemas import Provider
 from cortex_gateway.client import _core, calls
 from cortex_gateway.client._core import Page
 from cortex_gateway.jobs.schemas import Job, JobSpec, JobSummary, Port, Volume
@@ -50,6 +51,7 @@ class AsyncClient:
         )
         self.jobs = Jobs(self)
         self.webhooks = Webhooks(self)
+        self.providers = Providers(self)
 
     async def send(self, call: _core.Call[T]) -> T:
         """Send one call, retrying 429/503 as the retry policy says."""
@@ -340,3 +342,15 @@ class Webhooks:
     async def retry(self, endpoint_id: str, delivery_id: str) -> Delivery:
         """Send a delivery again now."""
         return await self._client.send(calls.retry_delivery(endpoint_id, delivery_id))
+
+
+class Providers:
+    def __init__(self, client: AsyncClient):
+        self._client = client
+
+    async def list(self) -> builtins.list[Provider]:
+        """Every provider this gateway knows, with its health, capabilities and pricing."""
+        return await self._client.send(calls.list_providers())
+
+    async def get(self, name: str) -> Provider:
+        return await self._client.send(calls.get_provider(name))

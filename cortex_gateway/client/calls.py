@@ -12,6 +12,7 @@ from httpx_sse import ServerSentEvent
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
+from cortex_gateway.catalog.schemas import Provider
 from cortex_gateway.client._core import Call, Page, StreamCall, query
 from cortex_gateway.jobs.schemas import Job, JobSummary
 from cortex_gateway.streams.schemas import (
@@ -184,3 +185,14 @@ def list_deliveries(
 
 def retry_delivery(endpoint_id: str, delivery_id: str) -> Call[Delivery]:
     return Call("POST", f"/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry", Delivery)
+
+
+# Providers
+
+
+def list_providers() -> Call[list[Provider]]:
+    return Call("GET", "/providers", list[Provider])
+
+
+def get_provider(name: str) -> Call[Provider]:
+    return Call("GET", f"/providers/{name}", Provider)

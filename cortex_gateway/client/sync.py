@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 from httpx_sse import EventSource
 
+from cortex_gateway.catalog.schemas import Provider
 from cortex_gateway.client import _core, calls
 from cortex_gateway.client._core import Page
 from cortex_gateway.jobs.schemas import Job, JobSpec, JobSummary, Port, Volume
@@ -50,6 +51,7 @@ class Client:
         )
         self.jobs = Jobs(self)
         self.webhooks = Webhooks(self)
+        self.providers = Providers(self)
 
     def send(self, call: _core.Call[T]) -> T:
         """Send one call, retrying 429/503 as the retry policy says."""
@@ -331,3 +333,15 @@ class Webhooks:
     def retry(self, endpoint_id: str, delivery_id: str) -> Delivery:
         """Send a delivery again now."""
         return self._client.send(calls.retry_delivery(endpoint_id, delivery_id))
+
+
+class Providers:
+    def __init__(self, client: Client):
+        self._client = client
+
+    def list(self) -> builtins.list[Provider]:
+        """Every provider this gateway knows, with its health, capabilities and pricing."""
+        return self._client.send(calls.list_providers())
+
+    def get(self, name: str) -> Provider:
+        return self._client.send(calls.get_provider(name))

@@ -1,0 +1,3 @@
+from cortex_gateway.user_cli import main
+
+main()
