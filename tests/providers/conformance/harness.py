@@ -33,6 +33,9 @@ class Harness(ABC):
     # Seconds a short job (a few lines, a pause of at most a second) may take to end,
     # including placement on the network.
     finish_within: float = 60.0
+    # Whether the network reports a container's exit code. Those that only report that the
+    # run failed (Render) end a non-zero exit as FAILED, reason exit_code, no code.
+    exit_codes: bool = True
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -52,9 +52,12 @@ class TestSubmit:
         driver = Driver(adapter, handle)
         status = await driver.until(ENDED, harness.finish_within)
         started.append(json_safe(driver.handle))
+        assert status.reason is (FailureReason.EXIT_CODE if exit_code else None)
+        if exit_code and not harness.exit_codes:
+            assert status.state is WorkloadState.FAILED, status
+            return
         assert status.state is WorkloadState.EXITED, status
         assert status.exit_code == exit_code
-        assert status.reason is (FailureReason.EXIT_CODE if exit_code else None)
 
     async def test_a_restarted_adapter_carries_on_from_the_handle(
         self, harness: Harness, adapters: Adapters, started: list[Handle]
