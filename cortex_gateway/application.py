@@ -19,10 +19,12 @@ from cortex_gateway import database, envelope, errors, exception_handlers, opena
 from cortex_gateway.auth import repository as auth_repository
 from cortex_gateway.auth import stream_tokens
 from cortex_gateway.auth.cache import KeyCache
+from cortex_gateway.batches import routes as batch_routes
 from cortex_gateway.body_limit import BodyLimitMiddleware
 from cortex_gateway.catalog import routes as catalog_routes
 from cortex_gateway.engine.loop import Engine
 from cortex_gateway.engine.providers import ProviderSet
+from cortex_gateway.job_templates import routes as template_routes
 from cortex_gateway.jobs import routes as job_routes
 from cortex_gateway.providers.base import Provider
 from cortex_gateway.routing import resource
@@ -110,6 +112,9 @@ def create_app(
             await db.dispose()
 
     api = [
+        # Before /jobs/{job_id}: fixed paths under /jobs must not be read as job ids.
+        *template_routes.routes,
+        *batch_routes.routes,
         *stream_routes.routes,
         *job_routes.routes,
         *telemetry_routes.routes,

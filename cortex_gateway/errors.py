@@ -69,6 +69,20 @@ class DeliveryNotFound(GatewayError):
     code = "DELIVERY_NOT_FOUND"
 
 
+class TemplateNotFound(GatewayError):
+    """Job template not found."""
+
+    status_code = 404
+    code = "TEMPLATE_NOT_FOUND"
+
+
+class BatchNotFound(GatewayError):
+    """Batch not found."""
+
+    status_code = 404
+    code = "BATCH_NOT_FOUND"
+
+
 class ProviderNotFound(GatewayError):
     """Provider not found."""
 
@@ -95,6 +109,27 @@ class JobAlreadyFinished(GatewayError):
 
     status_code = 409
     code = "JOB_ALREADY_FINISHED"
+
+
+class TemplateNameTaken(GatewayError):
+    """This account already has a template with that name."""
+
+    status_code = 409
+    code = "TEMPLATE_NAME_TAKEN"
+
+
+class BatchAlreadyFinished(GatewayError):
+    """Every job of the batch has already finished; there is nothing to cancel."""
+
+    status_code = 409
+    code = "BATCH_ALREADY_FINISHED"
+
+
+class IdempotencyKeyReused(GatewayError):
+    """This Idempotency-Key was already used for a different request; use a new key."""
+
+    status_code = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
 
 
 class PayloadTooLarge(GatewayError):
@@ -140,10 +175,15 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     JobNotFound,
     WebhookNotFound,
     DeliveryNotFound,
+    TemplateNotFound,
+    BatchNotFound,
     ProviderNotFound,
     MethodNotAllowed,
     ProviderConflict,
     JobAlreadyFinished,
+    TemplateNameTaken,
+    BatchAlreadyFinished,
+    IdempotencyKeyReused,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimitExceeded,

@@ -12,7 +12,10 @@ from pydantic.json_schema import models_json_schema
 
 from cortex_gateway import __version__, errors
 from cortex_gateway.auth.scopes import Scope
+from cortex_gateway.batches import schemas as batch_schemas
 from cortex_gateway.catalog import schemas as catalog_schemas
+from cortex_gateway.idempotency import requests as idempotency
+from cortex_gateway.job_templates import schemas as template_schemas
 from cortex_gateway.jobs import schemas as job_schemas
 from cortex_gateway.streams import schemas as stream_schemas
 from cortex_gateway.telemetry import schemas as telemetry_schemas
@@ -34,6 +37,8 @@ class Operation:
     query: type[BaseModel] | None = None
     list_response: bool = False
     error_types: tuple[type[errors.GatewayError], ...] = field(default_factory=tuple)
+    # Takes an Idempotency-Key header.
+    idempotent: bool = False
 
 
 _JOB_ID = {
@@ -54,6 +59,7 @@ OPERATIONS = (
         status=201,
         request=job_schemas.JobSpec,
         error_types=(errors.ValidationError, errors.UnsupportedMediaType, errors.PayloadTooLarge),
+        idempotent=True,
     ),
     Operation(
         "get",
@@ -267,6 +273,126 @@ PROVIDER_OPERATIONS = (
     ),
 )
 
+_TEMPLATE_ERRORS = (errors.ValidationError, errors.TemplateNotFound)
+TEMPLATE_OPERATIONS = (
+    Operation(
+        "post",
+        "/jobs/templates",
+        "createTemplate",
+        "Save a job specification as a named template",
+        Scope.TEMPLATES_WRITE,
+        template_schemas.Template,
+        status=201,
+        request=template_schemas.TemplateCreate,
+        error_types=(
+            errors.ValidationError,
+            errors.TemplateNameTaken,
+            errors.UnsupportedMediaType,
+            errors.ProviderUnavailable,
+        ),
+    ),
+    Operation(
+        "get",
+        "/jobs/templates",
+        "listTemplates",
+        "List the account's templates",
+        Scope.TEMPLATES_READ,
+        template_schemas.Template,
+        query=template_schemas.TemplateListQuery,
+        list_response=True,
+        error_types=(errors.ValidationError,),
+    ),
+    Operation(
+        "get",
+        "/jobs/templates/{template_id}",
+        "getTemplate",
+        "Get a template",
+        Scope.TEMPLATES_READ,
+        template_schemas.Template,
+        error_types=(errors.TemplateNotFound,),
+    ),
+    Operation(
+        "patch",
+        "/jobs/templates/{template_id}",
+        "updateTemplate",
+        "Rename a template, or replace its description or config",
+        Scope.TEMPLATES_WRITE,
+        template_schemas.Template,
+        request=template_schemas.TemplateUpdate,
+        error_types=(*_TEMPLATE_ERRORS, errors.TemplateNameTaken, errors.ProviderUnavailable),
+    ),
+    Operation(
+        "delete",
+        "/jobs/templates/{template_id}",
+        "deleteTemplate",
+        "Delete a template (jobs made from it keep its id)",
+        Scope.TEMPLATES_WRITE,
+        None,
+        status=204,
+        error_types=(errors.TemplateNotFound,),
+    ),
+    Operation(
+        "post",
+        "/jobs/from-template/{template_id}",
+        "createJobFromTemplate",
+        "Submit a job from a template with overrides (also needs templates:read)",
+        Scope.JOBS_WRITE,
+        job_schemas.Job,
+        status=201,
+        request=template_schemas.JobFromTemplate,
+        error_types=(*_TEMPLATE_ERRORS, errors.UnsupportedMediaType, errors.ProviderUnavailable),
+        idempotent=True,
+    ),
+)
+
+BATCH_OPERATIONS = (
+    Operation(
+        "post",
+        "/jobs/batch",
+        "createBatch",
+        "Submit several jobs at once, all or none, run at most `concurrency` at a time",
+        Scope.JOBS_WRITE,
+        batch_schemas.BatchSubmitted,
+        status=201,
+        request=batch_schemas.BatchCreate,
+        error_types=(
+            errors.ValidationError,
+            errors.UnsupportedMediaType,
+            errors.PayloadTooLarge,
+            errors.ProviderUnavailable,
+        ),
+        idempotent=True,
+    ),
+    Operation(
+        "get",
+        "/jobs/batch/{batch_id}",
+        "getBatch",
+        "Get a batch with how many of its jobs are in each status",
+        Scope.JOBS_READ,
+        batch_schemas.Batch,
+        error_types=(errors.BatchNotFound,),
+    ),
+    Operation(
+        "post",
+        "/jobs/batch/{batch_id}/cancel",
+        "cancelBatch",
+        "Cancel every unfinished job of a batch",
+        Scope.JOBS_WRITE,
+        batch_schemas.Batch,
+        error_types=(errors.BatchNotFound, errors.BatchAlreadyFinished),
+    ),
+)
+
+_IDEMPOTENCY_KEY = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Retries with the same key and body within 24 hours answer the first "
+    "response (with `Idempotent-Replayed: true`) and create nothing; the same key with "
+    "another body answers 422 IDEMPOTENCY_KEY_REUSED. Keys are per account.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH},
+}
+
 _ERROR_SCHEMA = {
     "type": "object",
     "required": ["success", "error"],
@@ -341,6 +467,8 @@ def _responses(operation: Operation) -> dict[str, Any]:
 
 def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, Any]:
     error_types = [*list(operation.error_types), errors.InternalError]
+    if operation.idempotent:
+        error_types += [errors.IdempotencyKeyReused]
     if operation.scope is not None:
         error_types += [errors.Unauthorized, errors.Forbidden]
     for error_type in sorted(error_types, key=lambda e: e.status_code):
@@ -358,7 +486,13 @@ def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, An
 
 @cache
 def document() -> dict[str, Any]:
-    operations = OPERATIONS + WEBHOOK_OPERATIONS + PROVIDER_OPERATIONS
+    operations = (
+        OPERATIONS
+        + TEMPLATE_OPERATIONS
+        + BATCH_OPERATIONS
+        + WEBHOOK_OPERATIONS
+        + PROVIDER_OPERATIONS
+    )
     request_models = [op.request for op in operations if op.request is not None]
     response_models = [op.response for op in operations if op.response is not None]
     _, generated = models_json_schema(
@@ -374,6 +508,8 @@ def document() -> dict[str, Any]:
             parameters.append(_JOB_ID if name == "job_id" else _path_parameter(name))
         if operation.query is not None:
             parameters += _query_parameters(operation.query, definitions)
+        if operation.idempotent:
+            parameters.append(_IDEMPOTENCY_KEY)
         spec: dict[str, Any] = {
             "operationId": operation.operation_id,
             "summary": operation.summary,

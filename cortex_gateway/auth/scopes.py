@@ -10,11 +10,13 @@ class Scope(StrEnum):
     JOBS_WRITE = "jobs:write"
     WEBHOOKS_READ = "webhooks:read"
     WEBHOOKS_WRITE = "webhooks:write"
+    TEMPLATES_READ = "templates:read"
+    TEMPLATES_WRITE = "templates:write"
     # Every scope, present and future.
     ADMIN = "admin"
 
 
-DEFAULT_SCOPES = (Scope.JOBS_READ, Scope.JOBS_WRITE)
+DEFAULT_SCOPES = (Scope.JOBS_READ, Scope.JOBS_WRITE, Scope.TEMPLATES_READ, Scope.TEMPLATES_WRITE)
 
 
 def parse_scopes(names: list[str]) -> list[Scope]:

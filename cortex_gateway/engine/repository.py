@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cortex_gateway.jobs import repository as jobs_repository
-from cortex_gateway.models import jobs, log_lines, metric_samples
+from cortex_gateway.models import job_batches, jobs, log_lines, metric_samples
 from cortex_gateway.providers.types import LogLine, MetricSample
 
 UNFINISHED = ("pending", "scheduled", "running", "cancelling")
@@ -19,6 +19,16 @@ UNFINISHED = ("pending", "scheduled", "running", "cancelling")
 # Jobs an engine must act on: unfinished ones, and finished ones whose workload still holds
 # something (a container, a lease) because the process ended before releasing it.
 NEEDS_ENGINE = sa.or_(jobs.c.status.in_(UNFINISHED), jobs.c.needs_release)
+
+# A batch job waiting for its turn: pending, and taken by no engine yet. It may be claimed
+# only while its batch has fewer than `concurrency` jobs holding a turn (TAKING_TURN).
+WAITING_IN_BATCH = sa.and_(
+    jobs.c.batch_id.is_not(None), jobs.c.status == "pending", jobs.c.engine_owner.is_(None)
+)
+TAKING_TURN = sa.or_(
+    jobs.c.status.in_(("scheduled", "running", "cancelling")),
+    sa.and_(jobs.c.status == "pending", jobs.c.engine_owner.is_not(None)),
+)
 
 
 def _lease(seconds: float) -> sa.ColumnElement[Any]:
@@ -29,25 +39,75 @@ async def claim(
     connection: AsyncConnection, owner: str, *, limit: int, lease_seconds: float
 ) -> list[str]:
     """Take up to `limit` unfinished jobs that no live engine holds. SKIP LOCKED lets engines
-    claim side by side without waiting on, or taking, each other's jobs."""
+    claim side by side without waiting on, or taking, each other's jobs. Batch jobs that
+    wait for their turn come after the others, as their batches' concurrency allows."""
     claimable = (
         sa.select(jobs.c.id)
         .where(
             NEEDS_ENGINE,
             sa.or_(jobs.c.engine_owner.is_(None), jobs.c.lease_expires_at < sa.func.now()),
+            sa.not_(WAITING_IN_BATCH),
         )
         .order_by(jobs.c.created_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
+    claimed = await _take(connection, owner, claimable, lease_seconds)
+    if len(claimed) < limit:
+        claimed += await _claim_batch_turns(connection, owner, limit - len(claimed), lease_seconds)
+    return claimed
+
+
+async def _take(
+    connection: AsyncConnection, owner: str, candidates: sa.Select[Any], lease_seconds: float
+) -> list[str]:
+    chosen = candidates.with_for_update(skip_locked=True).scalar_subquery()
     result = await connection.execute(
         sa.update(jobs)
-        .where(jobs.c.id.in_(claimable))
+        .where(jobs.c.id.in_(chosen))
         .values(engine_owner=owner, lease_expires_at=_lease(lease_seconds))
         .returning(jobs.c.id)
     )
     return [row[0] for row in result]
+
+
+async def _claim_batch_turns(
+    connection: AsyncConnection, owner: str, limit: int, lease_seconds: float
+) -> list[str]:
+    """Start batch jobs while their batch has free turns.
+
+    Engines count a batch's turns one at a time: each holds the batch's row lock while it
+    counts and claims, and counts in a statement that starts after the lock is granted, so
+    it sees every claim committed before (READ COMMITTED takes a snapshot per statement).
+    """
+    batches = await connection.execute(
+        sa.select(job_batches.c.id, job_batches.c.concurrency)
+        .where(job_batches.c.id.in_(sa.select(jobs.c.batch_id).where(WAITING_IN_BATCH)))
+        .order_by(job_batches.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    concurrency = dict(batches.all())
+    if not concurrency:
+        return []
+    active = await connection.execute(
+        sa.select(jobs.c.batch_id, sa.func.count())
+        .where(jobs.c.batch_id.in_(list(concurrency)), TAKING_TURN)
+        .group_by(jobs.c.batch_id)
+    )
+    taken = dict(active.all())
+    claimed: list[str] = []
+    for batch_id, allowed in concurrency.items():
+        turns = min(allowed - taken.get(batch_id, 0), limit - len(claimed))
+        if turns <= 0:
+            continue
+        waiting = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.batch_id == batch_id, WAITING_IN_BATCH)
+            .order_by(jobs.c.batch_index)
+            .limit(turns)
+        )
+        claimed += await _take(connection, owner, waiting, lease_seconds)
+    return claimed
 
 
 async def renew(

@@ -38,6 +38,7 @@ class JobFilter:
     providers: Sequence[str] | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    batch_id: str | None = None
 
     def where(self) -> list[sa.ColumnElement[bool]]:
         clauses = [jobs.c.account_id == self.account_id]
@@ -49,6 +50,8 @@ class JobFilter:
             clauses.append(jobs.c.created_at >= self.created_from)
         if self.created_to is not None:
             clauses.append(jobs.c.created_at < self.created_to)
+        if self.batch_id is not None:
+            clauses.append(jobs.c.batch_id == self.batch_id)
         return clauses
 
 
@@ -217,6 +220,8 @@ _SUMMARY_COLUMNS = tuple(
         "started_at",
         "ended_at",
         "endpoints",
+        "template_id",
+        "batch_id",
     )
 )
 
@@ -255,8 +260,13 @@ def sort_key_columns(sort_field: str) -> list[sa.ColumnElement[Any]]:
 
 
 async def count_jobs(connection: AsyncConnection, job_filter: JobFilter) -> int:
-    """The total for a filter: from the running totals when no date bounds are given."""
-    if job_filter.created_from is not None or job_filter.created_to is not None:
+    """The total for a filter: from the running totals when no date bounds and no batch
+    are given (a batch is small enough to count)."""
+    if (
+        job_filter.created_from is not None
+        or job_filter.created_to is not None
+        or job_filter.batch_id is not None
+    ):
         result = await connection.execute(
             sa.select(sa.func.count()).select_from(jobs).where(*job_filter.where())
         )

@@ -8,10 +8,21 @@ from starlette.responses import Response
 from cortex_gateway import database, envelope, errors, validation
 from cortex_gateway.auth.requests import require_scope
 from cortex_gateway.auth.scopes import Scope
+from cortex_gateway.idempotency.requests import respond_once
 from cortex_gateway.jobs import schemas, service
 from cortex_gateway.routing import resource
 
-_LIST_PARAMETERS = ("status", "provider", "from", "to", "page", "limit", "sort", "cursor")
+_LIST_PARAMETERS = (
+    "status",
+    "provider",
+    "from",
+    "to",
+    "page",
+    "limit",
+    "sort",
+    "cursor",
+    "batchId",
+)
 _MULTI_VALUED = ("status", "provider")
 
 
@@ -19,11 +30,18 @@ async def create_job(request: Request) -> Response:
     body = await request.body()
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_WRITE)
-        spec = validation.parse_json(request, body, schemas.JobSpec)
-        job = await service.create_job(connection, auth.account_id, spec, request.state.providers)
+
+        async def submit() -> Response:
+            spec = validation.parse_json(request, body, schemas.JobSpec)
+            job = await service.create_job(
+                connection, auth.account_id, spec, request.state.providers
+            )
+            return envelope.ok(job, status_code=201)
+
+        response = await respond_once(connection, request, auth.account_id, body, submit)
     if request.state.engine is not None:
         request.state.engine.wake()
-    return envelope.ok(job, status_code=201)
+    return response
 
 
 async def list_jobs(request: Request) -> Response:

@@ -35,6 +35,8 @@ def _summary_fields(row: RowMapping) -> dict[str, Any]:
         "ended_at": row["ended_at"],
         "cost": schemas.Cost(current=_current_cost(row), projected=float(row["cost_projected"])),
         "endpoints": [schemas.JobEndpoint(**endpoint) for endpoint in row["endpoints"]],
+        "template_id": row["template_id"],
+        "batch_id": row["batch_id"],
     }
 
 
@@ -106,18 +108,45 @@ async def create_job(
     account_id: str,
     spec: schemas.JobSpec,
     providers: ProviderSet,
+    *,
+    template_id: str | None = None,
 ) -> schemas.Job:
+    job_id = await check_job(providers, spec)
+    return await add_job(connection, account_id, spec, job_id, template_id=template_id)
+
+
+async def check_job(providers: ProviderSet, spec: schemas.JobSpec) -> str:
+    """Everything POST /jobs checks beyond the schema; returns the new job's id."""
+    job_id = ids.new_id("job")
+    await check_provider(providers, job_document(spec, job_id))
+    return job_id
+
+
+def job_document(spec: schemas.JobSpec, job_id: str) -> dict[str, Any]:
     config = spec.model_dump(
         mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
     )
-    job_id = ids.new_id("job")
-    await check_provider(
-        providers,
-        {
-            **spec.model_dump(mode="json", by_alias=True, exclude=set(config)),
-            "id": job_id,
-            "config": config,
-        },
+    return {
+        **spec.model_dump(mode="json", by_alias=True, exclude=set(config)),
+        "id": job_id,
+        "config": config,
+    }
+
+
+async def add_job(
+    connection: AsyncConnection,
+    account_id: str,
+    spec: schemas.JobSpec,
+    job_id: str,
+    *,
+    template_id: str | None = None,
+    batch_id: str | None = None,
+    batch_index: int | None = None,
+) -> schemas.Job:
+    """Store a checked job with its `created` event and webhook deliveries; the template or
+    the batch it came from, if any."""
+    config = spec.model_dump(
+        mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
     )
     row = await repository.insert_job(
         connection,
@@ -133,6 +162,9 @@ async def create_job(
             "duration": spec.duration,
             "config": config,
             "results": {"exitCode": None, "outputUrl": None},
+            "template_id": template_id,
+            "batch_id": batch_id,
+            "batch_index": batch_index,
         },
     )
     await _publish(connection, row, EVENT_FOR[JobStatus.PENDING])
@@ -204,13 +236,21 @@ async def cancel_job(connection: AsyncConnection, account_id: str, job_id: str) 
         raise errors.JobAlreadyFinished(
             f"Job {job_id} already ended with status {status.value}; there is nothing to cancel."
         )
+    row = await request_cancel(connection, row)
+    return to_job(row, await repository.list_events(connection, job_id))
+
+
+async def request_cancel(connection: AsyncConnection, row: RowMapping) -> RowMapping:
+    """Cancel a locked, unfinished job: a pending one ends now, others once the engine has
+    stopped their workload."""
+    status = JobStatus(row["status"])
     if status is JobStatus.PENDING:
         row = await transition(
             connection, row, JobStatus.CANCELLED, message="Cancelled before it was scheduled."
         )
     elif status is not JobStatus.CANCELLING:
         row = await transition(connection, row, JobStatus.CANCELLING, message="Cancel requested.")
-    return to_job(row, await repository.list_events(connection, job_id))
+    return row
 
 
 async def list_jobs(
@@ -223,9 +263,11 @@ async def list_jobs(
         providers=query.provider,
         created_from=query.from_,
         created_to=query.to,
+        batch_id=query.batch_id,
     )
     fingerprint = pagination.fingerprint(
         {
+            "batchId": query.batch_id,
             "status": job_filter.statuses,
             "provider": job_filter.providers,
             "from": query.from_,

@@ -1,0 +1,59 @@
+"""HTTP handlers for /jobs/batch."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cortex_gateway import database, envelope, validation
+from cortex_gateway.auth.requests import require_scope
+from cortex_gateway.auth.scopes import Scope
+from cortex_gateway.batches import schemas, service
+from cortex_gateway.idempotency.requests import respond_once
+from cortex_gateway.routing import resource
+
+
+async def create_batch(request: Request) -> Response:
+    body = await request.body()
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+
+        async def submit() -> Response:
+            data = validation.parse_json(request, body, schemas.BatchCreate)
+            batch = await service.create_batch(
+                connection, auth.account_id, data, request.state.providers
+            )
+            return envelope.ok(batch, status_code=201)
+
+        response = await respond_once(connection, request, auth.account_id, body, submit)
+    if request.state.engine is not None:
+        request.state.engine.wake()
+    return response
+
+
+async def get_batch(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        batch = await service.get_batch(
+            connection, auth.account_id, request.path_params["batch_id"]
+        )
+    return envelope.ok(batch)
+
+
+async def cancel_batch(request: Request) -> Response:
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        batch, stopping = await service.cancel_batch(
+            connection, auth.account_id, request.path_params["batch_id"]
+        )
+    if request.state.engine is not None:
+        for job_id in stopping:
+            request.state.engine.poke(job_id)
+    return envelope.ok(batch)
+
+
+routes = [
+    resource("/jobs/batch", POST=create_batch),
+    resource("/jobs/batch/{batch_id}", GET=get_batch),
+    resource("/jobs/batch/{batch_id}/cancel", POST=cancel_batch),
+]
