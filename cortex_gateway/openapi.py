@@ -365,6 +365,17 @@ BATCH_OPERATIONS = (
     ),
     Operation(
         "get",
+        "/jobs/batch",
+        "listBatches",
+        "List the account's batches, newest first, with counts per status",
+        Scope.JOBS_READ,
+        batch_schemas.BatchSummary,
+        query=batch_schemas.BatchListQuery,
+        list_response=True,
+        error_types=(errors.ValidationError,),
+    ),
+    Operation(
+        "get",
         "/jobs/batch/{batch_id}",
         "getBatch",
         "Get a batch with how many of its jobs are in each status",

@@ -31,6 +31,23 @@ async def get_batch(
     return (await connection.execute(statement)).mappings().one_or_none()
 
 
+async def list_batches(
+    connection: AsyncConnection, account_id: str, *, limit: int, offset: int
+) -> tuple[Sequence[RowMapping], int]:
+    where = job_batches.c.account_id == account_id
+    rows = await connection.execute(
+        sa.select(job_batches)
+        .where(where)
+        .order_by(job_batches.c.created_at.desc(), job_batches.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await connection.scalar(
+        sa.select(sa.func.count()).select_from(job_batches).where(where)
+    )
+    return rows.mappings().all(), int(total or 0)
+
+
 async def job_ids(connection: AsyncConnection, batch_id: str) -> list[str]:
     result = await connection.execute(
         sa.select(jobs.c.id).where(jobs.c.batch_id == batch_id).order_by(jobs.c.batch_index)
@@ -38,13 +55,19 @@ async def job_ids(connection: AsyncConnection, batch_id: str) -> list[str]:
     return [row[0] for row in result]
 
 
-async def status_counts(connection: AsyncConnection, batch_id: str) -> dict[str, int]:
+async def status_counts(
+    connection: AsyncConnection, batch_ids: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """batch id -> status -> how many of its jobs have it."""
     result = await connection.execute(
-        sa.select(jobs.c.status, sa.func.count())
-        .where(jobs.c.batch_id == batch_id)
-        .group_by(jobs.c.status)
+        sa.select(jobs.c.batch_id, jobs.c.status, sa.func.count())
+        .where(jobs.c.batch_id.in_(batch_ids))
+        .group_by(jobs.c.batch_id, jobs.c.status)
     )
-    return {status: int(count) for status, count in result}
+    counts: dict[str, dict[str, int]] = {batch_id: {} for batch_id in batch_ids}
+    for batch_id, status, count in result:
+        counts[batch_id][status] = int(count)
+    return counts
 
 
 async def lock_unfinished_jobs(connection: AsyncConnection, batch_id: str) -> Sequence[RowMapping]:

@@ -31,6 +31,14 @@ async def create_batch(request: Request) -> Response:
     return response
 
 
+async def list_batches(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        query = validation.validate_query(request, schemas.BatchListQuery)
+        batches, meta = await service.list_batches(connection, auth.account_id, query)
+    return envelope.ok(batches, meta=meta)
+
+
 async def get_batch(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_READ)
@@ -53,7 +61,7 @@ async def cancel_batch(request: Request) -> Response:
 
 
 routes = [
-    resource("/jobs/batch", POST=create_batch),
+    resource("/jobs/batch", GET=list_batches, POST=create_batch),
     resource("/jobs/batch/{batch_id}", GET=get_batch),
     resource("/jobs/batch/{batch_id}/cancel", POST=cancel_batch),
 ]

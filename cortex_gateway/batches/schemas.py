@@ -43,7 +43,9 @@ class BatchSubmitted(_Output):
     concurrency: int
 
 
-class Batch(_Output):
+class BatchSummary(_Output):
+    """A batch as GET /jobs/batch lists it."""
+
     id: str
     status: Literal["active", "finished", "cancelling", "cancelled"] = Field(
         description="active while any job is unfinished, then finished; cancelling and "
@@ -52,6 +54,20 @@ class Batch(_Output):
     concurrency: int
     total: int = Field(description="How many jobs the batch has.")
     counts: dict[JobStatus, int] = Field(description="How many of its jobs are in each status.")
-    job_ids: list[str] = Field(description="In the order of the request's jobs.")
     created_at: datetime
     cancelled_at: datetime | None
+
+
+class Batch(BatchSummary):
+    """A batch with its jobs' ids."""
+
+    job_ids: list[str] = Field(description="In the order of the request's jobs.")
+
+
+class BatchListQuery(BaseModel):
+    """Query parameters of GET /jobs/batch (newest first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    limit: int = Field(default=20, ge=1, le=100)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cortex_gateway import errors, ids
+from cortex_gateway import errors, ids, pagination
 from cortex_gateway.batches import repository, schemas
 from cortex_gateway.engine.providers import ProviderSet
 from cortex_gateway.jobs import service as jobs_service
@@ -68,23 +68,47 @@ async def get_batch(connection: AsyncConnection, account_id: str, batch_id: str)
     return await _describe(connection, await find_batch(connection, account_id, batch_id))
 
 
-async def _describe(connection: AsyncConnection, row: RowMapping) -> schemas.Batch:
-    found = await repository.status_counts(connection, row["id"])
+async def list_batches(
+    connection: AsyncConnection, account_id: str, query: schemas.BatchListQuery
+) -> tuple[list[schemas.BatchSummary], dict[str, Any]]:
+    rows, total = await repository.list_batches(
+        connection, account_id, limit=query.limit, offset=(query.page - 1) * query.limit
+    )
+    counts = await repository.status_counts(connection, [row["id"] for row in rows])
+    meta = {
+        "pagination": {
+            "total": total,
+            "page": query.page,
+            "limit": query.limit,
+            "pages": pagination.pages(total, query.limit),
+        }
+    }
+    return [schemas.BatchSummary(**_summary(row, counts[row["id"]])) for row in rows], meta
+
+
+def _summary(row: RowMapping, found: dict[str, int]) -> dict[str, Any]:
     counts = {status: found.get(status.value, 0) for status in JobStatus}
     unfinished = any(counts[status] for status in JobStatus if not status.is_terminal)
     if row["cancelled_at"] is not None:
         status = "cancelling" if unfinished else "cancelled"
     else:
         status = "active" if unfinished else "finished"
+    return {
+        "id": row["id"],
+        "status": status,
+        "concurrency": row["concurrency"],
+        "total": row["size"],
+        "counts": counts,
+        "created_at": row["created_at"],
+        "cancelled_at": row["cancelled_at"],
+    }
+
+
+async def _describe(connection: AsyncConnection, row: RowMapping) -> schemas.Batch:
+    counts = await repository.status_counts(connection, [row["id"]])
     return schemas.Batch(
-        id=row["id"],
-        status=status,
-        concurrency=row["concurrency"],
-        total=row["size"],
-        counts=counts,
+        **_summary(row, counts[row["id"]]),
         job_ids=await repository.job_ids(connection, row["id"]),
-        created_at=row["created_at"],
-        cancelled_at=row["cancelled_at"],
     )
 
 
