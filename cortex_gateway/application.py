@@ -26,6 +26,10 @@ from cortex_gateway.engine.loop import Engine
 from cortex_gateway.engine.providers import ProviderSet
 from cortex_gateway.job_templates import routes as template_routes
 from cortex_gateway.jobs import routes as job_routes
+from cortex_gateway.observability import metrics as app_metrics
+from cortex_gateway.observability import routes as operations_routes
+from cortex_gateway.observability.middleware import RequestContextMiddleware
+from cortex_gateway.providers import registry
 from cortex_gateway.providers.base import Provider
 from cortex_gateway.routing import resource
 from cortex_gateway.settings import Settings
@@ -45,6 +49,7 @@ class State(TypedDict):
     stream_key: bytes
     dispatcher: Dispatcher | None
     key_cache: KeyCache
+    metrics: app_metrics.GatewayMetrics
 
 
 async def openapi_document(request: Request) -> JSONResponse:
@@ -69,12 +74,15 @@ def create_app(
     """The gateway. `database_url` overrides the settings (the CLI resolves it once);
     `extra_providers` are adapter instances to use instead of building them from settings."""
     settings = settings or Settings()
+    metrics = app_metrics.GatewayMetrics(registry.available_providers())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        # The background loops started below record to this app's metrics.
+        app_metrics.bind(metrics)
         url = database_url or database.resolve_url(settings)
         db = database.create_engine(url, pool_size=settings.database_pool_size)
-        providers = ProviderSet(settings)
+        providers = ProviderSet(settings, metrics=metrics)
         for adapter in extra_providers:
             providers.add(adapter)
         engine = Engine(db, providers, settings) if settings.engine_enabled else None
@@ -100,6 +108,7 @@ def create_app(
                     stream_key=stream_key,
                     dispatcher=dispatcher,
                     key_cache=key_cache,
+                    metrics=metrics,
                 )
             )
         finally:
@@ -124,12 +133,15 @@ def create_app(
         resource("/health", GET=health),
     ]
     return Starlette(
-        routes=[Mount(openapi.PREFIX, routes=api)],
+        routes=[Mount(openapi.PREFIX, routes=api), *operations_routes.routes],
         exception_handlers={
             errors.GatewayError: exception_handlers.gateway_error,
             HTTPException: exception_handlers.http_exception,
             Exception: exception_handlers.unexpected_error,
         },
-        middleware=[Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(RequestContextMiddleware, metrics=metrics),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        ],
         lifespan=lifespan,
     )

@@ -17,6 +17,7 @@ from pydantic import ValidationError as SettingsError
 
 from cortex_gateway import __version__, database, embedded_postgres, migrate
 from cortex_gateway.auth import scopes, service
+from cortex_gateway.observability import logs
 from cortex_gateway.settings import Settings
 
 T = TypeVar("T")
@@ -68,13 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"cortex-gateway: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if settings.log_level != "debug":
-        # Both narrate every step at INFO; their warnings and errors still show.
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(settings)
     try:
         if arguments.command == "serve":
             return _serve(settings, arguments.host, arguments.port)
@@ -171,23 +166,39 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     where = (
         "DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir}"
     )
-    print(f"Cortex Gateway {__version__}: database: {where}", flush=True)
+    say = _announcer(settings)
+    say(f"Cortex Gateway {__version__}: database: {where}")
     url = _prepare_database(settings)
     first_key = _run(url, _create_first_key)
     base = f"http://{_url_host(host)}:{port}/api/plugin-core"
     if first_key is not None:
-        print(
+        say(
             "\nCreated the first API key (admin scope, account 'default')."
             " It is shown only this once; keep it:\n"
             f"\n    {first_key}\n\n"
-            f"Try it:\n    curl -H 'Authorization: Bearer {first_key}' {base}/jobs\n",
-            flush=True,
+            f"Try it:\n    curl -H 'Authorization: Bearer {first_key}' {base}/jobs\n"
         )
-    print(f"Serving the API at {base} (Ctrl-C stops)", flush=True)
+    say(f"Serving the API at {base} (Ctrl-C stops)")
     app = create_app(settings, database_url=url)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, lifespan="on")
-    print("Gateway stopped.", flush=True)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        lifespan="on",
+        # JSON logs: uvicorn's own lines go through the gateway's handler, like every other.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+    )
+    say("Gateway stopped.")
     return 0
+
+
+def _announcer(settings: Settings) -> Callable[[str], None]:
+    """What `serve` tells its operator: printed for people, logged when logs are JSON (so
+    that every line of the output is one JSON object)."""
+    if settings.log_format == "json":
+        return lambda text: logger.info(text.strip())
+    return lambda text: print(text, flush=True)
 
 
 async def _create_first_key(connection: Any) -> str | None:

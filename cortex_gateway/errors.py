@@ -167,6 +167,13 @@ class ProviderUnavailable(GatewayError):
     code = "PROVIDER_UNAVAILABLE"
 
 
+class NotReady(GatewayError):
+    """The gateway is not ready to serve; `details` names each failing check."""
+
+    status_code = 503
+    code = "NOT_READY"
+
+
 ALL_ERRORS: tuple[type[GatewayError], ...] = (
     ValidationError,
     Unauthorized,
@@ -189,4 +196,5 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     RateLimitExceeded,
     InternalError,
     ProviderUnavailable,
+    NotReady,
 )

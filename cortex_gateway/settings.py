@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Field(default_factory=_default_data_dir)
     log_level: LogLevel = "info"
+    # Operations: `json` writes one JSON object per log line (with request and job ids).
+    log_format: Literal["text", "json"] = "text"
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token GET /metrics requires; unset: /metrics is open"
+    )
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     database_pool_size: int = Field(default=10, gt=0)
 
@@ -130,10 +135,15 @@ class Settings(BaseSettings):
             }
         return {}
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lowercase_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -156,6 +156,8 @@ class Engine:
         finally:
             self._drivers.pop(job_id, None)
             self._pokes.pop(job_id, None)
+            # A job that ended may free a turn of its batch: claim the next one now.
+            self._wake.set()
 
     async def _drive_once(self, job_id: str) -> None:
         next_sample = 0.0

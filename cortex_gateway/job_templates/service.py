@@ -14,9 +14,22 @@ from cortex_gateway.job_templates import repository, schemas
 from cortex_gateway.jobs import schemas as job_schemas
 from cortex_gateway.jobs import service as jobs_service
 
+# JSONB keeps an object's keys in its own order; a template shows them as a job does:
+# the resources first, then the rest of the configuration.
+_FIELDS = job_schemas.JobSpec.model_fields
+_SPEC_ORDER = {
+    (_FIELDS[name].alias or name): position
+    for position, name in enumerate(
+        sorted(_FIELDS, key=lambda name: name in job_schemas.JobConfig.model_fields)
+    )
+}
+
 
 def to_template(row: RowMapping) -> schemas.Template:
-    return schemas.Template.model_validate(dict(row))
+    config = dict(
+        sorted(row["config"].items(), key=lambda item: _SPEC_ORDER.get(item[0], len(_SPEC_ORDER)))
+    )
+    return schemas.Template.model_validate({**row, "config": config})
 
 
 def _stored(spec: job_schemas.JobSpec) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from cortex_gateway.engine.workload import workload_spec
 from cortex_gateway.envelope import utc_iso
 from cortex_gateway.jobs import repository, schemas
 from cortex_gateway.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
+from cortex_gateway.observability import metrics as observability_metrics
 from cortex_gateway.webhooks import service as webhooks_service
 
 _TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
@@ -227,6 +228,7 @@ async def _publish(connection: AsyncConnection, row: RowMapping, event: str) -> 
         event=event,
         job_document=document,
     )
+    observability_metrics.job_event(connection, row, event)
 
 
 async def cancel_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cortex_gateway import __version__, database
+from cortex_gateway.observability import metrics as observability_metrics
 from cortex_gateway.settings import Settings
 from cortex_gateway.streams.listener import Listener
 from cortex_gateway.webhooks import repository, signing, url_guard
@@ -179,6 +180,7 @@ class Dispatcher:
             retry_in = base * random.uniform(1 - JITTER, 1 + JITTER)
         else:
             status = "failed"
+        observability_metrics.webhook_attempted(status)
         async with database.transaction(self.db) as connection:
             await repository.record_attempt(
                 connection,

@@ -48,6 +48,15 @@ class TestCreateTemplate:
         assert template["config"]["image"] == "busybox:latest"
         assert template["config"]["env"] == {"MODE": "prod"}
         assert template["config"]["ports"] == [{"port": 80, "expose": False, "protocol": "tcp"}]
+        assert list(template["config"])[:7] == [
+            "provider",
+            "image",
+            "cpu",
+            "memory",
+            "storage",
+            "duration",
+            "env",
+        ]
         fetched = (await client.get(f"{TEMPLATES}/{template['id']}")).json()["data"]
         assert fetched == template
 

@@ -1,0 +1,57 @@
+"""Per-request context: the request id (taken from `X-Request-ID` or made, and echoed in
+the response), the job id of a job's URL, the app's metrics, and the count of open streams."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cortex_gateway.observability import logs
+from cortex_gateway.observability import metrics as metrics_module
+from cortex_gateway.observability.metrics import GatewayMetrics
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_JOB_PATH = re.compile(r"/jobs/(job_[0-9a-f]{1,64})(?:/|$)")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI, so that streamed responses pass through untouched.
+
+    The context variables are set, not reset: under a server each request runs in a task of
+    its own, and the error handler that logs an unexpected exception runs after this
+    middleware has returned, still in that task, so its line carries the request id too."""
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = logs.acceptable_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        request_id = request_id or uuid.uuid4().hex
+        logs.request_id.set(request_id)
+        job = _JOB_PATH.search(scope["path"])
+        logs.bind_job(job.group(1) if job else None)
+        metrics_module.bind(self.metrics)
+        streaming = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal streaming
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                if headers.get("content-type", "").startswith("text/event-stream"):
+                    streaming = True
+                    self.metrics.sse_streams.inc()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if streaming:
+                self.metrics.sse_streams.dec()
