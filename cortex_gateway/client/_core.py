@@ -15,12 +15,14 @@ from httpx_sse import ServerSentEvent
 from pydantic import BaseModel, TypeAdapter
 
 from cortex_gateway.client import errors
-from cortex_gateway.openapi import PREFIX
 from cortex_gateway.pagination import Pagination
 
 T = TypeVar("T")
 Item = TypeVar("Item")
 
+# The gateway's base path (cortex_gateway.openapi.PREFIX, which a test compares); not imported
+# from there, because that module loads the whole server and the CLI starts on every command.
+PREFIX = "/api/plugin-core"
 RETRY_STATUSES = (429, 503)
 USER_AGENT = "cortex-gateway-client"
 

@@ -35,6 +35,7 @@ def engine_settings(database_url: str, **overrides: Any) -> Settings:
         "engine_poll_interval": 0.2,
         "engine_lease_seconds": 3.0,
         "metrics_interval": 0.5,
+        "webhook_allowed_networks": "127.0.0.0/8",
         **overrides,
     }
     return Settings(**values)

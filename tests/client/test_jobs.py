@@ -84,6 +84,13 @@ async def test_every_error_answer_raises_the_class_of_its_code(
             await nowhere.jobs.list()
 
 
+def test_the_client_calls_the_servers_base_path() -> None:
+    from cortex_gateway import openapi
+    from cortex_gateway.client import _core
+
+    assert _core.PREFIX == openapi.PREFIX
+
+
 def test_every_code_of_the_error_table_has_its_class() -> None:
     from cortex_gateway import errors as server
 
