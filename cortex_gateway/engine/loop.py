@@ -21,6 +21,8 @@ from cortex_gateway import database
 from cortex_gateway.engine import actions, repository
 from cortex_gateway.engine.providers import ProviderSet
 from cortex_gateway.jobs.lifecycle import JobStatus
+from cortex_gateway.observability import logs
+from cortex_gateway.observability import metrics as observability_metrics
 from cortex_gateway.providers.types import FailureReason
 from cortex_gateway.settings import Settings
 
@@ -93,6 +95,11 @@ class Engine:
     def driving(self) -> int:
         return len(self._drivers)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the claim and lease loops run (readiness checks ask)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
     async def _supervise(self, name: str, loop: object) -> None:
         delay = RESTART_DELAY
         while True:
@@ -139,6 +146,7 @@ class Engine:
                     task.cancel()
 
     async def _drive(self, job_id: str) -> None:
+        logs.bind_job(job_id)  # every line this task logs names its job
         delay = RESTART_DELAY
         try:
             while True:
@@ -162,11 +170,15 @@ class Engine:
     async def _drive_once(self, job_id: str) -> None:
         next_sample = 0.0
         interval = self.poll_interval
+        first_look = True
         while True:
             async with database.reading(self.db) as connection:
                 row = await repository.read(connection, job_id)
             if row is None or row["engine_owner"] != self.owner:
                 return
+            if first_look:
+                observability_metrics.job_claimed(row)
+                first_look = False
             status = JobStatus(row["status"])
             provider = self.providers.get(row["provider"])
             if status.is_terminal:
