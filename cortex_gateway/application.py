@@ -35,6 +35,7 @@ from cortex_gateway.routing import resource
 from cortex_gateway.settings import Settings
 from cortex_gateway.streams import routes as stream_routes
 from cortex_gateway.streams.listener import Listener
+from cortex_gateway.streams.feeds import Feeds
 from cortex_gateway.telemetry import routes as telemetry_routes
 from cortex_gateway.webhooks import routes as webhook_routes
 from cortex_gateway.webhooks.dispatcher import Dispatcher
@@ -47,6 +48,7 @@ class State(TypedDict):
     engine: Engine | None
     listener: Listener
     stream_key: bytes
+    feeds: Feeds
     dispatcher: Dispatcher | None
     key_cache: KeyCache
     metrics: app_metrics.GatewayMetrics
@@ -88,6 +90,7 @@ def create_app(
         engine = Engine(db, providers, settings) if settings.engine_enabled else None
         listener = Listener(url)
         key_cache = KeyCache(usable=listener.connected.is_set)
+        feeds = Feeds(db, listener)
         listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
         dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
         try:
@@ -106,6 +109,7 @@ def create_app(
                     engine=engine,
                     listener=listener,
                     stream_key=stream_key,
+                    feeds=feeds,
                     dispatcher=dispatcher,
                     key_cache=key_cache,
                     metrics=metrics,
@@ -117,6 +121,7 @@ def create_app(
             if engine is not None:
                 await engine.stop()
             await listener.stop()
+            feeds.stop()
             await providers.aclose()
             await db.dispose()
 

@@ -47,7 +47,7 @@ async def get_job_events(request: Request) -> Response:
             rows = await repository.events_after(connection, job["id"], 0, limit=10_000)
     if query.follow:
         after = seq_cursor(request) or 0
-        stream = sse.job_events(request.state.db, request.state.listener, job["id"], after)
+        stream = sse.job_events(request.state.feeds, job["id"], after)
         return sse.response(stream, request.state.settings)
     events = [
         {

@@ -20,6 +20,7 @@ from cortex_gateway.envelope import utc_iso
 from cortex_gateway.jobs.lifecycle import TERMINAL, JobStatus
 from cortex_gateway.settings import Settings
 from cortex_gateway.streams import repository
+from cortex_gateway.streams.feeds import End, Feeds, Source
 from cortex_gateway.streams.listener import Listener
 
 BATCH = 500
@@ -81,43 +82,39 @@ def _end_of(job_id: str) -> Callable[[Any], Awaitable[ServerSentEvent | None]]:
     return ended
 
 
-def _job_rows(
-    db: AsyncEngine,
-    listener: Listener,
-    job_id: str,
+async def _job_rows(
+    feeds: Feeds,
+    source: Source,
     after_seq: int,
-    fetch: Callable[[Any, str, int, int], Awaitable[Sequence[RowMapping]]],
     fields: tuple[str, ...],
 ) -> AsyncIterator[ServerSentEvent]:
     """A job's rows (log lines or events) by sequence number, until the job has ended."""
+    async for item in feeds.follow(source, after_seq):
+        if isinstance(item, End):
+            yield item.value
+            return
+        data = {name: utc_iso(item[name]) if name == "timestamp" else item[name] for name in fields}
+        yield ServerSentEvent(data=json.dumps(data), id=str(item["seq"]))
 
-    def render(row: RowMapping) -> tuple[ServerSentEvent, int]:
-        data = {name: utc_iso(row[name]) if name == "timestamp" else row[name] for name in fields}
-        return ServerSentEvent(data=json.dumps(data), id=str(row["seq"])), row["seq"]
 
-    return _follow(
-        db,
-        listener,
+def job_logs(feeds: Feeds, job_id: str, after_seq: int) -> AsyncIterator[ServerSentEvent]:
+    source = Source(
+        f"logs:{job_id}",
         f"job:{job_id}",
-        after_seq,
-        lambda connection, after: fetch(connection, job_id, after, BATCH),
-        render,
+        lambda connection, after, limit: repository.logs_after(connection, job_id, after, limit),
         _end_of(job_id),
     )
+    return _job_rows(feeds, source, after_seq, ("timestamp", "line", "stream"))
 
 
-def job_logs(
-    db: AsyncEngine, listener: Listener, job_id: str, after_seq: int
-) -> AsyncIterator[ServerSentEvent]:
-    fields = ("timestamp", "line", "stream")
-    return _job_rows(db, listener, job_id, after_seq, repository.logs_after, fields)
-
-
-def job_events(
-    db: AsyncEngine, listener: Listener, job_id: str, after_seq: int
-) -> AsyncIterator[ServerSentEvent]:
-    fields = ("type", "timestamp", "message")
-    return _job_rows(db, listener, job_id, after_seq, repository.events_after, fields)
+def job_events(feeds: Feeds, job_id: str, after_seq: int) -> AsyncIterator[ServerSentEvent]:
+    source = Source(
+        f"events:{job_id}",
+        f"job:{job_id}",
+        lambda connection, after, limit: repository.events_after(connection, job_id, after, limit),
+        _end_of(job_id),
+    )
+    return _job_rows(feeds, source, after_seq, ("type", "timestamp", "message"))
 
 
 def account_event_data(row: RowMapping) -> dict[str, Any]:

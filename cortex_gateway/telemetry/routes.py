@@ -33,7 +33,7 @@ async def get_logs(request: Request) -> Response:
                 connection, job["id"], tail=query.tail or schemas.MAX_LOG_LINES, since=query.since
             )
     if query.follow:
-        stream = sse.job_logs(request.state.db, request.state.listener, job["id"], after)
+        stream = sse.job_logs(request.state.feeds, job["id"], after)
         return sse.response(stream, request.state.settings)
     return envelope.ok(schemas.Logs(logs=[schemas.LogEntry(**row) for row in rows]))
 

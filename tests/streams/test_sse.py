@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from cortex_gateway.application import create_app
+from cortex_gateway.streams import feeds
 from tests.e2e.test_gateway_process import Gateway
 from tests.engine.conftest import busybox, engine_settings, submit, wait_for
 from tests.factories import API, Keys
@@ -106,6 +107,38 @@ class TestLogStream:
         assert comments >= 2
         await client.post(f"{API}/jobs/{job_id}/cancel")
 
+    async def test_many_followers_of_one_job_each_get_every_line_once(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        job_id = await submit(client, busybox("for i in $(seq 1 40); do echo $i; sleep 0.02; done"))
+        path = f"{API}/jobs/{job_id}/logs?follow=true"
+
+        streams = await asyncio.gather(*(collect(client, path) for _ in range(20)))
+
+        for received in streams:
+            assert [event.json()["line"] for event in received[:-1]] == [
+                str(n) for n in range(1, 41)
+            ]
+            assert received[-1].event == "end"
+
+    async def test_a_follower_far_behind_the_live_ones_reads_back_to_its_cursor(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The live followers' shared window keeps only a few lines; the late follower starts
+        # before it and must read the rest from the database, then join the live ones.
+        monkeypatch.setattr(feeds, "WINDOW", 5)
+        job_id = await submit(client, busybox("seq 1 30; sleep 1; seq 31 40"))
+        path = f"{API}/jobs/{job_id}/logs?follow=true"
+        async with client.stream("GET", path) as live:
+            first = []
+            async for event in events(live):
+                first.append(event)
+                if event.id == "30":
+                    break
+            late = await collect(client, path, limit=35, headers={"Last-Event-ID": "2"})
+
+        assert [event.json()["line"] for event in late] == [str(n) for n in range(3, 38)]
+
     async def test_a_bad_last_event_id_is_400(self, client: httpx.AsyncClient) -> None:
         job_id = await submit(client, busybox("true"))
         response = await client.get(
@@ -194,7 +227,7 @@ class TestStreamTokens:
             listing = await browser.get(f"{API}/jobs?token={token}")
 
         assert [e.json().get("line") for e in received[:-1]] == ["hi"]
-        assert plain.status_code == 200
+        assert plain.status_code == 200, plain.text
         assert job.status_code == 401, "a stream token opens streams only"
         assert listing.status_code == 401
 
