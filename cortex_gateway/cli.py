@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SCOPE",
         help="repeatable: "
         + ", ".join(scope.value for scope in scopes.Scope)
-        + " (default: jobs:read and jobs:write)",
+        + " (default: "
+        + ", ".join(scope.value for scope in scopes.DEFAULT_SCOPES)
+        + ")",
     )
     key_commands.add_parser("list", help="list keys (never their secrets)")
     revoke = key_commands.add_parser("revoke", help="revoke a key at once")

@@ -114,6 +114,19 @@ class Settings(BaseSettings):
         default=300.0, ge=1, description="seconds Render has to find a node for a job"
     )
 
+    # Golem through a yagna requestor daemon's REST API; without an app key it is not configured.
+    golem_api_url: str = "http://127.0.0.1:7465"
+    golem_app_key: SecretStr | None = Field(default=None, description="yagna app-key create")
+    golem_payment_network: str = Field(
+        default="polygon", description="polygon or mainnet (GLM); holesky, hoodi (test GLM)"
+    )
+    golem_registry_url: str = "https://registry.golem.network"
+    golem_budget: float = Field(default=1.0, gt=0, description="the most GLM one job may spend")
+    golem_poll_interval: float = Field(default=2.0, gt=0, description="seconds between looks")
+    golem_glm_usd: float = Field(
+        default=0.25, ge=0, description="USD per GLM, for cost in USD (set today's rate)"
+    )
+
     def provider_options(self, name: str) -> dict[str, object]:
         """Constructor options for a built-in adapter."""
         if name == "local":
@@ -132,6 +145,16 @@ class Settings(BaseSettings):
                 "poll_interval": self.render_poll_interval,
                 "gpu_rates": self.render_gpu_rates,
                 "assign_timeout": self.render_assign_timeout,
+            }
+        if name == "golem":
+            return {
+                "api_url": self.golem_api_url,
+                "app_key": self.golem_app_key.get_secret_value() if self.golem_app_key else None,
+                "payment_network": self.golem_payment_network,
+                "registry_url": self.golem_registry_url,
+                "budget": self.golem_budget,
+                "poll_interval": self.golem_poll_interval,
+                "glm_usd": self.golem_glm_usd,
             }
         return {}
 

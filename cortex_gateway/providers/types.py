@@ -121,6 +121,8 @@ class FailureReason(StrEnum):
     NOT_ASSIGNED = "not_assigned"
     # No provider bid on it before the bid timeout (Akash): it never started.
     NO_BIDS = "no_bids"
+    # No provider answered with an acceptable offer in time (Golem): it never started.
+    NO_OFFERS = "no_offers"
 
 
 @dataclass(frozen=True)

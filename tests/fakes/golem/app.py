@@ -177,6 +177,9 @@ def build_app(yagna: FakeYagna) -> Starlette:
             return _json(None)
         return _json(yagna.allocation(allocation_id))
 
+    async def accounts(request: Request) -> Response:
+        return _json(yagna.requestor_accounts())
+
     async def decorations(request: Request) -> Response:
         ids = request.query_params.getlist("allocationIds")
         split = [part for raw in ids for part in raw.split(",") if part]
@@ -257,6 +260,7 @@ def build_app(yagna: FakeYagna) -> Starlette:
         Route("/allocations", daemon(allocations), methods=["GET", "POST"]),
         Route("/allocations/{allocation}", daemon(allocation), methods=["GET", "DELETE"]),
         Route("/demandDecorations", daemon(decorations)),
+        Route("/requestorAccounts", daemon(accounts)),
         Route("/debitNoteEvents", daemon(event_feed(lambda: yagna.debit_note_events))),
         Route("/invoiceEvents", daemon(event_feed(lambda: yagna.invoice_events))),
         Route("/debitNotes", daemon(documents(lambda: yagna.debit_notes, "debitNoteId"))),

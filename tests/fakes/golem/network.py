@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -385,6 +386,20 @@ class FakeYagna:
         self.allocation(allocation_id)
         self.released.add(allocation_id)
 
+    def requestor_accounts(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "platform": platform_name(network),
+                "address": REQUESTOR_ID,
+                "driver": "erc20",
+                "network": network,
+                "token": "GLM" if network == "polygon" else "tGLM",
+                "send": True,
+                "receive": False,
+            }
+            for network in ("polygon", "holesky", "hoodi")
+        ]
+
     def demand_decorations(self, allocation_ids: list[str]) -> dict[str, Any]:
         properties, constraints = [], []
         for allocation_id in allocation_ids:
@@ -683,7 +698,7 @@ class FakeYagna:
         process = activity.process
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
 
     async def exec(self, activity_id: str, text: str) -> str:
@@ -803,6 +818,9 @@ class FakeYagna:
                 stderr=asyncio.subprocess.PIPE,
                 stdin=asyncio.subprocess.DEVNULL,
                 env=env,
+                # Its own process group, so destroying the activity ends everything it started
+                # (as a VM's end would), and its pipes close.
+                start_new_session=True,
             )
         except OSError as exc:
             return 127, f"run: cannot start {entry_point}: {exc}", {}
@@ -1065,7 +1083,8 @@ class FakeYagna:
             for agreement in self.agreements.values():
                 if agreement.demand is not demand:
                     continue
-                if agreement.state in ("Proposal", "Pending", "Approved"):
+                gone = agreement.provider.vanished  # nothing is billed by a vanished provider
+                if agreement.state in ("Proposal", "Pending", "Approved") and not gone:
                     found.append(f"agreement {agreement.id} ({agreement.state})")
                 for activity_id in agreement.activities:
                     activity = self.activities[activity_id]
