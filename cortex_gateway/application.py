@@ -22,6 +22,7 @@ from cortex_gateway.auth.cache import KeyCache
 from cortex_gateway.batches import routes as batch_routes
 from cortex_gateway.body_limit import BodyLimitMiddleware
 from cortex_gateway.catalog import routes as catalog_routes
+from cortex_gateway.dashboard import routes as dashboard_routes
 from cortex_gateway.engine.loop import Engine
 from cortex_gateway.engine.providers import ProviderSet
 from cortex_gateway.job_templates import routes as template_routes
@@ -138,7 +139,11 @@ def create_app(
         resource("/health", GET=health),
     ]
     return Starlette(
-        routes=[Mount(openapi.PREFIX, routes=api), *operations_routes.routes],
+        routes=[
+            Mount(openapi.PREFIX, routes=api),
+            *operations_routes.routes,
+            *dashboard_routes.routes,
+        ],
         exception_handlers={
             errors.GatewayError: exception_handlers.gateway_error,
             HTTPException: exception_handlers.http_exception,

@@ -4,6 +4,10 @@ It claims due deliveries (SKIP LOCKED, so two processes never take the same atte
 each in its own task (a slow receiver holds only its own deliveries, at most a few at a time),
 records every attempt, and schedules retries with jittered backoff. An endpoint that keeps
 failing past a limit is disabled, with the reason on it.
+
+Attempts are recorded in batches, one transaction for all that ended since the last: under
+load that is most of the bookkeeping saved. A delivery stays claimed until its attempt is
+recorded, so a crash in between only means it is sent again (at least once).
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import logging
 import random
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cortex_gateway import __version__, database
 from cortex_gateway.observability import metrics as observability_metrics
@@ -32,6 +38,7 @@ MAX_RESPONSE_BYTES = 64 * 1024
 STORED_RESPONSE_CHARS = 2_000
 JITTER = 0.1
 POLL_SECONDS = 1.0
+MAX_RECORDED_AT_ONCE = 500
 
 
 class Dispatcher:
@@ -55,16 +62,23 @@ class Dispatcher:
             lambda: asyncio.Semaphore(PER_ENDPOINT_IN_FLIGHT)
         )
         self._task: asyncio.Task[None] | None = None
+        self._recorder: asyncio.Task[None] | None = None
         self._room = asyncio.Event()
+        self._ended: list[_Ended] = []
+        self._to_record = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
+        self._recorder = asyncio.create_task(self._record_forever())
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._task, *self._in_flight] if t is not None]
+        tasks = [t for t in [self._task, self._recorder, *self._in_flight] if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # What was sent but not yet written down: record it now, or it would be sent again.
+        while self._ended:
+            await self._record_batch()
         await self._client.aclose()
 
     async def _run(self) -> None:
@@ -115,11 +129,12 @@ class Dispatcher:
     async def _deliver(self, row: RowMapping) -> None:
         async with self._per_endpoint[row["endpoint_id"]]:
             outcome = await self._send(row)
-        await self._record(row, *outcome)
+        ended = self._judge(row, *outcome)
+        self._ended.append(ended)
+        self._to_record.set()
+        await ended.recorded
 
-    async def _send(
-        self, row: RowMapping
-    ) -> tuple[datetime, int | None, str | None, int, str | None]:
+    async def _send(self, row: RowMapping) -> _Outcome:
         attempted_at = datetime.now(UTC)
         started = time.monotonic()
         status_code: int | None = None
@@ -161,7 +176,7 @@ class Dispatcher:
         duration_ms = int((time.monotonic() - started) * 1000)
         return attempted_at, status_code, error, duration_ms, body
 
-    async def _record(
+    def _judge(
         self,
         row: RowMapping,
         attempted_at: datetime,
@@ -169,10 +184,10 @@ class Dispatcher:
         error: str | None,
         duration_ms: int,
         body: str | None,
-    ) -> None:
-        succeeded = error is None
+    ) -> _Ended:
+        """What an attempt means for its delivery: done, retried later, or failed for good."""
         retry_in = None
-        if succeeded:
+        if error is None:
             status = "succeeded"
         elif row["attempts"] <= len(self.delays) and row["active"]:
             status = "pending"
@@ -181,31 +196,80 @@ class Dispatcher:
         else:
             status = "failed"
         observability_metrics.webhook_attempted(status)
-        async with database.transaction(self.db) as connection:
-            await repository.record_attempt(
+        attempt = {
+            "delivery_id": row["id"],
+            "attempted_at": attempted_at,
+            "status_code": status_code,
+            "error": error,
+            "duration_ms": duration_ms,
+            "response_body": body,
+        }
+        finish = {
+            "delivery_id": row["id"],
+            "status": status,
+            "attempted_at": attempted_at,
+            "retry_in": retry_in,
+        }
+        recorded = asyncio.get_running_loop().create_future()
+        return _Ended(row["endpoint_id"], row["active"], error, attempt, finish, recorded)
+
+    async def _record_forever(self) -> None:
+        while True:
+            await self._to_record.wait()
+            self._to_record.clear()
+            while self._ended:
+                try:
+                    await self._record_batch()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # The deliveries stay claimed until their lease ends, then go out again.
+                    logger.exception("recording webhook attempts failed")
+                    await asyncio.sleep(1.0)
+
+    async def _record_batch(self) -> None:
+        batch = self._ended[:MAX_RECORDED_AT_ONCE]
+        del self._ended[: len(batch)]
+        try:
+            async with database.transaction(self.db) as connection:
+                await repository.record_attempts(connection, [e.attempt for e in batch])
+                await repository.finish_deliveries(connection, [e.finish for e in batch])
+                await self._note_endpoints(connection, batch)
+        finally:
+            for ended in batch:
+                if not ended.recorded.done():
+                    ended.recorded.set_result(None)
+
+    async def _note_endpoints(self, connection: AsyncConnection, batch: list[_Ended]) -> None:
+        """An endpoint's latest attempt in the batch says whether it is failing."""
+        latest = {ended.endpoint_id: ended for ended in batch}
+        succeeded = [e.endpoint_id for e in latest.values() if e.error is None]
+        if succeeded:
+            await repository.endpoints_succeeded(connection, succeeded)
+        for ended in latest.values():
+            if ended.error is None or not ended.active:
+                continue
+            disabled = await repository.endpoint_failed(
                 connection,
-                row["id"],
-                attempted_at=attempted_at,
-                status_code=status_code,
-                error=error,
-                duration_ms=duration_ms,
-                response_body=body,
+                ended.endpoint_id,
+                disable_after=self.disable_after,
+                reason=f"Disabled after failing for {self.disable_after:g} s; "
+                f"last error: {ended.error}",
             )
-            await repository.finish_delivery(
-                connection, row["id"], status=status, attempted_at=attempted_at, retry_in=retry_in
-            )
-            if succeeded:
-                await repository.endpoint_succeeded(connection, row["endpoint_id"])
-            elif row["active"]:
-                disabled = await repository.endpoint_failed(
-                    connection,
-                    row["endpoint_id"],
-                    disable_after=self.disable_after,
-                    reason=f"Disabled after failing for {self.disable_after:g} s; "
-                    f"last error: {error}",
-                )
-                if disabled:
-                    logger.warning("webhook endpoint %s disabled: %s", row["endpoint_id"], error)
+            if disabled:
+                logger.warning("webhook endpoint %s disabled: %s", ended.endpoint_id, ended.error)
+
+
+@dataclass
+class _Ended:
+    """A finished attempt waiting to be recorded."""
+
+    endpoint_id: str
+    active: bool
+    error: str | None
+    attempt: dict[str, Any]
+    finish: dict[str, Any]
+    recorded: asyncio.Future[None]
 
 
 class _Refused(Exception):

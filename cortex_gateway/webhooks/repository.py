@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -154,51 +153,46 @@ async def claim_due(
     return result.mappings().all()
 
 
-async def record_attempt(
-    connection: AsyncConnection,
-    delivery_id: str,
-    *,
-    attempted_at: datetime,
-    status_code: int | None,
-    error: str | None,
-    duration_ms: int,
-    response_body: str | None,
+async def record_attempts(connection: AsyncConnection, attempts: Sequence[dict[str, Any]]) -> None:
+    """Insert attempts: dicts of delivery_id, attempted_at, status_code, error, duration_ms
+    and response_body."""
+    await connection.execute(sa.insert(webhook_attempts), list(attempts))
+
+
+_FINISH = (
+    sa.update(webhook_deliveries)
+    .where(webhook_deliveries.c.id == sa.bindparam("delivery_id"))
+    .values(status=sa.bindparam("status"), last_attempt_at=sa.bindparam("attempted_at"))
+)
+_FINISH_AND_RETRY = _FINISH.values(
+    next_attempt_at=sa.func.now()
+    + sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.bindparam("retry_in", type_=sa.Float))
+)
+
+
+async def finish_deliveries(
+    connection: AsyncConnection, finished: Sequence[dict[str, Any]]
 ) -> None:
-    await connection.execute(
-        sa.insert(webhook_attempts).values(
-            delivery_id=delivery_id,
-            attempted_at=attempted_at,
-            status_code=status_code,
-            error=error,
-            duration_ms=duration_ms,
-            response_body=response_body,
-        )
-    )
+    """Set each delivery's status after an attempt: dicts of delivery_id, status,
+    attempted_at and retry_in (seconds until the next attempt, or None)."""
+    retried = [item for item in finished if item["retry_in"] is not None]
+    settled = [
+        {key: value for key, value in item.items() if key != "retry_in"}
+        for item in finished
+        if item["retry_in"] is None
+    ]
+    if retried:
+        await connection.execute(_FINISH_AND_RETRY, retried)
+    if settled:
+        await connection.execute(_FINISH, settled)
 
 
-async def finish_delivery(
-    connection: AsyncConnection,
-    delivery_id: str,
-    *,
-    status: str,
-    attempted_at: datetime,
-    retry_in: float | None,
-) -> None:
-    values: dict[str, Any] = {"status": status, "last_attempt_at": attempted_at}
-    if retry_in is not None:
-        values["next_attempt_at"] = sa.func.now() + sa.func.make_interval(
-            0, 0, 0, 0, 0, 0, retry_in
-        )
-    await connection.execute(
-        sa.update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(**values)
-    )
-
-
-async def endpoint_succeeded(connection: AsyncConnection, endpoint_id: str) -> None:
+async def endpoints_succeeded(connection: AsyncConnection, endpoint_ids: Sequence[str]) -> None:
     await connection.execute(
         sa.update(webhook_endpoints)
         .where(
-            webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.failing_since.is_not(None)
+            webhook_endpoints.c.id.in_(endpoint_ids),
+            webhook_endpoints.c.failing_since.is_not(None),
         )
         .values(failing_since=None)
     )

@@ -81,14 +81,22 @@ def check_syntax(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-async def resolve(url: str, allowed: Sequence[Network]) -> Target:
-    """Check `url` and pick the address to send to."""
-    host, port = check_syntax(url)
+async def _addresses(host: str, port: int) -> list[Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass  # a name, not an address literal
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UnsafeURL(f"the host {host} does not resolve") from exc
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+async def resolve(url: str, allowed: Sequence[Network]) -> Target:
+    """Check `url` and pick the address to send to."""
+    host, port = check_syntax(url)
+    addresses = await _addresses(host, port)
     for address in addresses:
         if _forbidden(address) and not any(address in network for network in allowed):
             raise UnsafeURL(
