@@ -102,6 +102,19 @@ class Settings(BaseSettings):
     local_publish_host: str = "127.0.0.1"
     local_usd_per_cpu_hour: float = Field(default=0.0, ge=0)
 
+    # Akash through the Console API (managed wallet); without an API key it is not configured.
+    akash_api_key: SecretStr | None = Field(default=None, description="a Console API key")
+    akash_api_url: str = "https://console-api.akash.network"
+    akash_bid_timeout: float = Field(
+        default=180.0, gt=0, description="seconds to wait for an open bid before no_bids"
+    )
+    akash_max_price: int = Field(
+        default=10_000, gt=0, description="the SDL's maximum price per block, in uact"
+    )
+    akash_poll_interval: float = Field(
+        default=5.0, gt=0, description="seconds between two looks at one deployment"
+    )
+
     # Render's compute subnet (OTOY's Dispersed API); without both keys it is not configured.
     render_api_url: str = "https://api.dispersed.com"
     render_public_key: str | None = None
@@ -134,6 +147,14 @@ class Settings(BaseSettings):
                 "docker_host": self.docker_host,
                 "publish_host": self.local_publish_host,
                 "usd_per_cpu_hour": self.local_usd_per_cpu_hour,
+            }
+        if name == "akash":
+            return {
+                "api_key": self.akash_api_key.get_secret_value() if self.akash_api_key else None,
+                "api_url": self.akash_api_url,
+                "bid_timeout": self.akash_bid_timeout,
+                "max_price": self.akash_max_price,
+                "poll_interval": self.akash_poll_interval,
             }
         if name == "render":
             return {

@@ -19,7 +19,7 @@ ENTRY_POINT_GROUP = "cortex_gateway.providers"
 
 # Kept sorted; every entry must import (tests check both).
 BUILTIN_PROVIDERS: dict[str, str] = {
-    "akash": "",
+    "akash": "cortex_gateway.providers.akash:AkashProvider",
     "golem": "cortex_gateway.providers.golem:GolemProvider",
     "local": "cortex_gateway.providers.local:LocalProvider",
     "render": "cortex_gateway.providers.render:RenderProvider",

@@ -92,12 +92,25 @@ class Health:
 
 
 @dataclass(frozen=True)
+class NativePrice:
+    """A price in the network's own denomination, as the network states it: `amount` (a
+    decimal string, exact) of `denom` per `unit`, with `units_per_hour` to make it a rate
+    (Akash: uact per block, 590.4 blocks an hour; Golem: GLM per hour, 1)."""
+
+    denom: str
+    amount: str
+    unit: str
+    units_per_hour: float
+
+
+@dataclass(frozen=True)
 class Quote:
     """The price of running a spec: USD per hour, and the network's own unit."""
 
     usd_per_hour: float
     native_amount: float | None = None
     native_unit: str | None = None
+    native: NativePrice | None = None
 
 
 class WorkloadState(StrEnum):
@@ -143,6 +156,9 @@ class WorkloadStatus:
     handle: Handle | None = None
     # What happened on the network since the last call, for the job's timeline.
     notes: tuple[str, ...] = ()
+    # The price the network actually charges, once it is known (an accepted bid), when it
+    # differs from the quote taken at submission.
+    price: Quote | None = None
 
 
 @dataclass(frozen=True)

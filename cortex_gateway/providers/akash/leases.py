@@ -1,0 +1,114 @@
+"""A lease's log, followed over the provider's websocket
+(`wss://{host}/lease/{dseq}/{gseq}/{oseq}/logs?follow=true`, Bearer token minted by Console).
+
+One follower per running deployment keeps every line it received, in order, numbered from
+the start of the log; `logs(cursor)` hands out the lines after the cursor. A reconnect (or a
+new gateway process) reads the log from its start again and skips what it already holds, so
+each line is kept once. Provider certificates are self-signed, so TLS is not verified
+(Console's own provider proxy does the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from httpx_ws import HTTPXWSException, aconnect_ws
+
+from cortex_gateway.providers.types import LogLine
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_DELAY, RECONNECT_DELAY_MAX = 0.5, 30.0
+MAX_MESSAGE_BYTES = 1 << 20
+
+TokenSource = Callable[[str, bool], Awaitable[str]]  # (provider, renew) -> JWT
+HostSource = Callable[[str], Awaitable[str]]  # provider address -> https://host:port
+
+
+class LeaseLog:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        lease: dict[str, Any],
+        *,
+        token: TokenSource,
+        host: HostSource,
+        exit_marker: str | None,
+    ) -> None:
+        self._client = client
+        self._lease = lease
+        self._token = token
+        self._host = host
+        self._exit_marker = exit_marker
+        self.lines: list[LogLine] = []
+        self.exit_code: int | None = None
+        self.changed = asyncio.Event()
+        self._frames_seen = 0
+        self._task = asyncio.create_task(self._follow())
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _follow(self) -> None:
+        delay = RECONNECT_DELAY
+        renew = False
+        while True:
+            try:
+                renew = await self._read_once(renew)
+                delay = RECONNECT_DELAY
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the provider, Console or the network: try again later
+                logger.info("akash lease %s log stream broke: %r", self._lease["dseq"], exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_DELAY_MAX)
+
+    async def _read_once(self, renew: bool) -> bool:
+        """Read the log from its start until the stream ends; True when the token expired."""
+        provider = self._lease["provider"]
+        token = await self._token(provider, renew)
+        host = await self._host(provider)
+        lease = self._lease
+        url = f"{host.rstrip('/')}/lease/{lease['dseq']}/{lease['gseq']}/{lease['oseq']}/logs"
+        frame = 0
+        try:
+            async with aconnect_ws(
+                url,
+                self._client,
+                params={"follow": "true"},
+                headers={"Authorization": f"Bearer {token}"},
+                max_message_size_bytes=MAX_MESSAGE_BYTES,
+            ) as socket:
+                while True:
+                    message = json.loads(await socket.receive_text())
+                    if "error" in message:
+                        logger.info("akash lease log: %s", message["error"])
+                        return message["error"] == "tokenExpired"
+                    frame += 1
+                    if frame <= self._frames_seen:
+                        continue
+                    self._frames_seen = frame
+                    self._take(str(message.get("message", "")))
+        except HTTPXWSException as exc:
+            logger.info("akash lease %s log stream ended: %r", lease["dseq"], exc)
+        return False
+
+    def _take(self, text: str) -> None:
+        for line in text.splitlines() or [""]:
+            if self._exit_marker and line.startswith(self._exit_marker + " "):
+                code = line.removeprefix(self._exit_marker + " ").strip()
+                if code.lstrip("-").isdigit():
+                    self.exit_code = int(code)
+                    self.changed.set()
+                    continue
+            self.lines.append(LogLine(datetime.now(UTC), line))
+        self.changed.set()
