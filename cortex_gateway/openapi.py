@@ -271,6 +271,16 @@ PROVIDER_OPERATIONS = (
         catalog_schemas.Provider,
         error_types=(errors.ProviderNotFound,),
     ),
+    Operation(
+        "post",
+        "/providers/quote",
+        "quoteProviders",
+        "Compare what each provider would charge for a job spec (what \"auto\" would pick)",
+        Scope.JOBS_READ,
+        catalog_schemas.QuoteComparison,
+        request=catalog_schemas.QuoteRequest,
+        error_types=(errors.ValidationError, errors.UnsupportedMediaType, errors.PayloadTooLarge),
+    ),
 )
 
 _TEMPLATE_ERRORS = (errors.ValidationError, errors.TemplateNotFound)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cortex_gateway import database, envelope
+from cortex_gateway import database, envelope, validation
 from cortex_gateway.auth.requests import require_scope
 from cortex_gateway.auth.scopes import Scope
-from cortex_gateway.catalog import service
+from cortex_gateway.catalog import schemas, service
 from cortex_gateway.routing import resource
 
 
@@ -25,7 +25,16 @@ async def get_provider(request: Request) -> Response:
     return envelope.ok(provider)
 
 
+async def quote(request: Request) -> Response:
+    body = await request.body()
+    async with database.reading(request.state.db) as connection:
+        await require_scope(connection, request, Scope.JOBS_READ)
+    spec = validation.parse_json(request, body, schemas.QuoteRequest)
+    return envelope.ok(await service.quote(request.state.providers, spec))
+
+
 routes = [
     resource("/providers", GET=list_providers),
+    resource("/providers/quote", POST=quote),
     resource("/providers/{name}", GET=get_provider),
 ]

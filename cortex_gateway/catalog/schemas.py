@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+from cortex_gateway.jobs import schemas as job_schemas
+from cortex_gateway.providers.registry import AUTO
 
 
 class _Model(BaseModel):
@@ -40,3 +43,44 @@ class Provider(_Model):
         description="Null when this gateway has no adapter for the provider yet."
     )
     pricing: ProviderPricing | None
+
+
+class QuoteRequest(job_schemas.JobSpec):
+    """The body of POST /providers/quote: a job specification, compared across providers
+    without submitting it. `provider` defaults to "auto" (every provider, or `providers`)."""
+
+    provider: Annotated[str, AfterValidator(job_schemas._provider_name)] = Field(
+        default=AUTO, description='"auto" (the default) compares every candidate; a name, one.'
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_candidates(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "provider" not in data:
+            data = {**data, "provider": AUTO}
+        return job_schemas.with_auto_candidates(data)
+
+
+class Refusal(_Model):
+    field: str
+    message: str
+
+
+class QuoteCandidate(_Model):
+    provider: str
+    verdict: Literal["chosen", "eligible", "incapable", "unhealthy", "too_dear", "tried"] = Field(
+        description="chosen: where the job would go; eligible: could take it but dearer; "
+        "incapable: cannot run this spec; unhealthy: down or not configured; too_dear: over "
+        "maxPricePerHour."
+    )
+    reason: str
+    usd_per_hour: float | None = None
+    native_amount: float | None = None
+    native_unit: str | None = None
+    refusals: list[Refusal] = Field(default_factory=list)
+
+
+class QuoteComparison(_Model):
+    chosen: str | None = Field(description="Where the job would be placed; null: nowhere.")
+    usd_per_hour: float | None = Field(description="The chosen provider's price.")
+    candidates: list[QuoteCandidate] = Field(description="Chosen first, then cheapest first.")

@@ -7,7 +7,10 @@ import asyncio
 
 from cortex_gateway import errors
 from cortex_gateway.catalog import schemas
+from cortex_gateway.engine import placement
 from cortex_gateway.engine.providers import ProviderSet
+from cortex_gateway.engine.workload import workload_spec
+from cortex_gateway.jobs import service as jobs_service
 from cortex_gateway.providers import registry
 from cortex_gateway.providers.base import Provider
 from cortex_gateway.providers.types import Health
@@ -70,3 +73,33 @@ def _health(health: Health) -> schemas.ProviderHealth:
     if health.healthy:
         return schemas.ProviderHealth(status="healthy")
     return schemas.ProviderHealth(status="unhealthy", reason=health.reason)
+
+
+async def quote(providers: ProviderSet, request: schemas.QuoteRequest) -> schemas.QuoteComparison:
+    """The comparison `"provider": "auto"` places a job by, without submitting anything."""
+    document = jobs_service.job_document(request, "job_quote")
+    spec = workload_spec(document)
+    if request.provider == registry.AUTO:
+        names = placement.candidate_names(document["config"])
+    else:
+        names = [request.provider]
+    candidates = await placement.compare(
+        providers, spec, names, max_price=request.max_price_per_hour
+    )
+    chosen = next((c for c in candidates if c.verdict is placement.Verdict.CHOSEN), None)
+    return schemas.QuoteComparison(
+        chosen=chosen.provider if chosen else None,
+        usd_per_hour=chosen.quote.usd_per_hour if chosen and chosen.quote else None,
+        candidates=[
+            schemas.QuoteCandidate(
+                provider=c.provider,
+                verdict=c.verdict.value,
+                reason=c.reason,
+                usd_per_hour=c.quote.usd_per_hour if c.quote else None,
+                native_amount=c.quote.native_amount if c.quote else None,
+                native_unit=c.quote.native_unit if c.quote else None,
+                refusals=[schemas.Refusal(field=r.field, message=r.message) for r in c.refusals],
+            )
+            for c in candidates
+        ],
+    )

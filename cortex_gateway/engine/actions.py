@@ -19,7 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cortex_gateway import database
-from cortex_gateway.engine import repository
+from cortex_gateway.engine import auto, repository
 from cortex_gateway.engine.providers import ProviderSet
 from cortex_gateway.engine.workload import workload_spec
 from cortex_gateway.jobs import repository as jobs_repository
@@ -214,6 +214,8 @@ async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: b
     except Unavailable as exc:
         logger.warning("status of %s unavailable: %s", row["id"], exc)
         return Progress.QUIET
+    if auto.fails_over(row, status):
+        return await auto.fail_over(ctx, row, provider, status)
     handle = status.handle or handle
     if status.state in (WorkloadState.EXITED, WorkloadState.FAILED):
         try:

@@ -18,7 +18,7 @@ import time
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cortex_gateway import database
-from cortex_gateway.engine import actions, repository
+from cortex_gateway.engine import actions, auto, repository
 from cortex_gateway.engine.providers import ProviderSet
 from cortex_gateway.jobs.lifecycle import JobStatus
 from cortex_gateway.observability import logs
@@ -185,6 +185,11 @@ class Engine:
                 if await actions.release(self.ctx, row, provider):
                     return
                 await self._pause(job_id, 5.0)
+                continue
+            if auto.needs_placing(row):
+                retry_in = await auto.place(self.ctx, row)
+                if retry_in:
+                    await self._pause(job_id, retry_in)
                 continue
             if provider is None:
                 await actions.fail(

@@ -26,6 +26,8 @@ class ProviderSet:
         """The adapter for `name`, built on first use; None when no adapter exists yet."""
         adapter = self._adapters.get(name)
         if adapter is None:
+            if name == registry.AUTO:
+                return None  # not placed yet: engine/auto.py picks a provider
             cls = registry.provider_class(name)
             if cls is None:
                 return None

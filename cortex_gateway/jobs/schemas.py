@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 from cortex_gateway import pagination
 from cortex_gateway.jobs.lifecycle import JobStatus
 from cortex_gateway.providers import available_providers
+from cortex_gateway.providers.registry import AUTO
 from cortex_gateway.quantities import format_bytes, parse_bytes
 
 SORT_FIELDS = ("createdAt", "startedAt", "endedAt", "status", "provider")
@@ -74,8 +75,11 @@ def _quantity_between(low: int, high: int) -> Any:
 
 def _provider_name(value: str) -> str:
     names = available_providers()
-    if value not in names:
-        raise ValueError(f"unknown provider {value!r}; registered providers: {', '.join(names)}")
+    if value not in names and value != AUTO:
+        raise ValueError(
+            f"unknown provider {value!r}; registered providers: {', '.join(names)} "
+            f"(or {AUTO}: the cheapest that can run it)"
+        )
     return value
 
 
@@ -125,6 +129,9 @@ class Volume(_Strict):
         return value
 
 
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+
+
 class Gpu(_Strict):
     """GPUs the job needs. Providers that cannot provide GPUs refuse such a job with a 400."""
 
@@ -149,6 +156,17 @@ class JobConfig(_Strict):
     command: list[ArgvItem] | None = Field(default=None, min_length=1, max_length=MAX_ARGV_ITEMS)
     args: list[ArgvItem] | None = Field(default=None, max_length=MAX_ARGV_ITEMS)
     gpu: Gpu | None = None
+    providers: list[ProviderName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description='With provider "auto": the providers it may be placed on (default: all).',
+    )
+    max_price_per_hour: float | None = Field(
+        default=None,
+        gt=0,
+        description='With provider "auto": the most it may cost, in USD per hour.',
+    )
 
     @field_validator("env")
     @classmethod
@@ -178,11 +196,20 @@ class JobConfig(_Strict):
         return value
 
 
+def with_auto_candidates(data: Any) -> Any:
+    """An auto job without a `providers` list may go to any provider this gateway knows; the
+    list is stored, so the job shows which it could be placed on."""
+    if isinstance(data, dict) and data.get("provider") == AUTO and "providers" not in data:
+        return {**data, "providers": list(available_providers())}
+    return data
+
+
 class JobSpec(JobConfig):
     """The body of POST /jobs."""
 
     provider: Annotated[str, AfterValidator(_provider_name)] = Field(
-        description="Provider network: local, akash, render, golem, or a plugin's name."
+        description="Provider network: local, akash, render, golem, or a plugin's name; "
+        '"auto": the cheapest healthy provider that can run the job, chosen by the engine.'
     )
     image: Annotated[str, AfterValidator(_image_reference)] = Field(
         description="Container image reference, e.g. nginx:alpine."
@@ -195,6 +222,21 @@ class JobSpec(JobConfig):
         description="Ephemeral storage, e.g. 1Gi."
     )
     duration: int = Field(ge=1, le=MAX_DURATION_SECONDS, description="Maximum run time in seconds.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_candidates(cls, data: Any) -> Any:
+        return with_auto_candidates(data)
+
+    @model_validator(mode="after")
+    def _placement_only_with_auto(self) -> JobSpec:
+        if self.provider != AUTO and self.providers is not None:
+            raise ValueError(f'"providers" goes with "provider": "{AUTO}" only')
+        if self.provider != AUTO and self.max_price_per_hour is not None:
+            raise ValueError(f'"maxPricePerHour" goes with "provider": "{AUTO}" only')
+        if self.providers is not None and len(set(self.providers)) != len(self.providers):
+            raise ValueError('"providers" lists each provider once')
+        return self
 
     def config(self) -> JobConfig:
         return JobConfig.model_validate(

@@ -10,12 +10,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cortex_gateway import errors, ids, pagination
+from cortex_gateway.engine import placement
 from cortex_gateway.engine.providers import ProviderSet
 from cortex_gateway.engine.workload import workload_spec
 from cortex_gateway.envelope import utc_iso
 from cortex_gateway.jobs import repository, schemas
 from cortex_gateway.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
 from cortex_gateway.observability import metrics as observability_metrics
+from cortex_gateway.providers.registry import AUTO
 from cortex_gateway.webhooks import service as webhooks_service
 
 _TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
@@ -85,6 +87,9 @@ async def check_provider(providers: ProviderSet, document: dict[str, Any]) -> No
     """Refuse, before anything is stored, a job its provider cannot take: 503 when the
     provider is down or missing, 400 naming each field it cannot honour."""
     name = document["provider"]
+    if name == AUTO:
+        await placement.check_auto(providers, workload_spec(document))
+        return
     provider = providers.get(name)
     if provider is None:
         raise errors.ProviderUnavailable(

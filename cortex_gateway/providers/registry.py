@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from cortex_gateway.providers.base import Provider
 
 ENTRY_POINT_GROUP = "cortex_gateway.providers"
+# Not a provider: a job that asks for it is placed by the engine on the cheapest provider
+# that can run it (engine/placement.py).
+AUTO = "auto"
 
 # Kept sorted; every entry must import (tests check both).
 BUILTIN_PROVIDERS: dict[str, str] = {

@@ -87,6 +87,8 @@ class RenderProvider(Provider):
         volumes=False,
         gpus=True,
         min_duration_seconds=MIN_RUN_SECONDS,
+        pricing="USD per GPU-hour by GPU model (the operator's rates: Render publishes no "
+        "price list); a job without GPUs still holds one GPU node; billed for run time.",
     )
 
     def __init__(
@@ -177,6 +179,7 @@ class RenderProvider(Provider):
             return Health(
                 False,
                 "not_configured: set CORTEX_RENDER_PUBLIC_KEY and CORTEX_RENDER_SECRET_KEY",
+                configured=False,
             )
         now = time.monotonic()
         if self._health is not None:

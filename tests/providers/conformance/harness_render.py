@@ -79,7 +79,7 @@ class RenderHarness(Harness):
         for job in self.fake.jobs.values():
             self.fake.advance(job)
             if job.body.get("title") == title and job.status not in ENDED:
-                held.append(f"Render job {job.uuid} ({job.status})")
+                held.append(f"Render job {job.uuid}")
         return held
 
 

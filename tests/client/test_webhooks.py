@@ -1,0 +1,91 @@
+"""Webhook endpoints through the client, and verify_webhook on deliveries the gateway really
+sent to a receiver on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cortex_gateway.client import AsyncClient, WebhookVerificationError, errors, verify_webhook
+from tests.servers import uvicorn_server
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()
+
+    async def handle(self, request: Request) -> Response:
+        await self.received.put((dict(request.headers), await request.body()))
+        return Response(status_code=204)
+
+    async def next(self) -> tuple[dict[str, str], bytes]:
+        async with asyncio.timeout(30):
+            return await self.received.get()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    found = Receiver()
+    async with uvicorn_server(
+        Starlette(routes=[Route("/hook", found.handle, methods=["POST"])])
+    ) as url:
+        yield found, f"{url}/hook"
+
+
+async def test_endpoints_deliveries_and_verified_signatures(
+    gateway_url: str, api_key: str, receiver: tuple[Receiver, str]
+) -> None:
+    inbox, hook_url = receiver
+    async with AsyncClient(url=gateway_url, api_key=api_key) as cortex:
+        created = await cortex.webhooks.create(hook_url, ["job.completed"], description="ci")
+        assert created.secret.startswith("whsec_") and created.active
+        assert [e.id async for e in cortex.webhooks.iterate()] == [created.id]
+        page = await cortex.webhooks.list(limit=1)
+        assert (page.pagination.total, page.items[0].url) == (1, hook_url)
+        updated = await cortex.webhooks.update(created.id, events=["*"])
+        assert updated.events == ["*"] and updated.description == "ci"
+
+        sent = await cortex.webhooks.test(created.id)
+        headers, body = await inbox.next()
+        event = verify_webhook(created.secret, headers, body)
+        assert event["type"] == "webhook.test"
+        assert headers["webhook-id"] == sent.id
+
+        with pytest.raises(WebhookVerificationError):
+            verify_webhook(created.secret, headers, body.replace(b"webhook", b"webhooK"))
+        with pytest.raises(WebhookVerificationError):
+            verify_webhook(created.secret, headers, body, now=time.time() + 3600)
+        other = (await cortex.webhooks.create(hook_url, ["job.failed"])).secret
+        with pytest.raises(WebhookVerificationError):
+            verify_webhook(other, headers, body)
+        with pytest.raises(WebhookVerificationError):
+            verify_webhook(created.secret, {}, body)
+
+        deliveries = [d async for d in cortex.webhooks.iterate_deliveries(created.id)]
+        assert [d.id for d in deliveries] == [sent.id]
+        retried = await cortex.webhooks.retry(created.id, sent.id)
+        assert retried.id == sent.id
+        headers, body = await inbox.next()
+        assert headers["webhook-id"] == sent.id and verify_webhook(created.secret, headers, body)
+
+        rotated = await cortex.webhooks.rotate_secret(created.id)
+        assert rotated.secret != created.secret
+        await cortex.webhooks.test(created.id)
+        headers, body = await inbox.next()
+        # During the rotation's grace period both secrets sign.
+        assert json.loads(body) == verify_webhook(rotated.secret, headers, body)
+        assert verify_webhook(created.secret, headers, body)
+
+        with pytest.raises(errors.DeliveryNotFound):
+            await cortex.webhooks.retry(created.id, "msg_0000000000000000")
+        await cortex.webhooks.delete(created.id)
+        with pytest.raises(errors.WebhookNotFound):
+            await cortex.webhooks.get(created.id)
