@@ -185,7 +185,9 @@ class GolemProvider(Provider):
     async def health(self) -> Health:
         if not self.app_key:
             return Health(
-                False, "CORTEX_GOLEM_APP_KEY is not set (create one: yagna app-key create)"
+                False,
+                "CORTEX_GOLEM_APP_KEY is not set (create one with `yagna app-key create`)",
+                configured=False,
             )
         now = time.monotonic()
         if self._health is not None and now - self._health[0] < HEALTH_CACHE_SECONDS:
@@ -459,6 +461,7 @@ class GolemProvider(Provider):
         handle.update(
             phase="confirming",
             agreementId=str(agreement_id),
+            agreedAt=_iso(_now() - 60),
             provider=offer["name"],
             pricing=offer["pricing"],
             estimateGlm=offer["glm"],
@@ -781,7 +784,7 @@ class GolemProvider(Provider):
             if approved:
                 self._desk.register(handle["agreementId"], handle["allocationId"])
                 invoice = await self._desk.invoice(
-                    handle["agreementId"], INVOICE_WAIT_POLLS * self.poll
+                    handle["agreementId"], handle.get("agreedAt"), INVOICE_WAIT_POLLS * self.poll
                 )
                 if invoice is None:
                     logger.warning(

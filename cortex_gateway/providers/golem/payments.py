@@ -72,19 +72,30 @@ class PaymentDesk:
                 await task
         self._tasks = []
 
-    async def invoice(self, agreement_id: str, within: float) -> float | None:
-        """The agreement's accepted invoice amount, waiting up to `within` seconds."""
+    async def invoice(self, agreement_id: str, after: str | None, within: float) -> float | None:
+        """The agreement's invoice, accepted: from the event feed, or looked up among the
+        invoices since `after` (after a restart the feed has moved past it). Waits up to
+        `within` seconds for the provider to send it; None if it did not."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while agreement_id not in self.invoiced:
+        while True:
+            if agreement_id in self.invoiced:
+                return self.invoiced[agreement_id]
+            params = {"afterTimestamp": after} if after else None
+            try:
+                invoices = await self._yagna.call("GET", f"{PAYMENT}/invoices", params=params)
+            except YagnaError as exc:
+                raise Unavailable(f"golem: listing invoices failed: {exc.message}") from exc
+            for document in invoices or []:
+                if document.get("agreementId") == agreement_id:
+                    await self._settle("invoice", document)
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
+            if agreement_id in self.invoiced or remaining <= 0:
+                return self.invoiced.get(agreement_id)
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(min(remaining, max(self._poll, 0.5))):
                     await self._changed.wait()
-        return self.invoiced[agreement_id]
 
     async def _feed(self, kind: str) -> None:
         after = _iso(datetime.now(UTC) - LOOKBACK)

@@ -61,7 +61,7 @@ def default_providers() -> list[ProviderNode]:
             start_price=0.0,
             threads=1,
             mem_gib=0.25,
-            storage_gib=1.0,
+            storage_gib=0.5,
         ),
     ]
 
