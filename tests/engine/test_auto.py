@@ -13,14 +13,17 @@ import httpx
 import pytest
 
 from cortex_gateway.application import create_app
+from cortex_gateway.providers.akash.adapter import usd_per_hour
 from cortex_gateway.providers.render import RenderProvider
 from tests.engine.conftest import engine_settings, log_lines, submit, wait_for
 from tests.factories import API, Keys
+from tests.fakes.akash import running_fake
 from tests.fakes.render import FakeRender
 from tests.servers import lifespan_app, uvicorn_server
 
 CHEAP, DEAR = 0.2, 0.5
 GPU = "NVIDIA RTX 4090"
+AKASH_KEY = "ac.sk.test." + "0" * 64
 
 
 class Network:
@@ -228,3 +231,39 @@ async def test_quote_of_a_spec_nobody_can_run_chooses_nothing(client: httpx.Asyn
     assert {c["verdict"] for c in data["candidates"]} == {"incapable"}
     bad = await client.post(f"{API}/providers/quote", json={"image": "nginx"})
     assert bad.status_code == 400
+
+
+async def test_a_job_nobody_bids_on_at_akash_moves_to_render(
+    database_url: str, keys: Keys, networks: tuple[Network, Network]
+) -> None:
+    """Akash quotes its maximum price (here 100 uact per block, the cheapest), but no
+    provider bids that low: after the bid timeout the deployment is closed and the job
+    goes to the next cheapest, the Render network."""
+    cheap, _ = networks
+    async with running_fake(api_key=AKASH_KEY, bid_delay=0.1, start_delay=0.1) as akash:
+        settings = engine_settings(
+            database_url,
+            akash_api_key=AKASH_KEY,
+            akash_api_url=akash.console_url,
+            akash_poll_interval=0.1,
+            akash_bid_timeout=1.0,
+            akash_max_price=100,
+        )
+        app = create_app(settings, extra_providers=[cheap.adapter()])
+        async with lifespan_app(app) as running:
+            transport = httpx.ASGITransport(app=running, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                client.headers["Authorization"] = f"Bearer {await keys.create()}"
+                job_id = await submit(client, auto_job(providers=["akash", "render"]))
+                job = await wait_for(client, job_id)
+                lines = await log_lines(client, job_id)
+        deployments = list(akash.network.deployments.values())
+
+    assert (job["status"], job["provider"]) == ("completed", "render"), job
+    assert lines == ["placed", "ran"]
+    messages = placements(job)
+    price = usd_per_hour(100)
+    assert messages[0] == f"akash at ${price:.4f}/h: chosen, the cheapest of 2"
+    assert any(m.startswith("akash: no_bids: No Akash provider bid") for m in messages)
+    assert [d.state for d in deployments] == ["closed"]
+    assert len(cheap.fake.jobs) == 1
