@@ -612,7 +612,9 @@ class GolemProvider(Provider):
         if follower.failures >= FAILURES_BEFORE_STATE_CHECK or self._state_due(handle):
             state = await self._activity_state(handle, missing_is_gone=True)
             if (state.get("state") or [None])[0] == "Terminated" and not follower.done:
-                return self._terminated(handle, state, follower)
+                ended = self._terminated(handle, state, follower)
+                if ended is not None:
+                    return ended
         started = follower.run_started_at
         if started is not None and handle["phase"] != "running":
             handle.update(phase="running", startedAt=started.isoformat())
@@ -629,11 +631,15 @@ class GolemProvider(Provider):
 
     def _terminated(
         self, handle: Handle, state: dict[str, Any], follower: BatchFollower
-    ) -> WorkloadStatus:
-        detail = state.get("errorMessage") or state.get("reason") or "no reason given"
-        if follower.failures >= FAILURES_BEFORE_STATE_CHECK and "not found" in str(
-            follower.last_error
-        ):
+    ) -> WorkloadStatus | None:
+        """The activity ended before the command did. A provider that left the network is
+        declared lost only after the result reads failed as often as yapapi allows (None:
+        not yet); one that ended the activity itself (an unpaid debit note...) failed it."""
+        detail = str(state.get("errorMessage") or state.get("reason") or "no reason given")
+        unreachable = "not found" in detail or "not found" in str(follower.last_error or "")
+        if unreachable:
+            if follower.failures < FAILURES_BEFORE_STATE_CHECK:
+                return None
             raise HandleNotFound(
                 f"golem: provider {handle.get('provider')} left the network mid-run ({detail})"
             )
