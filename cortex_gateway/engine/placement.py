@@ -27,7 +27,7 @@ from cortex_gateway.providers.types import FailureReason, Quote, Refusal, Worklo
 ASK_TIMEOUT_SECONDS = 10.0
 # A job a network failed for these reasons never started there: the next candidate may take it.
 BEFORE_START_REASONS = frozenset(
-    {FailureReason.NO_BIDS.value, FailureReason.NOT_ASSIGNED.value, "no_offers"}
+    {FailureReason.NO_BIDS.value, FailureReason.NO_OFFERS.value, FailureReason.NOT_ASSIGNED.value}
 )
 
 
