@@ -15,12 +15,15 @@ Answers are the gateway's own models (`Job`, `LogEntry`, `Endpoint`, …); error
 
 from __future__ import annotations
 
+from cortex_gateway.batches.schemas import Batch, BatchSubmitted, BatchSummary
+from cortex_gateway.catalog.schemas import Provider
 from cortex_gateway.client import errors
 from cortex_gateway.client._core import Page
 from cortex_gateway.client.aio import AsyncClient
 from cortex_gateway.client.errors import ApiError, ConnectionFailed, CortexError
 from cortex_gateway.client.signatures import WebhookVerificationError, verify_webhook
 from cortex_gateway.client.sync import Client
+from cortex_gateway.job_templates.schemas import Template
 from cortex_gateway.jobs.schemas import Job, JobSpec, JobSummary
 from cortex_gateway.pagination import Pagination
 from cortex_gateway.streams.schemas import AccountEvent, JobEventEntry, StreamToken
@@ -31,6 +34,9 @@ __all__ = [
     "AccountEvent",
     "ApiError",
     "AsyncClient",
+    "Batch",
+    "BatchSubmitted",
+    "BatchSummary",
     "Client",
     "ConnectionFailed",
     "CortexError",
@@ -45,7 +51,9 @@ __all__ = [
     "Metrics",
     "Page",
     "Pagination",
+    "Provider",
     "StreamToken",
+    "Template",
     "WebhookVerificationError",
     "errors",
     "verify_webhook",

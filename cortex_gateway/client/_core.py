@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -24,6 +25,7 @@ Item = TypeVar("Item")
 # from there, because that module loads the whole server and the CLI starts on every command.
 PREFIX = "/api/plugin-core"
 RETRY_STATUSES = (429, 503)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = "cortex-gateway-client"
 
 
@@ -58,6 +60,7 @@ class Call(Generic[T]):
     params: dict[str, Any] = field(default_factory=dict)
     body: Any = None
     paged: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
     def read(self, response: httpx.Response) -> T:
         if not response.is_success:
@@ -88,6 +91,12 @@ def _adapter(model: Any) -> TypeAdapter[Any]:
     if model not in _adapters:
         _adapters[model] = TypeAdapter(Envelope[model])  # type: ignore[valid-type]
     return _adapters[model]
+
+
+def idempotent(key: str | None) -> dict[str, str]:
+    """An `Idempotency-Key` for a submission: the caller's, or a fresh one. The same key goes
+    with every retry of the call, so a retried submission never creates a second job."""
+    return {IDEMPOTENCY_HEADER: key or str(uuid.uuid4())}
 
 
 def query(**params: Any) -> dict[str, Any]:

@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 import httpx
 from httpx_sse import EventSource
 
+from cortex_gateway.batches.schemas import Batch, BatchSubmitted, BatchSummary
 from cortex_gateway.catalog.schemas import Provider
 from cortex_gateway.client import _core, calls
 from cortex_gateway.client._core import Page
+from cortex_gateway.job_templates.schemas import Template
 from cortex_gateway.jobs.schemas import Job, JobSpec, JobSummary, Port, Volume
 from cortex_gateway.streams.schemas import AccountEvent, JobEventEntry, StreamToken
 from cortex_gateway.telemetry.schemas import LogEntry, Metrics
@@ -52,6 +54,8 @@ class AsyncClient:
         self.jobs = Jobs(self)
         self.webhooks = Webhooks(self)
         self.providers = Providers(self)
+        self.templates = Templates(self)
+        self.batches = Batches(self)
 
     async def send(self, call: _core.Call[T]) -> T:
         """Send one call, retrying 429/503 as the retry policy says."""
@@ -59,7 +63,11 @@ class AsyncClient:
         while True:
             try:
                 response = await self._http.request(
-                    call.method, call.path, params=call.params, json=call.body
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    json=call.body,
+                    headers=call.headers,
                 )
             except httpx.TransportError as exc:
                 raise _core.connection_failed(exc, self.url) from exc
@@ -138,10 +146,12 @@ class Jobs:
         volumes: Iterable[Volume | Mapping[str, Any]] | None = None,
         command: Iterable[str] | None = None,
         args: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
         **fields: Any,
     ) -> Job:
         """Submit a job: a `JobSpec`, a mapping in the API's camelCase, and/or keywords
-        (snake_case; other fields the gateway accepts pass through `fields`)."""
+        (snake_case; other fields the gateway accepts pass through `fields`). A retry of the
+        submission carries the same `Idempotency-Key` (yours, or one made for the call)."""
         payload = calls.body(
             spec,
             dict(
@@ -159,7 +169,7 @@ class Jobs:
                 **fields,
             ),
         )
-        return await self._client.send(calls.submit_job(payload))
+        return await self._client.send(calls.submit_job(payload, idempotency_key))
 
     async def get(self, job_id: str) -> Job:
         return await self._client.send(calls.get_job(job_id))
@@ -175,6 +185,7 @@ class Jobs:
         limit: int | None = None,
         page: int | None = None,
         cursor: str | None = None,
+        batch_id: str | None = None,
     ) -> Page[JobSummary]:
         """One page of jobs, newest first unless `sort` says otherwise."""
         return await self._client.send(
@@ -187,6 +198,7 @@ class Jobs:
                 limit=limit,
                 page=page,
                 cursor=cursor,
+                batch_id=batch_id,
             )
         )
 
@@ -198,11 +210,18 @@ class Jobs:
         from_: datetime | str | None = None,
         to: datetime | str | None = None,
         sort: str | None = None,
+        batch_id: str | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[JobSummary]:
         """Every matching job, following the listing's cursors."""
         call = calls.list_jobs(
-            status=status, provider=provider, from_=from_, to=to, sort=sort, limit=page_size
+            status=status,
+            provider=provider,
+            from_=from_,
+            to=to,
+            sort=sort,
+            limit=page_size,
+            batch_id=batch_id,
         )
         return self._client.iterate(call)
 
@@ -354,3 +373,92 @@ class Providers:
 
     async def get(self, name: str) -> Provider:
         return await self._client.send(calls.get_provider(name))
+
+
+class Templates:
+    def __init__(self, client: AsyncClient):
+        self._client = client
+
+    async def create(
+        self,
+        name: str,
+        config: JobSpec | Mapping[str, Any],
+        *,
+        description: str | None = None,
+    ) -> Template:
+        """A named job specification, checked as POST /jobs checks a job."""
+        payload = calls.body(None, dict(name=name, description=description))
+        payload["config"] = calls.body(config, {})
+        return await self._client.send(calls.create_template(payload))
+
+    async def list(
+        self, *, page: int | None = None, limit: int | None = None, sort: str | None = None
+    ) -> Page[Template]:
+        return await self._client.send(calls.list_templates(page=page, limit=limit, sort=sort))
+
+    def iterate(self, *, sort: str | None = None, page_size: int = 100) -> AsyncIterator[Template]:
+        return self._client.iterate(calls.list_templates(page=None, limit=page_size, sort=sort))
+
+    async def get(self, template_id: str) -> Template:
+        return await self._client.send(calls.get_template(template_id))
+
+    async def update(
+        self,
+        template_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        config: JobSpec | Mapping[str, Any] | None = None,
+    ) -> Template:
+        """Change the fields given; a new config replaces the old one whole."""
+        payload = calls.body(None, dict(name=name, description=description))
+        if config is not None:
+            payload["config"] = calls.body(config, {})
+        return await self._client.send(calls.update_template(template_id, payload))
+
+    async def delete(self, template_id: str) -> None:
+        await self._client.send(calls.delete_template(template_id))
+
+    async def submit(
+        self,
+        template_id: str,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """A job from the template, `overrides` (camelCase, as the API takes them) merged in
+        as a JSON merge patch: objects such as env merge by key, lists replace."""
+        call = calls.submit_from_template(template_id, dict(overrides or {}), idempotency_key)
+        return await self._client.send(call)
+
+
+class Batches:
+    def __init__(self, client: AsyncClient):
+        self._client = client
+
+    async def submit(
+        self,
+        jobs: Iterable[JobSpec | Mapping[str, Any]],
+        *,
+        concurrency: int,
+        idempotency_key: str | None = None,
+    ) -> BatchSubmitted:
+        """All the jobs or none; at most `concurrency` of them run at once."""
+        payload = {"jobs": [calls.body(job, {}) for job in jobs], "concurrency": concurrency}
+        return await self._client.send(calls.submit_batch(payload, idempotency_key))
+
+    async def get(self, batch_id: str) -> Batch:
+        """The batch with how many of its jobs are in each status."""
+        return await self._client.send(calls.get_batch(batch_id))
+
+    async def list(
+        self, *, page: int | None = None, limit: int | None = None
+    ) -> Page[BatchSummary]:
+        return await self._client.send(calls.list_batches(page=page, limit=limit))
+
+    def iterate(self, *, page_size: int = 100) -> AsyncIterator[BatchSummary]:
+        return self._client.iterate(calls.list_batches(page=None, limit=page_size))
+
+    async def cancel(self, batch_id: str) -> Batch:
+        """Cancel every unfinished job of the batch."""
+        return await self._client.send(calls.cancel_batch(batch_id))

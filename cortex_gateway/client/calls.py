@@ -12,8 +12,10 @@ from httpx_sse import ServerSentEvent
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
+from cortex_gateway.batches.schemas import Batch, BatchSubmitted, BatchSummary
 from cortex_gateway.catalog.schemas import Provider
-from cortex_gateway.client._core import Call, Page, StreamCall, query
+from cortex_gateway.client._core import Call, Page, StreamCall, idempotent, query
+from cortex_gateway.job_templates.schemas import Template
 from cortex_gateway.jobs.schemas import Job, JobSummary
 from cortex_gateway.streams.schemas import (
     AccountEvent,
@@ -53,8 +55,8 @@ def _plain(value: Any) -> Any:
 # Jobs
 
 
-def submit_job(payload: dict[str, Any]) -> Call[Job]:
-    return Call("POST", "/jobs", Job, body=payload)
+def submit_job(payload: dict[str, Any], idempotency_key: str | None) -> Call[Job]:
+    return Call("POST", "/jobs", Job, body=payload, headers=idempotent(idempotency_key))
 
 
 def get_job(job_id: str) -> Call[Job]:
@@ -71,10 +73,12 @@ def list_jobs(
     limit: int | None = None,
     page: int | None = None,
     cursor: str | None = None,
+    batch_id: str | None = None,
 ) -> Call[Page[JobSummary]]:
     params = query(
         status=_listed(status),
         provider=_listed(provider),
+        batchId=batch_id,
         sort=sort,
         limit=limit,
         page=page,
@@ -196,3 +200,58 @@ def list_providers() -> Call[list[Provider]]:
 
 def get_provider(name: str) -> Call[Provider]:
     return Call("GET", f"/providers/{name}", Provider)
+
+
+# Templates
+
+
+def create_template(payload: dict[str, Any]) -> Call[Template]:
+    return Call("POST", "/jobs/templates", Template, body=payload)
+
+
+def list_templates(
+    *, page: int | None, limit: int | None, sort: str | None
+) -> Call[Page[Template]]:
+    params = query(page=page, limit=limit, sort=sort)
+    return Call("GET", "/jobs/templates", list[Template], params=params, paged=True)
+
+
+def get_template(template_id: str) -> Call[Template]:
+    return Call("GET", f"/jobs/templates/{template_id}", Template)
+
+
+def update_template(template_id: str, payload: dict[str, Any]) -> Call[Template]:
+    return Call("PATCH", f"/jobs/templates/{template_id}", Template, body=payload)
+
+
+def delete_template(template_id: str) -> Call[None]:
+    return Call("DELETE", f"/jobs/templates/{template_id}")
+
+
+def submit_from_template(
+    template_id: str, overrides: dict[str, Any], idempotency_key: str | None
+) -> Call[Job]:
+    path = f"/jobs/from-template/{template_id}"
+    body = {"overrides": overrides}
+    return Call("POST", path, Job, body=body, headers=idempotent(idempotency_key))
+
+
+# Batches
+
+
+def submit_batch(payload: dict[str, Any], idempotency_key: str | None) -> Call[BatchSubmitted]:
+    headers = idempotent(idempotency_key)
+    return Call("POST", "/jobs/batch", BatchSubmitted, body=payload, headers=headers)
+
+
+def list_batches(*, page: int | None, limit: int | None) -> Call[Page[BatchSummary]]:
+    params = query(page=page, limit=limit)
+    return Call("GET", "/jobs/batch", list[BatchSummary], params=params, paged=True)
+
+
+def get_batch(batch_id: str) -> Call[Batch]:
+    return Call("GET", f"/jobs/batch/{batch_id}", Batch)
+
+
+def cancel_batch(batch_id: str) -> Call[Batch]:
+    return Call("POST", f"/jobs/batch/{batch_id}/cancel", Batch)

@@ -69,6 +69,12 @@ BY_CODE: dict[str, type[ApiError]] = {
 globals().update({cls.__name__: cls for cls in BY_CODE.values()})
 
 
+def __getattr__(name: str) -> type[ApiError]:
+    """Only reached for names that are not classes of the table; it tells type checkers that
+    `errors.JobNotFound` and the other generated names are ApiError classes."""
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def from_response(response: httpx.Response) -> ApiError:
     """The exception for an error answer: the class of its code, or `ApiError` for an answer
     that is not the gateway's envelope (a proxy's page, say)."""
