@@ -21,7 +21,7 @@ from tests.dashboard.conftest import (
 )
 from tests.e2e.test_gateway_process import Gateway
 from tests.engine.conftest import busybox
-from tests.factories import seed_jobs
+from tests.factories import Keys, seed_jobs
 
 KEY_STORAGE = "cortex-gateway.api-key"
 
@@ -46,6 +46,13 @@ def fill(driver: WebDriver, field: str, value: str) -> None:
     element = driver.find_element(By.ID, f"field-{field}")
     element.clear()
     element.send_keys(value)
+
+
+def choose_provider(driver: WebDriver, name: str) -> None:
+    """Picks a provider once the form has listed them (it asks GET /providers)."""
+    option = f'#field-provider option[value="{name}"]'
+    wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, option))
+    Select(driver.find_element(By.ID, "field-provider")).select_by_value(name)
 
 
 class TestSignIn:
@@ -95,7 +102,7 @@ class TestJobView:
     ) -> None:
         sign_in(browser, gateway, api_key)
         browser.find_element(By.ID, "new-job-button").click()
-        Select(browser.find_element(By.ID, "field-provider")).select_by_value("local")
+        choose_provider(browser, "local")
         fill(browser, "image", "busybox:latest")
         fill(browser, "memory", "64Mi")
         fill(
@@ -135,7 +142,7 @@ class TestJobView:
         job_id = submit(api, "echo started; sleep 60")
         sign_in(browser, gateway, api_key, path=f"/#/jobs/{job_id}")
         wait_until(browser, lambda d: "started" in texts_of(d, "#logs .line .text"))
-        assert text_of(browser, "#job-status") == "running"
+        wait_until(browser, lambda d: text_of(d, "#job-status") == "running")
 
         cancel = browser.find_element(By.ID, "cancel-button")
         cancel.click()
@@ -148,13 +155,13 @@ class TestJobView:
         assert job_status(api, job_id) == "cancelled"
         wait_until(browser, lambda d: texts_of(d, "#events .event-type")[-1:] == ["cancelled"])
         wait_until(browser, lambda d: list_status(d, job_id) == "cancelled")
-        assert text_of(browser, "#logs-state") == "ended"
+        wait_until(browser, lambda d: text_of(d, "#logs-state") == "ended")
 
     def test_an_api_error_names_its_code_and_the_fields(
         self, browser: WebDriver, gateway: Gateway, api_key: str, api: httpx.Client
     ) -> None:
         sign_in(browser, gateway, api_key, path="/#/new")
-        Select(browser.find_element(By.ID, "field-provider")).select_by_value("local")
+        choose_provider(browser, "local")
         fill(browser, "image", "busybox:latest")
         fill(browser, "memory", "lots")
         fill(browser, "cpu", "0")
@@ -167,6 +174,43 @@ class TestJobView:
         invalid = browser.find_elements(By.CSS_SELECTOR, "#submit-form label.invalid input")
         assert {element.get_attribute("name") for element in invalid} == {"memory", "cpu"}
         assert api.get("/jobs").json()["meta"]["pagination"]["total"] == 0
+        # This key may not read templates: the form goes without the picker.
+        assert not browser.find_element(By.ID, "template-field").is_displayed()
+
+
+class TestTemplates:
+    @pytest.fixture
+    async def api_key(self, keys: Keys) -> str:
+        scopes = ["jobs:read", "jobs:write", "templates:read", "templates:write"]
+        return await keys.create(scope=scopes)
+
+    def test_a_job_from_a_picked_template_with_a_changed_variable(
+        self, browser: WebDriver, gateway: Gateway, api_key: str, api: httpx.Client
+    ) -> None:
+        config = busybox("echo from-template; echo $GREETING", env={"GREETING": "hi", "DROP": "x"})
+        created = api.post(
+            "/jobs/templates",
+            json={"name": "greeter", "description": "Says hello", "config": config},
+        )
+        assert created.status_code == 201, created.text
+        template_id = created.json()["data"]["id"]
+        sign_in(browser, gateway, api_key, path="/#/new")
+
+        wait_until(browser, lambda d: d.find_element(By.ID, "template-field").is_displayed())
+        Select(browser.find_element(By.ID, "template-select")).select_by_visible_text("greeter")
+        assert text_of(browser, "#template-description") == "Says hello"
+        command = browser.find_element(By.ID, "field-command").get_attribute("value")
+        assert command == "sh -c 'echo from-template; echo $GREETING'"
+        fill(browser, "env", "GREETING=hello")
+        browser.find_element(By.ID, "submit-button").click()
+
+        wait_until(browser, lambda d: "/jobs/job_" in d.current_url)
+        job_id = browser.current_url.rpartition("/")[2]
+        wait_until(browser, lambda d: text_of(d, "#job-status") == "completed")
+        assert texts_of(browser, "#logs .line .text") == ["from-template", "hello"]
+        job = api.get(f"/jobs/{job_id}").json()["data"]
+        assert job["templateId"] == template_id
+        assert job["config"]["env"] == {"GREETING": "hello"}
 
 
 class TestJobsList:
@@ -223,7 +267,7 @@ class TestJobsList:
         # Opening a job from the list shows it.
         rows(browser)[0].click()
         wait_until(browser, lambda d: text_of(d, "#job-id") in listed)
-        assert text_of(browser, "#job-status") == "failed"
+        wait_until(browser, lambda d: text_of(d, "#job-status") == "failed")
 
 
 @pytest.fixture
@@ -238,6 +282,34 @@ async def seeded(db: AsyncEngine, api_key: str) -> dict[str, list[str]]:
 
 def rows(driver: WebDriver) -> list[Any]:
     return driver.find_elements(By.CSS_SELECTOR, "#jobs-body tr")
+
+
+def test_command_lines_split_as_a_shell_quotes_them_and_overrides_are_merge_patches(
+    browser: WebDriver, gateway: Gateway
+) -> None:
+    browser.get(page_url(gateway, "/dashboard"))
+    wait_until(browser, lambda d: d.find_element(By.ID, "key-input").is_displayed())
+    result = browser.execute_async_script(
+        r"""
+        const done = arguments[arguments.length - 1];
+        import("/dashboard/static/js/submit-form.js").then((form) => done({
+          words: form.splitWords(`sh -c 'echo "$HOME"; ls' a\\ b "x\\"y" ''`),
+          unclosed: (() => {
+            try { form.splitWords("echo 'oops"); } catch (e) { return e.message; }
+          })(),
+          overrides: form.changes(
+            {provider: "local", image: "busybox", cpu: 500, command: ["sh"], env: {A: "1", B: "2"},
+             ports: [{port: 80, expose: true, protocol: "tcp"}, {port: 9, expose: false}]},
+            {provider: "local", image: "busybox", cpu: 1000, env: {A: "1", C: "3"},
+             ports: [{port: 80, expose: true, protocol: "tcp"}]},
+          ),
+        })).catch((error) => done({error: String(error)}));
+        """
+    )
+    assert "error" not in result, result
+    assert result["words"] == ["sh", "-c", 'echo "$HOME"; ls', "a b", 'x"y', ""]
+    assert result["unclosed"] == "a ' quote is not closed"
+    assert result["overrides"] == {"cpu": 1000, "command": None, "env": {"B": None, "C": "3"}}
 
 
 def test_the_page_loads_without_console_errors(browser: WebDriver, gateway: Gateway) -> None:

@@ -153,6 +153,7 @@ export class JobView {
     const results = job.results ?? {};
     const facts = [
       ["Provider", job.provider],
+      job.templateId ? ["Template", job.templateId] : null,
       ["CPU", `${job.cpu} millicores (${(job.cpu / 1000).toLocaleString()} CPU)`],
       ["Memory", job.memory],
       ["Storage", job.storage],
@@ -173,7 +174,7 @@ export class JobView {
       facts.push([`Port ${endpoint.port}`, link(endpoint.url)]);
     }
     byId("job-facts").replaceChildren(
-      ...facts.map(([term, value]) =>
+      ...facts.filter(Boolean).map(([term, value]) =>
         h("div", { class: "fact" }, h("dt", { text: term }), h("dd", {}, value)),
       ),
     );

@@ -172,21 +172,40 @@ export class SubmitForm {
   }
 }
 
-/** What the form changes in a template, as the overrides of POST /jobs/from-template. */
-function changes(config, spec) {
+/**
+ * What the form changes in a template, as the overrides of POST /jobs/from-template: a JSON
+ * merge patch, where null removes. Only what the form shows is compared, so a template's
+ * volumes or unexposed ports are kept.
+ */
+export function changes(config, spec) {
   const overrides = {};
-  for (const [name, value] of Object.entries(spec)) {
-    if (name === "env") {
-      // env merges by name: send only the variables that are new or different.
-      const env = Object.fromEntries(
-        Object.entries(value).filter(([key, v]) => (config.env ?? {})[key] !== v),
-      );
-      if (Object.keys(env).length) overrides.env = env;
-    } else if (JSON.stringify(value) !== JSON.stringify(config[name])) {
-      overrides[name] = value;
-    }
+  for (const name of SPEC_FIELDS) {
+    if (spec[name] !== undefined && spec[name] !== config[name]) overrides[name] = spec[name];
+  }
+  for (const name of ["command", "args"]) {
+    const before = config[name] ?? null;
+    const after = spec[name] ?? null;
+    if (JSON.stringify(before) !== JSON.stringify(after)) overrides[name] = after;
+  }
+  const env = {};
+  const before = config.env ?? {};
+  const after = spec.env ?? {};
+  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (!(key in after)) env[key] = null;
+    else if (before[key] !== after[key]) env[key] = after[key];
+  }
+  if (Object.keys(env).length) overrides.env = env;
+  const templatePorts = config.ports ?? [];
+  const exposed = templatePorts.filter((p) => p.expose);
+  const formPorts = spec.ports ?? [];
+  if (JSON.stringify(portKeys(exposed)) !== JSON.stringify(portKeys(formPorts))) {
+    overrides.ports = [...templatePorts.filter((p) => !p.expose), ...formPorts];
   }
   return overrides;
+}
+
+function portKeys(ports) {
+  return ports.map((p) => `${p.port}/${p.protocol ?? "tcp"}`).sort();
 }
 
 /** Splits a command line into words as a POSIX shell would quote them (no expansion). */
