@@ -82,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _keys(arguments, url)
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # Through logging, so that with JSON logs even a crash is one JSON line.
+        logger.critical("cortex-gateway %s failed", arguments.command, exc_info=True)
+        return 1
     finally:
         embedded_postgres.stop_all()
 
