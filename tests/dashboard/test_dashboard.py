@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from selenium.webdriver.support.ui import Select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.dashboard.conftest import (
+    gateway_env,
     page_url,
     requests_sent,
     sign_in,
@@ -176,6 +178,38 @@ class TestJobView:
         assert api.get("/jobs").json()["meta"]["pagination"]["total"] == 0
         # This key may not read templates: the form goes without the picker.
         assert not browser.find_element(By.ID, "template-field").is_displayed()
+
+
+def test_logs_and_statuses_carry_on_across_a_gateway_restart(
+    browser: WebDriver, database_url: str, tmp_path: Path, api_key: str
+) -> None:
+    """The page reconnects by itself, with fresh stream tokens, and resumes after the last
+    line it had: nothing lost, nothing twice."""
+    env = gateway_env(database_url, tmp_path / "data")
+    first = Gateway(env, tmp_path / "first.log")
+    second = None
+    try:
+        first.wait_until_serving()
+        api = httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {api_key}"})
+        job_id = submit(api, "for i in $(seq 1 12); do echo line $i; sleep 0.5; done")
+        sign_in(browser, first, api_key, path=f"/#/jobs/{job_id}")
+        wait_until(browser, lambda d: len(texts_of(d, "#logs .line .text")) >= 2)
+
+        assert first.interrupt() == 0
+        wait_until(browser, lambda d: text_of(d, "#logs-state") == "reconnecting…")
+        second = Gateway(env, tmp_path / "second.log", port=first.port)
+        second.wait_until_serving()
+
+        wait_until(browser, lambda d: text_of(d, "#job-status") == "completed")
+        wait_until(browser, lambda d: text_of(d, "#logs-state") == "ended")
+        assert texts_of(browser, "#logs .line .text") == [f"line {i}" for i in range(1, 13)]
+        wait_until(browser, lambda d: text_of(d, "#live-label") == "Live")
+        wait_until(browser, lambda d: list_status(d, job_id) == "completed")
+        api.close()
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
 
 
 class TestTemplates:

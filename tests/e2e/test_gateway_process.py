@@ -24,9 +24,9 @@ STARTUP_SECONDS = 60
 class Gateway:
     """One `cortex-gateway serve` process, its output in a file."""
 
-    def __init__(self, env: dict[str, str], log: Path):
+    def __init__(self, env: dict[str, str], log: Path, port: int | None = None):
         self.env = env
-        self.port = free_port()
+        self.port = port or free_port()
         self.log = log
         self.output = log.open("w")
         self.process = subprocess.Popen(
