@@ -23,7 +23,7 @@ from tests.dashboard.conftest import (
 )
 from tests.e2e.test_gateway_process import Gateway
 from tests.engine.conftest import busybox
-from tests.factories import Keys, seed_jobs
+from tests.factories import API, Keys, seed_jobs
 
 KEY_STORAGE = "cortex-gateway.api-key"
 
@@ -116,6 +116,9 @@ class TestJobView:
 
         wait_until(browser, lambda d: "/jobs/job_" in d.current_url)
         job_id = browser.current_url.rpartition("/")[2]
+        posts = [r for r in requests_sent(browser) if r["url"].endswith(f"{API}/jobs")]
+        assert [r["method"] for r in posts] == ["POST"]
+        assert posts[0]["headers"]["Idempotency-Key"].startswith("dashboard-")
         # The first line shows while the job is still running and printing.
         wait_until(
             browser, lambda d: texts_of(d, "#logs .line .text")[:1] == ["tick 1 <b>bold</b>"]

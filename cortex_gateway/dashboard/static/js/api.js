@@ -30,12 +30,12 @@ export class Api {
     this.onUnauthorized = onUnauthorized;
   }
 
-  async request(method, path, { query, body, repeatable = method === "GET" } = {}) {
+  async request(method, path, { query, body, headers: extra, repeatable = method === "GET" } = {}) {
     const url = new URL(API_BASE + path, window.location.origin);
     for (const [name, value] of Object.entries(query ?? {})) {
       if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
     }
-    const headers = { Accept: "application/json", Authorization: `Bearer ${this.key}` };
+    const headers = { Accept: "application/json", Authorization: `Bearer ${this.key}`, ...extra };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const init = {
       method,
@@ -91,13 +91,14 @@ export class Api {
     return (await this.request("POST", `/jobs/${encodeURIComponent(jobId)}/cancel`)).data;
   }
 
+  /** Submits once: a resend after a dropped connection carries the same Idempotency-Key. */
   async submitJob(spec) {
-    return (await this.request("POST", "/jobs", { body: spec })).data;
+    return (await this.request("POST", "/jobs", once({ body: spec }))).data;
   }
 
   async submitFromTemplate(templateId, overrides) {
     const path = `/jobs/from-template/${encodeURIComponent(templateId)}`;
-    return (await this.request("POST", path, { body: { overrides } })).data;
+    return (await this.request("POST", path, once({ body: { overrides } }))).data;
   }
 
   /** Every template of the account (the listing is paginated). */
@@ -126,6 +127,13 @@ export class Api {
     const answer = await this.request("POST", "/jobs/events/stream-token", { repeatable: true });
     return answer.data.token;
   }
+}
+
+function once(options) {
+  // crypto.randomUUID exists only on https or localhost pages; getRandomValues everywhere.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  const key = `dashboard-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return { ...options, headers: { "Idempotency-Key": key }, repeatable: true };
 }
 
 /** The URL of a stream route, with a stream token (never the API key) and a resume point. */
