@@ -178,7 +178,7 @@ async def _move_on(ctx: actions.Context, row: RowMapping, said: str) -> None:
             connection,
             current["id"],
             EVENT,
-            message=f"{name}: {said}; placing it on the next provider.",
+            message=f"{name}: {said.rstrip('.')}; placing it on the next provider.",
             data={"provider": name, "verdict": placement.Verdict.TRIED.value, "reason": said},
         )
 
