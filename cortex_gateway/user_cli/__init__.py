@@ -6,10 +6,12 @@ from __future__ import annotations
 import sys
 
 from cortex_gateway.client import CortexError, errors
-from cortex_gateway.user_cli import jobs, output, profiles, providers, webhooks
+from cortex_gateway.user_cli import batch, jobs, output, profiles, providers, templates, webhooks
 from cortex_gateway.user_cli.app import app
 
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(batch.app, name="batch")
+app.add_typer(templates.app, name="templates")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(providers.app, name="providers")
 

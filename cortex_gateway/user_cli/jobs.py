@@ -12,7 +12,7 @@ import typer
 from rich.live import Live
 from rich.spinner import Spinner
 
-from cortex_gateway.client import Client, CortexError, Job
+from cortex_gateway.client import Client, CortexError, Job, calls
 from cortex_gateway.user_cli import output
 from cortex_gateway.user_cli.app import context
 
@@ -71,12 +71,13 @@ def submit(
         command=command or None,
     )
     if template is not None:
-        output.failure("this gateway's client has no templates yet")
-        raise typer.Exit(2)
-    for name, value in DEFAULTS.items():
-        if fields[name] is None:
-            fields[name] = value
-    job = client.jobs.submit(**fields)
+        overrides = calls.body(None, fields)
+        job = client.templates.submit(template, overrides)
+    else:
+        for name, value in DEFAULTS.items():
+            if fields[name] is None:
+                fields[name] = value
+        job = client.jobs.submit(**fields)
     if json:
         output.dump(job)
     elif wait:
@@ -159,6 +160,7 @@ def list_jobs(
     ctx: typer.Context,
     status: Annotated[list[str] | None, typer.Option(help="Only these states.")] = None,
     provider: Annotated[list[str] | None, typer.Option(help="Only these providers.")] = None,
+    batch: Annotated[str | None, typer.Option(help="Only the jobs of this batch.")] = None,
     limit: Annotated[int, typer.Option(help="How many (1-100).")] = 20,
     all_: Annotated[
         bool, typer.Option("--all", help="Every matching job, page after page.")
@@ -168,9 +170,11 @@ def list_jobs(
     """Jobs, newest first."""
     client = context(ctx).client
     if all_:
-        jobs = list(client.jobs.iterate(status=status, provider=provider, page_size=100))
+        jobs = list(
+            client.jobs.iterate(status=status, provider=provider, batch_id=batch, page_size=100)
+        )
     else:
-        jobs = client.jobs.list(status=status, provider=provider, limit=limit).items
+        jobs = client.jobs.list(status=status, provider=provider, batch_id=batch, limit=limit).items
     if json:
         output.dump(jobs)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.cli.conftest import Cortex
 
@@ -46,3 +47,71 @@ async def test_providers_show_health_and_capabilities(cortex: Cortex) -> None:
     assert any(line.split()[:2] == ["local", "healthy"] for line in table.splitlines())
     one = json.loads((await cortex("providers", "get", "local", "--json")).stdout)
     assert one["name"] == "local" and one["capabilities"]["ports"] is True
+
+
+GREETER = {
+    "provider": "local",
+    "image": "busybox:latest",
+    "cpu": 250,
+    "memory": "32Mi",
+    "storage": "1Gi",
+    "duration": 60,
+    "env": {"GREETING": "hello", "WHO": "world"},
+    "command": ["sh", "-c", "echo $GREETING, $WHO"],
+}
+
+
+async def test_templates_and_jobs_from_them(cortex: Cortex) -> None:
+    created = await cortex(
+        "templates", "create", "greeter", "--config", "-", "--description", "says hello",
+        input=json.dumps(GREETER),
+    )  # fmt: skip
+    assert created.code == 0, created
+    template_id = created.stdout.strip()
+    listed = (await cortex("templates", "list")).stdout
+    assert template_id in listed and "greeter" in listed and "says hello" in listed
+
+    ran = await cortex(
+        "jobs", "submit", "--template", template_id, "--env", "WHO=Cortex", "--wait"
+    )  # fmt: skip
+    assert (ran.code, ran.stdout) == (0, "hello, Cortex\n"), ran
+    job = json.loads((await cortex("jobs", "get", ran.stderr.split()[0], "--json")).stdout)
+    assert job["templateId"] == template_id and job["cpu"] == 250
+
+    broken = await cortex("templates", "create", "broken", "--config", "-", input="{")
+    assert broken.code == 2 and "is not JSON" in broken.stderr
+    assert (await cortex("templates", "delete", template_id)).code == 0
+    gone = await cortex("templates", "get", template_id)
+    assert gone.stderr.startswith("error: TEMPLATE_NOT_FOUND: ")
+
+
+async def test_batch_submit_waits_with_progress_and_reports_failures(
+    cortex: Cortex, tmp_path: Path
+) -> None:
+    jobs = [{**GREETER, "command": ["sh", "-c", f"sleep 0.5; exit {code}"]} for code in (0, 3, 0)]
+    file = tmp_path / "batch.json"
+    file.write_text(json.dumps({"jobs": jobs, "concurrency": 2}))
+    waited = await cortex("batch", "submit", str(file), "--wait")
+    assert waited.code == 1, waited
+    lines = waited.stderr.splitlines()
+    batch_id = lines[0].split(":")[0]
+    assert lines[0] == f"{batch_id}: 3 jobs, 2 at a time"
+    assert lines[-2] == f"{batch_id}: 2 completed, 1 failed"
+    assert lines[-1].endswith(" failed: exit code 3")
+    # Never more than two of its jobs active at once, as the counts went by.
+    for line in lines[1:-2]:
+        counts = dict(
+            (status, int(n))
+            for n, status in (part.split() for part in line.split(": ")[1].split(", "))
+        )
+        assert counts.get("scheduled", 0) + counts.get("running", 0) <= 2, line
+
+    shown = json.loads((await cortex("batch", "get", batch_id, "--json")).stdout)
+    assert (shown["status"], shown["total"]) == ("finished", 3)
+    assert batch_id in (await cortex("batch", "list")).stdout
+    listed = json.loads((await cortex("jobs", "list", "--batch", batch_id, "--json")).stdout)
+    assert sorted(job["id"] for job in listed) == sorted(shown["jobIds"])
+
+    file.write_text(json.dumps([GREETER] * 2))
+    quick = await cortex("batch", "submit", str(file), "--wait")
+    assert quick.code == 0 and quick.stderr.splitlines()[-1].endswith("all 2 jobs completed")
