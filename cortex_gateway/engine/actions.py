@@ -38,6 +38,7 @@ from cortex_gateway.providers.types import (
     Handle,
     LogBatch,
     MetricSample,
+    Quote,
     WorkloadState,
     WorkloadStatus,
 )
@@ -181,8 +182,7 @@ async def start(ctx: Context, row: RowMapping, provider: Provider) -> float | No
             changes={
                 "handle": handle,
                 "needs_release": True,
-                "usd_per_hour": quote.usd_per_hour,
-                "cost_projected": round(quote.usd_per_hour * current["duration"] / 3600, 6),
+                **price_changes(quote, current["duration"]),
             },
         )
         return True
@@ -190,6 +190,24 @@ async def start(ctx: Context, row: RowMapping, provider: Provider) -> float | No
     if not await _record(ctx, row["id"], step):
         await _stop_quietly(provider, handle)
     return None
+
+
+def price_changes(quote: Quote, duration: int) -> dict[str, Any]:
+    """The job's price columns from a quote: the one taken at submission, or the price the
+    network settled on later (an accepted bid)."""
+    native = quote.native
+    return {
+        "usd_per_hour": quote.usd_per_hour,
+        "cost_projected": round(quote.usd_per_hour * duration / 3600, 6),
+        "native_price": None
+        if native is None
+        else {
+            "denom": native.denom,
+            "amount": native.amount,
+            "unit": native.unit,
+            "unitsPerHour": native.units_per_hour,
+        },
+    }
 
 
 async def _stop_quietly(provider: Provider, handle: Handle) -> None:
@@ -280,7 +298,7 @@ def _nothing_new(
     workload, which then costs no transaction at all (unless a metric is due)."""
     if batch is not None and (batch.lines or batch.cursor != row["log_cursor"]):
         return False
-    if status.notes or handle != row["handle"]:
+    if status.notes or status.price is not None or handle != row["handle"]:
         return False
     if status.state is WorkloadState.RUNNING:
         return row["status"] == JobStatus.RUNNING and row["endpoints"] == _endpoints(status)
@@ -325,6 +343,8 @@ async def _record_status(
         await repository.add_metric(connection, row["id"], metric)
     if handle != row["handle"]:
         changes["handle"] = handle
+    if status.price is not None:
+        changes.update(price_changes(status.price, row["duration"]))
     for note in status.notes:
         await jobs_repository.append_event(connection, row["id"], "provider", message=note)
     now = datetime.now(UTC)

@@ -216,6 +216,7 @@ _SUMMARY_COLUMNS = tuple(
         "cost_current",
         "cost_projected",
         "usd_per_hour",
+        "native_price",
         "created_at",
         "started_at",
         "ended_at",

@@ -245,10 +245,22 @@ class JobSpec(JobConfig):
         )
 
 
+class NativeCost(BaseModel):
+    """The cost in the network's own denomination (Akash: uact), as decimal strings."""
+
+    denom: str = Field(description="e.g. uact")
+    amount: str = Field(description="Accrued so far.")
+    projected: str = Field(description="For the whole duration.")
+    price: str = Field(description="The accepted price per unit, as the network states it.")
+    unit: str = Field(description="What the price is per, e.g. block.")
+
+
 class Cost(BaseModel):
     current: float
     projected: float
     currency: Literal["USD"] = "USD"
+    # Absent, not null, for networks without a unit of their own (the seed's shape).
+    native: NativeCost | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class Results(BaseModel):

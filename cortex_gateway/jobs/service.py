@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -36,7 +37,7 @@ def _summary_fields(row: RowMapping) -> dict[str, Any]:
         "created_at": row["created_at"],
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
-        "cost": schemas.Cost(current=_current_cost(row), projected=float(row["cost_projected"])),
+        "cost": _cost(row),
         "endpoints": [schemas.JobEndpoint(**endpoint) for endpoint in row["endpoints"]],
         "template_id": row["template_id"],
         "batch_id": row["batch_id"],
@@ -56,6 +57,30 @@ def spec_document(row: RowMapping) -> dict[str, Any]:
         "createdAt": utc_iso(row["created_at"]),
         "config": row["config"],
     }
+
+
+def _cost(row: RowMapping) -> schemas.Cost:
+    current, projected = _current_cost(row), float(row["cost_projected"])
+    return schemas.Cost(current=current, projected=projected, native=_native_cost(row, current))
+
+
+def _native_cost(row: RowMapping, current_usd: float) -> schemas.NativeCost | None:
+    """The same costs in the network's unit, at the accepted price's exchange rate (USD and
+    native amounts accrue over the same time)."""
+    price = row.get("native_price")
+    usd_per_hour = float(row["usd_per_hour"])
+    if not price:
+        return None
+    per_hour = Decimal(price["amount"]) * Decimal(str(price["unitsPerHour"]))
+    hours = Decimal(str(current_usd / usd_per_hour)) if usd_per_hour else Decimal(0)
+    quantum = Decimal("0.000001")
+    return schemas.NativeCost(
+        denom=price["denom"],
+        amount=str((per_hour * hours).quantize(quantum)),
+        projected=str((per_hour * row["duration"] / 3600).quantize(quantum)),
+        price=price["amount"],
+        unit=price["unit"],
+    )
 
 
 def _current_cost(row: RowMapping) -> float:

@@ -111,6 +111,9 @@ ENGINE_COLUMNS = (
     sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
     # The accepted quote, for cost.current (accrued) and cost.projected.
     sa.Column("usd_per_hour", sa.Numeric(18, 6), nullable=False, server_default="0"),
+    # The same price in the network's own unit, when it has one:
+    # {"denom", "amount", "unit", "unitsPerHour"} (Akash: uact per block).
+    sa.Column("native_price", postgresql.JSONB),
     # Where exposed ports answer while the job runs: [{"port", "url"}].
     sa.Column("endpoints", postgresql.JSONB, nullable=False, server_default="[]"),
 )

@@ -36,16 +36,9 @@ MIN_STORAGE_BYTES = 5 * 2**20
 
 
 def refusals(spec: WorkloadSpec) -> list[Refusal]:
-    """What this adapter cannot express in an SDL."""
+    """What this adapter cannot express in an SDL, beyond the capability checks (volumes:
+    Akash storage belongs to the deployment's resources; named mounts are not mapped)."""
     found = []
-    if spec.volumes:
-        found.append(
-            Refusal(
-                "volumes",
-                "akash: volumes are not supported; Akash storage is a property of the "
-                "deployment (ephemeral or persistent classes), not a mount of a named volume",
-            )
-        )
     if not MIN_CPU_MILLICORES <= spec.cpu_millicores <= MAX_CPU_MILLICORES:
         found.append(
             Refusal("cpu", f"akash: cpu must be {MIN_CPU_MILLICORES}-{MAX_CPU_MILLICORES} m")
