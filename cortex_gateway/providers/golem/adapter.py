@@ -54,6 +54,7 @@ from cortex_gateway.providers.types import (
     Health,
     LogBatch,
     MetricSample,
+    NativePrice,
     Quote,
     Refusal,
     WorkloadSpec,
@@ -210,12 +211,18 @@ class GolemProvider(Provider):
 
     async def quote(self, spec: WorkloadSpec) -> Quote:
         """What the job may cost at most: its budget over its duration (prices are only known
-        once providers answer the demand; the agreed price is in the job's timeline)."""
-        glm_per_hour = self.budget * 3600 / max(spec.duration_seconds, 1)
+        once providers answer the demand; status() reports the agreed one)."""
+        return self._rate(self.budget, spec.duration_seconds)
+
+    def _rate(self, glm: float, seconds: int) -> Quote:
+        """`glm` spread over `seconds`, as GLM and USD per hour."""
+        glm_per_hour = glm * 3600 / max(seconds, 1)
+        amount = f"{glm_per_hour:.9f}".rstrip("0").rstrip(".") or "0"
         return Quote(
             usd_per_hour=round(glm_per_hour * self.glm_usd, 6),
             native_amount=round(glm_per_hour, 9),
             native_unit="GLM/h",
+            native=NativePrice("GLM", amount, "hour", 1.0),
         )
 
     # -- submit --------------------------------------------------------------------------------
@@ -522,7 +529,13 @@ class GolemProvider(Provider):
             return self._state(handle, notes=(f"{provider} did not approve: {exc.message}",))
         handle["phase"] = "activating"
         self._desk.register(agreement, handle["allocationId"])
-        return self._state(handle, notes=(f"Agreement approved by {handle['provider']}.",))
+        # The agreed price: the worst case for the job's duration at full load, start price
+        # included, spread over the duration (its cost then accrues by the hour like USD).
+        return self._state(
+            handle,
+            notes=(f"Agreement approved by {handle['provider']}.",),
+            price=self._rate(handle["estimateGlm"], handle["duration"]),
+        )
 
     async def _agreement_state(self, agreement_id: str) -> str | None:
         try:

@@ -98,6 +98,7 @@ class BatchFollower:
     final_at: datetime | None = None
     failures: int = 0
     last_error: str | None = None
+    stopped: bool = False
     _task: asyncio.Task[None] | None = None
     _news: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -110,6 +111,8 @@ class BatchFollower:
         return self.outcome is not None and (self.final is not None or self.outcome.index != RUN)
 
     def start(self) -> None:
+        if self.stopped:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._follow(), name=f"golem-batch-{self.batch_id}")
 
@@ -123,6 +126,8 @@ class BatchFollower:
                 await self._news.wait()
 
     async def stop(self) -> None:
+        """Stop reading (the activity is being destroyed); what was read stays readable."""
+        self.stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -198,7 +198,7 @@ def build_app(yagna: FakeYagna) -> Starlette:
 
         return feed
 
-    def documents(store: Callable[[], dict[str, dict[str, Any]]], key: str) -> Handler:
+    def documents(store: Callable[[], dict[str, dict[str, Any]]]) -> Handler:
         async def listing(request: Request) -> Response:
             return _json(list(store().values()))
 
@@ -263,10 +263,10 @@ def build_app(yagna: FakeYagna) -> Starlette:
         Route("/requestorAccounts", daemon(accounts)),
         Route("/debitNoteEvents", daemon(event_feed(lambda: yagna.debit_note_events))),
         Route("/invoiceEvents", daemon(event_feed(lambda: yagna.invoice_events))),
-        Route("/debitNotes", daemon(documents(lambda: yagna.debit_notes, "debitNoteId"))),
+        Route("/debitNotes", daemon(documents(lambda: yagna.debit_notes))),
         Route("/debitNotes/{id}", daemon(document(lambda: yagna.debit_notes, "DebitNote"))),
         Route("/debitNotes/{id}/accept", daemon(accept_debit_note), methods=["POST"]),
-        Route("/invoices", daemon(documents(lambda: yagna.invoices, "invoiceId"))),
+        Route("/invoices", daemon(documents(lambda: yagna.invoices))),
         Route("/invoices/{id}", daemon(document(lambda: yagna.invoices, "Invoice"))),
         Route("/invoices/{id}/accept", daemon(accept_invoice), methods=["POST"]),
     ]

@@ -161,6 +161,35 @@ class TestWork:
         assert driver.handle["costGlm"] == pytest.approx(expected, rel=0.05)
 
 
+class TestPrice:
+    async def test_the_quote_is_the_budget_over_the_duration_in_glm_and_usd(
+        self, adapter: GolemProvider
+    ) -> None:
+        quote = await adapter.quote(shell_spec(new_job_id(), "true", duration_seconds=1800))
+        assert quote.native is not None
+        assert (quote.native.denom, quote.native.unit) == ("GLM", "hour")
+        assert float(quote.native.amount) == pytest.approx(2.0)  # 1 GLM over half an hour
+        assert quote.usd_per_hour == pytest.approx(2.0 * 0.2)
+
+    async def test_the_agreed_price_is_reported_once_when_the_provider_approves(
+        self, adapter: GolemProvider
+    ) -> None:
+        driver = Driver(adapter, await adapter.submit(shell_spec(new_job_id(), "sleep 1")))
+        prices = []
+        while driver.last is None or driver.last.state not in ENDED:
+            status = await driver.step()
+            if status.price is not None:
+                prices.append((status.price, driver.handle["phase"]))
+            await adapter.watch(driver.handle, 0.1)
+        assert len(prices) == 1
+        price, phase = prices[0]
+        assert phase == "activating"
+        assert price.native is not None and price.native.denom == "GLM"
+        hourly = driver.handle["estimateGlm"] * 3600 / 300
+        assert float(price.native.amount) == pytest.approx(hourly)
+        assert price.usd_per_hour == pytest.approx(hourly * 0.2)
+
+
 class TestPayment:
     async def test_debit_notes_are_accepted_in_time_and_the_job_runs_to_its_end(
         self, fake: RunningFake
