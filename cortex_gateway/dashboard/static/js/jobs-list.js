@@ -140,10 +140,14 @@ export class JobsList {
     return h(
       "tr",
       { dataset: { jobId: job.id } },
-      h("td", {}, h("a", { class: "mono", href: `#/jobs/${job.id}`, text: job.id })),
+      h(
+        "td",
+        { class: "job-cell" },
+        h("a", { class: "mono", href: `#/jobs/${job.id}`, text: job.id }),
+        h("span", { class: "image mono", title: job.image, text: job.image }),
+      ),
       h("td", {}, statusBadge(job.status)),
       h("td", { text: job.provider }),
-      h("td", { class: "mono truncate", title: job.image, text: job.image }),
       h("td", {
         class: "ago",
         title: formatTime(job.createdAt),
