@@ -16,7 +16,7 @@ Answers are the gateway's own models (`Job`, `LogEntry`, `Endpoint`, …); error
 from __future__ import annotations
 
 from cortex_gateway.batches.schemas import Batch, BatchSubmitted, BatchSummary
-from cortex_gateway.catalog.schemas import Provider
+from cortex_gateway.catalog.schemas import Provider, QuoteComparison
 from cortex_gateway.client import errors
 from cortex_gateway.client._core import Page
 from cortex_gateway.client.aio import AsyncClient
@@ -52,6 +52,7 @@ __all__ = [
     "Page",
     "Pagination",
     "Provider",
+    "QuoteComparison",
     "StreamToken",
     "Template",
     "WebhookVerificationError",

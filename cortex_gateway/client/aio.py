@@ -12,7 +12,7 @@ import httpx
 from httpx_sse import EventSource
 
 from cortex_gateway.batches.schemas import Batch, BatchSubmitted, BatchSummary
-from cortex_gateway.catalog.schemas import Provider
+from cortex_gateway.catalog.schemas import Provider, QuoteComparison
 from cortex_gateway.client import _core, calls
 from cortex_gateway.client._core import Page
 from cortex_gateway.job_templates.schemas import Template
@@ -281,6 +281,10 @@ class Jobs:
     async def stream_token(self, job_id: str) -> StreamToken:
         return await self._client.send(calls.stream_token(job_id))
 
+    async def account_stream_token(self) -> StreamToken:
+        """A short-lived token that opens the account's status stream (for EventSource)."""
+        return await self._client.send(calls.account_stream_token())
+
 
 class Webhooks:
     def __init__(self, client: AsyncClient):
@@ -373,6 +377,13 @@ class Providers:
 
     async def get(self, name: str) -> Provider:
         return await self._client.send(calls.get_provider(name))
+
+    async def quote(
+        self, spec: JobSpec | Mapping[str, Any] | None = None, **fields: Any
+    ) -> QuoteComparison:
+        """Where a job would be placed and at what price, without submitting it: a job
+        specification (as `jobs.submit` takes it; `provider` defaults to "auto")."""
+        return await self._client.send(calls.quote(calls.body(spec, fields)))
 
 
 class Templates:

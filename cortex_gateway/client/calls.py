@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
 from cortex_gateway.batches.schemas import Batch, BatchSubmitted, BatchSummary
-from cortex_gateway.catalog.schemas import Provider
+from cortex_gateway.catalog.schemas import Provider, QuoteComparison
 from cortex_gateway.client._core import Call, Page, StreamCall, idempotent, query
 from cortex_gateway.job_templates.schemas import Template
 from cortex_gateway.jobs.schemas import Job, JobSummary
@@ -118,6 +118,10 @@ def job_metrics(job_id: str, *, period: str | None, resolution: str | None) -> C
 
 def stream_token(job_id: str) -> Call[StreamToken]:
     return Call("POST", f"/jobs/{job_id}/stream-token", StreamToken)
+
+
+def account_stream_token() -> Call[StreamToken]:
+    return Call("POST", "/jobs/events/stream-token", StreamToken)
 
 
 def _log_entry(event: ServerSentEvent) -> LogEntry:
@@ -255,3 +259,7 @@ def get_batch(batch_id: str) -> Call[Batch]:
 
 def cancel_batch(batch_id: str) -> Call[Batch]:
     return Call("POST", f"/jobs/batch/{batch_id}/cancel", Batch)
+
+
+def quote(payload: dict[str, Any]) -> Call[QuoteComparison]:
+    return Call("POST", "/providers/quote", QuoteComparison, body=payload)

@@ -12,7 +12,7 @@ import httpx
 from httpx_sse import EventSource
 
 from cortex_gateway.batches.schemas import Batch, BatchSubmitted, BatchSummary
-from cortex_gateway.catalog.schemas import Provider
+from cortex_gateway.catalog.schemas import Provider, QuoteComparison
 from cortex_gateway.client import _core, calls
 from cortex_gateway.client._core import Page
 from cortex_gateway.job_templates.schemas import Template
@@ -274,6 +274,10 @@ class Jobs:
     def stream_token(self, job_id: str) -> StreamToken:
         return self._client.send(calls.stream_token(job_id))
 
+    def account_stream_token(self) -> StreamToken:
+        """A short-lived token that opens the account's status stream (for EventSource)."""
+        return self._client.send(calls.account_stream_token())
+
 
 class Webhooks:
     def __init__(self, client: Client):
@@ -364,6 +368,13 @@ class Providers:
 
     def get(self, name: str) -> Provider:
         return self._client.send(calls.get_provider(name))
+
+    def quote(
+        self, spec: JobSpec | Mapping[str, Any] | None = None, **fields: Any
+    ) -> QuoteComparison:
+        """Where a job would be placed and at what price, without submitting it: a job
+        specification (as `jobs.submit` takes it; `provider` defaults to "auto")."""
+        return self._client.send(calls.quote(calls.body(spec, fields)))
 
 
 class Templates:

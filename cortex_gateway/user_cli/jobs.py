@@ -40,7 +40,9 @@ def submit(
     command: Annotated[
         list[str] | None, typer.Argument(help="Command and arguments, after `--`.")
     ] = None,
-    provider: Annotated[str | None, typer.Option(help="local, akash, render or golem.")] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="local, akash, render, golem, or auto (the cheapest).")
+    ] = None,
     image: Annotated[str | None, typer.Option(help="Container image, e.g. busybox:latest.")] = None,
     cpu: Annotated[int | None, typer.Option(help="Millicores (default 1000).")] = None,
     memory: Annotated[str | None, typer.Option(help="e.g. 64Mi (default 512Mi).")] = None,
@@ -48,6 +50,14 @@ def submit(
     duration: Annotated[int | None, typer.Option(help="Seconds at most (default 3600).")] = None,
     env: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
     port: Annotated[list[int] | None, typer.Option(help="Expose this port, repeatable.")] = None,
+    providers: Annotated[
+        list[str] | None, typer.Option(help="With --provider auto: the candidates, repeatable.")
+    ] = None,
+    max_price_per_hour: Annotated[
+        float | None, typer.Option(help="With --provider auto: the most to pay, USD.")
+    ] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs the job needs.")] = None,
+    gpu_model: Annotated[str | None, typer.Option(help="e.g. 'NVIDIA RTX 4090'.")] = None,
     template: Annotated[
         str | None, typer.Option(help="Start from this template; options override it.")
     ] = None,
@@ -69,6 +79,9 @@ def submit(
         env=_pairs(env) if env else None,
         ports=[{"port": p, "expose": True} for p in port] if port else None,
         command=command or None,
+        providers=providers or None,
+        max_price_per_hour=max_price_per_hour,
+        gpu=gpu_request(gpus, gpu_model),
     )
     if template is not None:
         overrides = calls.body(None, fields)
@@ -86,6 +99,12 @@ def submit(
         output.line(job.id)
     if wait:
         raise typer.Exit(_wait(client, job))
+
+
+def gpu_request(count: int | None, model: str | None) -> dict[str, Any] | None:
+    if count is None and model is None:
+        return None
+    return {"count": count or 1, **({"model": model} if model else {})}
 
 
 def _wait(client: Client, job: Job) -> int:

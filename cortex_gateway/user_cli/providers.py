@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cortex_gateway.catalog.schemas import Provider
-from cortex_gateway.user_cli import output
+from cortex_gateway.user_cli import jobs, output
 from cortex_gateway.user_cli.app import context
 
 app = typer.Typer(help="Providers: health, capabilities and pricing.")
@@ -56,3 +56,53 @@ def get(ctx: typer.Context, name: str, json: JsonOption = False) -> None:
     """One provider."""
     provider = context(ctx).client.providers.get(name)
     output.dump(provider) if json else _show([provider])
+
+
+@app.command()
+def quote(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Option(help="Container image, e.g. nginx:alpine.")],
+    provider: Annotated[str, typer.Option(help="auto compares every candidate.")] = "auto",
+    providers: Annotated[
+        list[str] | None, typer.Option(help="The candidates (default: all), repeatable.")
+    ] = None,
+    cpu: Annotated[int, typer.Option(help="Millicores.")] = jobs.DEFAULTS["cpu"],
+    memory: Annotated[str, typer.Option()] = jobs.DEFAULTS["memory"],
+    storage: Annotated[str, typer.Option()] = jobs.DEFAULTS["storage"],
+    duration: Annotated[int, typer.Option(help="Seconds.")] = jobs.DEFAULTS["duration"],
+    port: Annotated[list[int] | None, typer.Option(help="Expose this port, repeatable.")] = None,
+    max_price_per_hour: Annotated[float | None, typer.Option(help="USD.")] = None,
+    gpus: Annotated[int | None, typer.Option()] = None,
+    gpu_model: Annotated[str | None, typer.Option()] = None,
+    json: JsonOption = False,
+) -> None:
+    """Where a job would go and what each provider would charge, without submitting it."""
+    comparison = context(ctx).client.providers.quote(
+        provider=provider,
+        providers=providers or None,
+        image=image,
+        cpu=cpu,
+        memory=memory,
+        storage=storage,
+        duration=duration,
+        ports=[{"port": p, "expose": True} for p in port] if port else None,
+        max_price_per_hour=max_price_per_hour,
+        gpu=jobs.gpu_request(gpus, gpu_model),
+    )
+    if json:
+        output.dump(comparison)
+        return
+    output.table(
+        ("PROVIDER", "VERDICT", "USD/HOUR", "WHY"),
+        (
+            (
+                c.provider,
+                c.verdict,
+                "-" if c.usd_per_hour is None else f"{c.usd_per_hour:.4f}",
+                "; ".join([c.reason, *(f"{r.field}: {r.message}" for r in c.refusals)]),
+            )
+            for c in comparison.candidates
+        ),
+    )
+    if comparison.chosen is None:
+        output.note("No provider can take this job now.")

@@ -48,6 +48,11 @@ async def test_providers_show_health_and_capabilities(cortex: Cortex) -> None:
     one = json.loads((await cortex("providers", "get", "local", "--json")).stdout)
     assert one["name"] == "local" and one["capabilities"]["ports"] is True
 
+    quoted = await cortex("providers", "quote", "--image", "busybox:latest", "--memory", "64Mi")
+    rows = [line.split() for line in quoted.stdout.splitlines()[1:]]
+    assert rows[0][:2] == ["local", "chosen"], quoted
+    assert {row[0] for row in rows} == {p["name"] for p in providers}
+
 
 GREETER = {
     "provider": "local",

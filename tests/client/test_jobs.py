@@ -54,6 +54,7 @@ async def test_a_job_runs_and_its_logs_events_and_result_arrive_as_models(
         assert metrics.network is not None
         token = await cortex.jobs.stream_token(job.id)
         assert token.token
+        assert (await cortex.jobs.account_stream_token()).token != token.token
 
 
 async def test_every_error_answer_raises_the_class_of_its_code(
@@ -130,3 +131,18 @@ async def test_the_blocking_client_does_the_same(gateway_url: str, api_key: str)
     assert job.status == "completed" and job.results.exit_code == 0
     assert lines == ["one", "two"]
     assert ids == [job.id]
+
+
+async def test_providers_and_quotes(gateway_url: str, api_key: str) -> None:
+    async with AsyncClient(url=gateway_url, api_key=api_key) as cortex:
+        providers = {p.name: p for p in await cortex.providers.list()}
+        assert providers["local"].health.status == "healthy"
+        assert (await cortex.providers.get("local")).capabilities is not None
+        with pytest.raises(errors.ProviderNotFound):
+            await cortex.providers.get("nowhere")
+        comparison = await cortex.providers.quote(
+            image="busybox:latest", cpu=500, memory="64Mi", storage="1Gi", duration=60
+        )
+        assert comparison.chosen == "local"
+        assert comparison.candidates[0].provider == "local"
+        assert {c.provider for c in comparison.candidates} == set(providers)
