@@ -162,6 +162,15 @@ class TestJobView:
         wait_until(browser, lambda d: list_status(d, job_id) == "cancelled")
         wait_until(browser, lambda d: text_of(d, "#logs-state") == "ended")
 
+    def test_a_job_of_no_one_says_so(
+        self, browser: WebDriver, gateway: Gateway, api_key: str
+    ) -> None:
+        sign_in(browser, gateway, api_key, path="/#/jobs/job_0123456789abcdef")
+
+        error = wait_until(browser, lambda d: text_of(d, "#job-error"))
+        assert "JOB_NOT_FOUND" in error
+        wait_until(browser, lambda d: text_of(d, "#logs-state") == "unavailable")
+
     def test_an_api_error_names_its_code_and_the_fields(
         self, browser: WebDriver, gateway: Gateway, api_key: str, api: httpx.Client
     ) -> None:
