@@ -96,6 +96,14 @@ class TestSignIn:
         browser.find_element(By.ID, "forget-key-button").click()
         wait_until(browser, lambda d: d.find_element(By.ID, "login-view").is_displayed())
         assert browser.execute_script(f"return sessionStorage.getItem('{KEY_STORAGE}')") is None
+        assert not browser.find_element(By.ID, "app-view").is_displayed()
+
+        # Signing in again, without a reload, gives one page again, not two stacked.
+        browser.find_element(By.ID, "key-input").send_keys(api_key)
+        browser.find_element(By.ID, "key-submit").click()
+        wait_until(browser, lambda d: list_status(d, job_id) == "completed")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#status-filter .chip")) == 7
+        assert len(rows(browser)) == 1
 
 
 class TestJobView:

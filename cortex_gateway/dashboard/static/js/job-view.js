@@ -35,12 +35,10 @@ const STREAM_LABELS = {
 };
 
 export class JobView {
-  /**
-   * @param {import("./api.js").Api} api
-   * @param {{onJob?: (job: object) => void}} hooks called with each fresh copy of the job
-   */
-  constructor(api, { onJob } = {}) {
-    this.api = api;
+  /** @param {{onJob?: (job: object) => void}} hooks called with each fresh copy of the job */
+  constructor({ onJob } = {}) {
+    /** @type {import("./api.js").Api | null} set for each signed-in key */
+    this.api = null;
     this.onJob = onJob;
     this.jobId = null;
     this.job = null;

@@ -23,9 +23,9 @@ export const STATUSES = [
 ];
 
 export class JobsList {
-  /** @param {import("./api.js").Api} api */
-  constructor(api) {
-    this.api = api;
+  constructor() {
+    /** @type {import("./api.js").Api | null} set for each signed-in key */
+    this.api = null;
     this.selectedId = null;
     this.rows = new Map();
     // The cursor that opened each page visited so far; the first page needs none.
@@ -60,9 +60,18 @@ export class JobsList {
     this.clock = setInterval(() => this.refreshTimes(), 15_000);
   }
 
-  destroy() {
-    clearInterval(this.clock);
+  /** Forgets what the previous key saw. */
+  reset() {
+    this.generation += 1;
     this.reloadSoon.cancel();
+    this.cursors = [null];
+    this.selectedId = null;
+    this.rows.clear();
+    clear(this.body);
+    byId("jobs-filters").reset();
+    byId("jobs-total").textContent = "";
+    byId("page-label").textContent = "";
+    hideError(this.errorBox);
   }
 
   /** Fills the provider filter with the providers the gateway knows. */

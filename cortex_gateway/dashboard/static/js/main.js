@@ -20,15 +20,15 @@ const LIVE_LABELS = {
   stopped: "Offline",
 };
 
+/** The signed-in page. Built once; each accepted key starts it, signing out stops it. */
 class Dashboard {
-  /** @param {Api} api a key the gateway accepted */
-  constructor(api) {
-    this.api = api;
-    this.list = new JobsList(api);
-    this.view = new JobView(api, {
+  constructor() {
+    this.api = null;
+    this.list = new JobsList();
+    this.view = new JobView({
       onJob: (job) => this.list.updateStatus(job.id, job.status),
     });
-    this.form = new SubmitForm(api, {
+    this.form = new SubmitForm({
       onSubmitted: (job) => {
         toast(`Submitted ${job.id}`);
         window.location.hash = `#/jobs/${job.id}`;
@@ -36,7 +36,7 @@ class Dashboard {
       },
     });
     this.account = new LiveStream({
-      token: () => api.accountStreamToken(),
+      token: () => this.api.accountStreamToken(),
       url: (token, last) => streamUrl("/jobs/events", token, last, { follow: "true" }),
       onMessage: (event) => {
         this.list.applyEvent(event);
@@ -47,13 +47,17 @@ class Dashboard {
     this.route = this.route.bind(this);
   }
 
-  start() {
+  /** @param {Api} api a key the gateway accepted */
+  start(api) {
+    this.api = api;
+    for (const part of [this.list, this.view, this.form]) part.api = api;
     byId("login-view").hidden = true;
     byId("app-view").hidden = false;
     byId("session-actions").hidden = false;
     window.addEventListener("hashchange", this.route);
     this.list.load();
     this.loadProviders();
+    this.account.lastEventId = null;
     this.account.start();
     this.route();
   }
@@ -62,7 +66,8 @@ class Dashboard {
     window.removeEventListener("hashchange", this.route);
     this.account.stop();
     this.view.close();
-    this.list.destroy();
+    this.list.reset();
+    this.form.reset();
     byId("app-view").hidden = true;
     byId("session-actions").hidden = true;
   }
@@ -107,7 +112,7 @@ class Dashboard {
   }
 }
 
-let dashboard = null;
+const dashboard = new Dashboard();
 
 function showLogin(error) {
   byId("login-view").hidden = false;
@@ -119,8 +124,7 @@ function showLogin(error) {
 
 function signOut(error) {
   forgetKey();
-  dashboard?.stop();
-  dashboard = null;
+  dashboard.stop();
   window.location.hash = "";
   showLogin(error);
 }
@@ -131,8 +135,7 @@ async function connect(key) {
   await api.listJobs({ limit: 1 });
   api.onUnauthorized = (error) => signOut(error);
   saveKey(key);
-  dashboard = new Dashboard(api);
-  dashboard.start();
+  dashboard.start(api);
 }
 
 function init() {

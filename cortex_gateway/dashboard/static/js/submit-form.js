@@ -5,12 +5,10 @@ import { byId, h, hideError, showError } from "./dom.js";
 const SPEC_FIELDS = ["provider", "image", "cpu", "memory", "storage", "duration"];
 
 export class SubmitForm {
-  /**
-   * @param {import("./api.js").Api} api
-   * @param {{onSubmitted: (job: object) => void}} hooks
-   */
-  constructor(api, { onSubmitted }) {
-    this.api = api;
+  /** @param {{onSubmitted: (job: object) => void}} hooks */
+  constructor({ onSubmitted }) {
+    /** @type {import("./api.js").Api | null} set for each signed-in key */
+    this.api = null;
     this.onSubmitted = onSubmitted;
     this.form = byId("submit-form");
     this.errorBox = byId("submit-error");
@@ -36,6 +34,17 @@ export class SubmitForm {
 
   hide() {
     this.form.hidden = true;
+  }
+
+  /** Forgets what the previous key typed and could use. */
+  reset() {
+    this.hide();
+    this.form.reset();
+    this.templates = null;
+    this.template = null;
+    byId("template-field").hidden = true;
+    byId("template-description").textContent = "";
+    hideError(this.errorBox);
   }
 
   input(name) {
