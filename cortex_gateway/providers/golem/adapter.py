@@ -30,7 +30,8 @@ from cortex_gateway.providers.errors import (
     Rejected,
     Unavailable,
 )
-from cortex_gateway.providers.golem import market
+from cortex_gateway.providers.golem import market, phases
+from cortex_gateway.providers.golem.negotiation import Negotiator
 from cortex_gateway.providers.golem.payments import PaymentDesk
 from cortex_gateway.providers.golem.work import (
     DEPLOY,
@@ -54,7 +55,6 @@ from cortex_gateway.providers.types import (
     Health,
     LogBatch,
     MetricSample,
-    NativePrice,
     Quote,
     Refusal,
     WorkloadSpec,
@@ -64,39 +64,12 @@ from cortex_gateway.providers.types import (
 
 logger = logging.getLogger(__name__)
 
-# Where each step of a Golem job stands, as the engine sees it.
-_PHASE_STATES = {
-    "negotiating": WorkloadState.PENDING,
-    "confirming": WorkloadState.PENDING,
-    "approving": WorkloadState.PENDING,
-    "activating": WorkloadState.PENDING,
-    "activated": WorkloadState.STARTING,
-    "deploying": WorkloadState.STARTING,
-    "running": WorkloadState.RUNNING,
-}
-# Phases whose next step needs no waiting.
-_IMMEDIATE = {"confirming", "activating", "activated"}
-
-# Timings, in polls of CORTEX_GOLEM_POLL_INTERVAL (2 s by default):
-OFFER_WINDOW_POLLS = 5  # after the first provider answered, wait this long for cheaper ones
-NO_OFFERS_POLLS = 60  # no provider answered in this long: the job fails with no_offers
-INVOICE_WAIT_POLLS = 75  # after terminating, wait this long for the provider's invoice
-STATE_CHECK_POLLS = 5  # how often a running activity's state is read
-MAX_OFFERS = 8  # offers countered at once (the cheapest)
 HEALTH_CACHE_SECONDS = 5.0
 GVMKIT_ADVICE = (
     "Golem runs GVMI images from the Golem registry, not Docker images: convert and push it "
     "with gvmkit-build (`gvmkit-build <docker image> --push-to <user>/<repo>:<tag>`, or "
     "`--push --nologin` for a hash), then submit that tag or sha3:<hash>."
 )
-
-
-def _now() -> float:
-    return time.time()
-
-
-def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class GolemProvider(Provider):
@@ -134,6 +107,7 @@ class GolemProvider(Provider):
         self.glm_usd = glm_usd
         self._yagna = Yagna(api_url, self.app_key, registry_url, transport)
         self._desk = PaymentDesk(self._yagna, poll_interval)
+        self._negotiator = Negotiator(self._yagna, budget, poll_interval, glm_usd)
         self._followers: dict[str, BatchFollower] = {}
         self._state_checked: dict[str, float] = {}
         self._usage_seen: dict[str, tuple[float, float]] = {}
@@ -212,18 +186,7 @@ class GolemProvider(Provider):
     async def quote(self, spec: WorkloadSpec) -> Quote:
         """What the job may cost at most: its budget over its duration (prices are only known
         once providers answer the demand; status() reports the agreed one)."""
-        return self._rate(self.budget, spec.duration_seconds)
-
-    def _rate(self, glm: float, seconds: int) -> Quote:
-        """`glm` spread over `seconds`, as GLM and USD per hour."""
-        glm_per_hour = glm * 3600 / max(seconds, 1)
-        amount = f"{glm_per_hour:.9f}".rstrip("0").rstrip(".") or "0"
-        return Quote(
-            usd_per_hour=round(glm_per_hour * self.glm_usd, 6),
-            native_amount=round(glm_per_hour, 9),
-            native_unit="GLM/h",
-            native=NativePrice("GLM", amount, "hour", 1.0),
-        )
+        return phases.rate(self.budget, spec.duration_seconds, self.glm_usd)
 
     # -- submit --------------------------------------------------------------------------------
 
@@ -276,7 +239,7 @@ class GolemProvider(Provider):
         lifetime = (
             spec.duration_seconds
             + market.PLACEMENT_ALLOWANCE_SECONDS
-            + INVOICE_WAIT_POLLS * self.poll
+            + phases.INVOICE_WAIT_POLLS * self.poll
             + 600
         )
         try:
@@ -286,7 +249,7 @@ class GolemProvider(Provider):
                 json_body={
                     "totalAmount": str(self.budget),
                     "paymentPlatform": {"driver": "erc20", "network": self.network},
-                    "timeout": _iso(_now() + lifetime),
+                    "timeout": phases.iso(phases.now() + lifetime),
                 },
             )
         except YagnaError as exc:
@@ -320,7 +283,7 @@ class GolemProvider(Provider):
                     v.mount_path: {"storage": {"size": v.size_bytes}} for v in spec.volumes
                 },
             },
-            "deadline": _now() + NO_OFFERS_POLLS * self.poll,
+            "deadline": phases.now() + phases.NO_OFFERS_POLLS * self.poll,
             "offers": {},
             "firstAnswerAt": None,
         }
@@ -330,9 +293,9 @@ class GolemProvider(Provider):
     async def status(self, handle: Handle) -> WorkloadStatus:
         phase = handle.get("phase")
         if phase == "negotiating":
-            return await self._negotiate(copy.deepcopy(handle))
+            return await self._negotiator.negotiate(copy.deepcopy(handle))
         if phase in ("confirming", "approving"):
-            return await self._approve(copy.deepcopy(handle))
+            return await self._negotiator.approve(copy.deepcopy(handle))
         if phase == "activating":
             return await self._activate(copy.deepcopy(handle))
         if phase == "activated":
@@ -342,209 +305,7 @@ class GolemProvider(Provider):
         raise HandleNotFound(f"golem: a handle in an unknown phase {phase!r}")
 
     def _state(self, handle: Handle, **fields: Any) -> WorkloadStatus:
-        return WorkloadStatus(_PHASE_STATES[handle["phase"]], handle=handle, **fields)
-
-    async def _negotiate(self, handle: Handle) -> WorkloadStatus:
-        try:
-            events = await self._yagna.call(
-                "GET",
-                f"{MARKET}/demands/{handle['demandId']}/events",
-                params={"timeout": 0, "maxEvents": 100},
-            )
-        except YagnaError as exc:
-            if exc.status in (404, 410):
-                raise HandleNotFound(f"golem: the demand {handle['demandId']} is gone") from exc
-            raise Unavailable(f"golem: reading offers failed: {exc.message}") from exc
-        notes = [note for event in events or [] if (note := await self._on_market(handle, event))]
-        offers = handle["offers"]
-        answered = [o for o in offers.values() if o.get("draft")]
-        now = _now()
-        if answered and handle["firstAnswerAt"] is None:
-            handle["firstAnswerAt"] = now
-        window_over = (
-            handle["firstAnswerAt"] is not None
-            and now - handle["firstAnswerAt"] >= OFFER_WINDOW_POLLS * self.poll
-        )
-        if answered and (window_over or len(answered) == len(offers)):
-            chosen = min(answered, key=lambda o: o["glm"])
-            note = await self._propose_agreement(handle, chosen)
-            return self._state(handle, notes=(*notes, note))
-        if now > handle["deadline"]:
-            seen = len(offers)
-            return WorkloadStatus(
-                WorkloadState.FAILED,
-                reason=FailureReason.NO_OFFERS,
-                message=(
-                    f"No Golem provider offered to run it within {NO_OFFERS_POLLS * self.poll:.0f}"
-                    f" s for at most {self.budget} GLM ({seen} acceptable offers countered, "
-                    "none answered). Raise CORTEX_GOLEM_BUDGET or ask for fewer resources."
-                ),
-                handle=handle,
-                notes=tuple(notes),
-            )
-        return self._state(handle, notes=tuple(notes))
-
-    async def _on_market(self, handle: Handle, event: dict[str, Any]) -> str | None:
-        offers: dict[str, dict[str, Any]] = handle["offers"]
-        if event.get("eventType") == "ProposalRejectedEvent":
-            for issuer, offer in list(offers.items()):
-                if offer.get("ours") == event.get("proposalId"):
-                    del offers[issuer]
-                    return f"{offer['name']} rejected the counter-proposal"
-            return None
-        proposal = event.get("proposal")
-        if event.get("eventType") != "ProposalEvent" or not isinstance(proposal, dict):
-            return None
-        issuer = str(proposal.get("issuerId"))
-        properties = proposal.get("properties") or {}
-        prev = proposal.get("prevProposalId")
-        offer = offers.get(issuer)
-        if prev and offer is not None and prev == offer.get("ours"):
-            price = self._price(handle, properties)
-            if price is None:
-                del offers[issuer]
-                return None
-            offer.update(draft=proposal["proposalId"], glm=price[0], pricing=price[1])
-            return None
-        if proposal.get("state") != "Initial" or prev:
-            return None
-        price = self._price(handle, properties)
-        if price is None:
-            return None
-        if len(offers) >= MAX_OFFERS:
-            dearest = max(offers, key=lambda key: offers[key]["glm"])
-            if offers[dearest]["glm"] <= price[0]:
-                return None
-            del offers[dearest]
-        try:
-            ours = await self._yagna.call(
-                "POST",
-                f"{MARKET}/demands/{handle['demandId']}/proposals/{proposal['proposalId']}",
-                json_body=handle["demand"],
-            )
-        except YagnaError as exc:
-            logger.info("golem: counter-proposal to %s failed: %s", issuer, exc.message)
-            return None
-        name = str(properties.get("golem.node.id.name") or issuer)
-        offers[issuer] = {
-            "name": name,
-            "offer": proposal["proposalId"],
-            "ours": str(ours),
-            "draft": None,
-            "glm": price[0],
-            "pricing": price[1],
-        }
-        return None
-
-    def _price(
-        self, handle: Handle, properties: dict[str, Any]
-    ) -> tuple[float, dict[str, Any]] | None:
-        """(worst-case GLM for the job's duration, pricing) when the offer is acceptable."""
-        pricing = market.pricing(properties)
-        if pricing is None:
-            return None
-        threads = int(properties.get("golem.inf.cpu.threads") or handle["threads"])
-        if threads < handle["threads"]:
-            return None
-        glm = pricing.worst_case(handle["duration"], handle["threads"])
-        if glm > self.budget:
-            return None
-        return round(glm, 9), pricing.as_json()
-
-    async def _propose_agreement(self, handle: Handle, offer: dict[str, Any]) -> str:
-        valid_to = _iso(_now() + handle["duration"] + market.PLACEMENT_ALLOWANCE_SECONDS)
-        try:
-            agreement_id = await self._yagna.call(
-                "POST",
-                f"{MARKET}/agreements",
-                json_body={"proposalId": offer["draft"], "validTo": valid_to},
-            )
-        except YagnaError as exc:
-            if exc.status >= 500:
-                raise Unavailable(f"golem: creating the agreement failed: {exc.message}") from exc
-            # 409: not negotiated after all; 410: the proposal expired or was taken.
-            self._drop(handle, offer)
-            return f"{offer['name']}'s proposal could not become an agreement: {exc.message}"
-        handle.update(
-            phase="confirming",
-            agreementId=str(agreement_id),
-            agreedAt=_iso(_now() - 60),
-            provider=offer["name"],
-            pricing=offer["pricing"],
-            estimateGlm=offer["glm"],
-        )
-        hourly = market.Pricing.from_json(offer["pricing"]).worst_case(3600, handle["threads"])
-        return (
-            f"Agreement proposed to {offer['name']}: at most {offer['glm']:.6f} GLM for the job "
-            f"(~{hourly * self.glm_usd:.4f} USD/h at full load)."
-        )
-
-    def _drop(self, handle: Handle, offer: dict[str, Any]) -> None:
-        for issuer, candidate in list(handle["offers"].items()):
-            if candidate is offer or candidate.get("draft") == offer.get("draft"):
-                del handle["offers"][issuer]
-
-    def _back_to_market(self, handle: Handle) -> None:
-        """The chosen provider fell through: negotiate on with the others."""
-        for issuer, offer in list(handle["offers"].items()):
-            if offer.get("name") == handle.get("provider"):
-                del handle["offers"][issuer]
-        for key in ("agreementId", "provider", "pricing", "estimateGlm", "activityId"):
-            handle.pop(key, None)
-        handle.update(
-            phase="negotiating",
-            deadline=max(handle["deadline"], _now() + OFFER_WINDOW_POLLS * self.poll),
-        )
-
-    async def _approve(self, handle: Handle) -> WorkloadStatus:
-        agreement = handle["agreementId"]
-        if handle["phase"] == "confirming":
-            try:
-                await self._yagna.call(
-                    "POST",
-                    f"{MARKET}/agreements/{agreement}/confirm",
-                    params={"appSessionId": handle["job"]},
-                )
-            except YagnaError as exc:
-                state = await self._agreement_state(agreement)
-                if state not in ("Pending", "Approved"):
-                    self._back_to_market(handle)
-                    return self._state(handle, notes=(f"Agreement not confirmed: {exc.message}",))
-            handle["phase"] = "approving"
-        wait = min(self.poll, 5.0)
-        try:
-            await self._yagna.call(
-                "POST",
-                f"{MARKET}/agreements/{agreement}/wait",
-                params={"timeout": wait},
-                wait=wait,
-            )
-        except YagnaError as exc:
-            if exc.status == 408:  # not yet: ask again on the next call
-                return self._state(handle)
-            if exc.status >= 500:
-                raise Unavailable(f"golem: waiting for approval failed: {exc.message}") from exc
-            provider = handle["provider"]
-            self._back_to_market(handle)
-            return self._state(handle, notes=(f"{provider} did not approve: {exc.message}",))
-        handle["phase"] = "activating"
-        self._desk.register(agreement, handle["allocationId"])
-        # The agreed price: the worst case for the job's duration at full load, start price
-        # included, spread over the duration (its cost then accrues by the hour like USD).
-        return self._state(
-            handle,
-            notes=(f"Agreement approved by {handle['provider']}.",),
-            price=self._rate(handle["estimateGlm"], handle["duration"]),
-        )
-
-    async def _agreement_state(self, agreement_id: str) -> str | None:
-        try:
-            found = await self._yagna.call("GET", f"{MARKET}/agreements/{agreement_id}")
-        except YagnaError as exc:
-            if exc.status == 404:
-                return None
-            raise Unavailable(f"golem: reading agreement failed: {exc.message}") from exc
-        return str(found.get("state"))
+        return WorkloadStatus(phases.PHASE_STATES[handle["phase"]], handle=handle, **fields)
 
     async def _activate(self, handle: Handle) -> WorkloadStatus:
         agreement = handle["agreementId"]
@@ -556,18 +317,18 @@ class GolemProvider(Provider):
         except YagnaError as exc:
             if "not approved" in exc.message.lower():
                 handle["phase"] = "approving"
-                return self._state(handle)
+                return phases.at(handle)
             # The provider refuses a second activity: one may exist from before a restart,
             # unknown to us. Ending the agreement ends it too; then negotiate again.
             provider = handle["provider"]
             await self._end_agreement(handle)
-            self._back_to_market(handle)
-            return self._state(
+            self._negotiator.back_to_market(handle)
+            return phases.at(
                 handle, notes=(f"{provider} would not start an activity: {exc.message}",)
             )
         activity_id = created["activityId"] if isinstance(created, dict) else created
         handle.update(phase="activated", activityId=str(activity_id))
-        return self._state(handle, notes=(f"Activity created on {handle['provider']}.",))
+        return phases.at(handle, notes=(f"Activity created on {handle['provider']}.",))
 
     async def _execute(self, handle: Handle) -> WorkloadStatus:
         state = await self._activity_state(handle)
@@ -605,7 +366,7 @@ class GolemProvider(Provider):
             )
         handle.update(phase="deploying", batchId=str(batch))
         self._follower(handle)
-        return self._state(handle, notes=("Deploying the image on the provider.",))
+        return phases.at(handle, notes=("Deploying the image on the provider.",))
 
     def _follower(self, handle: Handle) -> BatchFollower:
         follower = self._followers.get(handle["batchId"])
@@ -631,13 +392,13 @@ class GolemProvider(Provider):
         started = follower.run_started_at
         if started is not None and handle["phase"] != "running":
             handle.update(phase="running", startedAt=started.isoformat())
-            return self._state(handle, started_at=started, notes=("The command is running.",))
-        return self._state(handle, started_at=started)
+            return phases.at(handle, started_at=started, notes=("The command is running.",))
+        return phases.at(handle, started_at=started)
 
     def _state_due(self, handle: Handle) -> bool:
         now = time.monotonic()
         last = self._state_checked.get(handle["activityId"], 0.0)
-        if now - last < STATE_CHECK_POLLS * self.poll:
+        if now - last < phases.STATE_CHECK_POLLS * self.poll:
             return False
         self._state_checked[handle["activityId"]] = now
         return True
@@ -770,7 +531,7 @@ class GolemProvider(Provider):
         )
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
-        if handle.get("phase") in _IMMEDIATE:
+        if handle.get("phase") in phases.IMMEDIATE:
             return
         follower = self._followers.get(handle.get("batchId", ""))
         if follower is not None:
@@ -803,13 +564,15 @@ class GolemProvider(Provider):
             if approved:
                 self._desk.register(handle["agreementId"], handle["allocationId"])
                 invoice = await self._desk.invoice(
-                    handle["agreementId"], handle.get("agreedAt"), INVOICE_WAIT_POLLS * self.poll
+                    handle["agreementId"],
+                    handle.get("agreedAt"),
+                    phases.INVOICE_WAIT_POLLS * self.poll,
                 )
                 if invoice is None:
                     logger.warning(
                         "golem: no invoice for agreement %s after %.0f s; releasing anyway",
                         handle["agreementId"],
-                        INVOICE_WAIT_POLLS * self.poll,
+                        phases.INVOICE_WAIT_POLLS * self.poll,
                     )
                 self._desk.forget(handle["agreementId"])
         await self._unsubscribe(handle)
