@@ -271,7 +271,8 @@ class Results(BaseModel):
     reason: str | None = Field(
         default=None,
         description="Why a job failed: exit_code, timeout, oom, image_pull, provider_error, "
-        "lost or rejected.",
+        "lost or rejected; or that its network never started it: no_bids (Akash), no_offers "
+        "(Golem), not_assigned (Render).",
     )
     message: str | None = None
 
