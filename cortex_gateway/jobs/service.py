@@ -139,11 +139,9 @@ async def create_job(
     account_id: str,
     spec: schemas.JobSpec,
     providers: ProviderSet,
-    *,
-    template_id: str | None = None,
 ) -> schemas.Job:
     job_id = await check_job(providers, spec)
-    return await add_job(connection, account_id, spec, job_id, template_id=template_id)
+    return await add_job(connection, account_id, spec, job_id)
 
 
 async def check_job(providers: ProviderSet, spec: schemas.JobSpec) -> str:
