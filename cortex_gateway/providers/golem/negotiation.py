@@ -88,11 +88,17 @@ class Negotiator:
         properties = proposal.get("properties") or {}
         prev = proposal.get("prevProposalId")
         offer = offers.get(issuer)
-        if prev and offer is not None and prev == offer.get("ours"):
+        name = str(properties.get("golem.node.id.name") or issuer)
+        if prev and proposal.get("state") == "Draft":
+            # A provider's answer to one of our counters. yagna hands each event out once,
+            # so the counter may be unknown here (sent in a call whose handle a crash lost):
+            # any answer is a negotiated proposal all the same.
             price = self._price(handle, properties)
             if price is None:
-                del offers[issuer]
+                offers.pop(issuer, None)
                 return None
+            if offer is None or prev != offer.get("ours"):
+                offer = offers[issuer] = {"name": name, "offer": None, "ours": prev}
             offer.update(draft=proposal["proposalId"], glm=price[0], pricing=price[1])
             return None
         if proposal.get("state") != "Initial" or prev:
@@ -114,7 +120,6 @@ class Negotiator:
         except YagnaError as exc:
             logger.info("golem: counter-proposal to %s failed: %s", issuer, exc.message)
             return None
-        name = str(properties.get("golem.node.id.name") or issuer)
         offers[issuer] = {
             "name": name,
             "offer": proposal["proposalId"],

@@ -73,6 +73,19 @@ class TestPlacement:
         assert offers["premium"] == pytest.approx(0.01 + (0.0001 + 0.0002 * threads) * seconds)
         assert offers["steady"] == pytest.approx(0.001 + (0.00002 + 0.00005 * threads) * seconds)
 
+    async def test_answers_to_counters_whose_handle_a_crash_lost_are_still_taken(
+        self, fake: RunningFake, adapter: GolemProvider
+    ) -> None:
+        """yagna hands each market event out once: the offers read in a call whose new
+        handle was never stored are gone, but the providers' answers still come."""
+        handle = await adapter.submit(shell_spec(new_job_id(), "true"))
+        countered = await adapter.status(handle)  # the engine dies before storing this
+        assert countered.handle is not None and countered.handle["offers"]
+        driver = Driver(adapter, handle)
+        status = await driver.until(ENDED, 30)
+        assert (status.state, status.exit_code) == (WorkloadState.EXITED, 0)
+        assert driver.handle["provider"] == "steady"
+
     async def test_no_acceptable_offer_in_time_fails_with_no_offers(
         self, fake: RunningFake
     ) -> None:
