@@ -100,6 +100,22 @@ class TestRunGolemJob:
         invoices = list(fake.yagna.invoices.values())
         assert [invoice["status"] for invoice in invoices] == ["ACCEPTED"]
 
+    async def test_cost_is_kept_in_glm_and_usd_at_the_agreed_price(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        job_id = await submit(gateway, golem_job("sleep 1", duration=600))
+        job = await wait_for(gateway, job_id, timeout=60)
+        cost = job["cost"]
+        native = cost["native"]
+        assert (native["denom"], native["unit"]) == ("GLM", "hour")
+        # steady's worst case for 600 s on one thread, start price included, per hour.
+        hourly = (0.001 + (0.00002 + 0.00005) * 600) * 3600 / 600
+        assert float(native["price"]) == pytest.approx(hourly)
+        assert float(native["projected"]) == pytest.approx(hourly / 6, abs=1e-6)
+        assert cost["projected"] == pytest.approx(hourly / 6 * 0.25, abs=1e-6)
+        assert 0 < float(native["amount"]) < float(native["projected"])
+        assert cost["current"] == pytest.approx(float(native["amount"]) * 0.25, abs=1e-6)
+
     async def test_cancel_leaves_nothing_open_on_the_daemon(
         self, gateway: httpx.AsyncClient, fake: RunningFake
     ) -> None:
