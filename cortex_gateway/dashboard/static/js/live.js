@@ -26,10 +26,17 @@ export class LiveStream {
     this.stopped = true;
     this.retryMs = RETRY_MIN_MS;
     this.timer = null;
+    // Bumped by every stop: a connection attempt still waiting for its token when the
+    // stream stops (and perhaps starts again) must not open anything.
+    this.run = 0;
   }
 
+  /** Follows the stream from its start (job streams) or from now (the account's). */
   start() {
+    this.stop();
     this.stopped = false;
+    this.lastEventId = null;
+    this.retryMs = RETRY_MIN_MS;
     this.open();
     return this;
   }
@@ -37,6 +44,7 @@ export class LiveStream {
   stop(state = "stopped") {
     const wasRunning = !this.stopped;
     this.stopped = true;
+    this.run += 1;
     clearTimeout(this.timer);
     if (this.source) {
       this.source.close();
@@ -51,12 +59,13 @@ export class LiveStream {
   }
 
   async open() {
+    const run = this.run;
     this.setState(this.lastEventId ? "reconnecting" : "connecting");
     let token;
     try {
       token = await this.token();
     } catch (error) {
-      if (this.stopped) return;
+      if (run !== this.run) return;
       if (FINAL_STATUSES.has(error.status)) {
         this.stopped = true;
         this.setState("failed", error);
@@ -65,7 +74,7 @@ export class LiveStream {
       this.retry();
       return;
     }
-    if (this.stopped) return;
+    if (run !== this.run) return;
     const source = new EventSource(this.url(token, this.lastEventId));
     this.source = source;
     source.onopen = () => {
@@ -93,7 +102,8 @@ export class LiveStream {
   retry() {
     this.setState("reconnecting");
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.open(), this.retryMs);
+    const run = this.run;
+    this.timer = setTimeout(() => run === this.run && this.open(), this.retryMs);
     this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 }

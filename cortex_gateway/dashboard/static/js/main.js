@@ -57,7 +57,6 @@ class Dashboard {
     window.addEventListener("hashchange", this.route);
     this.list.load();
     this.loadProviders();
-    this.account.lastEventId = null;
     this.account.start();
     this.route();
   }
