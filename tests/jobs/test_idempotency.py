@@ -154,6 +154,15 @@ class TestRetries:
         assert response.json()["error"]["details"][0]["field"] == "Idempotency-Key"
 
 
+async def test_the_openapi_document_describes_the_header(app_client: httpx.AsyncClient) -> None:
+    document = (await app_client.get(f"{API}/openapi.json")).json()
+    for path in ("/jobs", "/jobs/batch", "/jobs/from-template/{template_id}"):
+        operation = document["paths"][API + path]["post"]
+        headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+        assert headers == ["Idempotency-Key"]
+        assert "IDEMPOTENCY_KEY_REUSED" in operation["responses"]["422"]["description"]
+
+
 class TestOtherSubmissions:
     @pytest.fixture
     async def client(self, app_client: httpx.AsyncClient, keys: Keys) -> httpx.AsyncClient:

@@ -81,6 +81,17 @@ class TestCreateTemplate:
         )
         assert (await client.get(TEMPLATES)).json()["meta"]["pagination"]["total"] == 0
 
+    async def test_a_config_its_provider_cannot_run_is_refused(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.post(
+            TEMPLATES, json={"name": "gpu", "config": job_spec(gpu={"count": 1})}
+        )
+
+        assert response.status_code == 400
+        assert fields(response) == ["config.gpu"]
+        assert response.json()["error"]["details"][0]["type"] == "provider_capability"
+
     async def test_name_and_config_are_required(self, client: httpx.AsyncClient) -> None:
         response = await client.post(TEMPLATES, json={"name": "  "})
         assert response.status_code == 400
