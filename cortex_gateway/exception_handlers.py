@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cortex_gateway import envelope, errors
+from cortex_gateway.observability import logs
+from cortex_gateway.observability.middleware import REQUEST_ID_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -45,4 +47,8 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return envelope.error(errors.InternalError())
+    # This answer is sent from outside the request-id middleware: it carries the id itself,
+    # so that the client can quote it and the logged traceback be found.
+    request_id = logs.request_id.get()
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return envelope.error(errors.InternalError(), headers=headers)

@@ -84,14 +84,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _GatewayHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    pass
+
+
 def configure(settings: Settings) -> None:
     """Route every logger (uvicorn's too, when it is told not to configure its own) to one
     handler on stderr in the chosen format."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _GatewayHandler(sys.stderr)
     handler.addFilter(ContextFilter())
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     root = logging.getLogger()
-    for existing in list(root.handlers):
+    # Configuring again replaces our handler; handlers others installed (a test runner's) stay.
+    for existing in [h for h in root.handlers if isinstance(h, _GatewayHandler)]:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())

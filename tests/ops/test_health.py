@@ -16,6 +16,7 @@ from cortex_gateway import migrate
 from cortex_gateway.application import create_app
 from cortex_gateway.settings import Settings
 from tests.engine.conftest import engine_settings
+from tests.factories import API
 from tests.ops.conftest import ScratchDatabase, admin
 
 
@@ -28,7 +29,7 @@ async def running(app: Starlette) -> AsyncIterator[tuple[httpx.AsyncClient, dict
             scope["state"] = dict(state or {})
             await app(scope, receive, send)
 
-        transport = httpx.ASGITransport(app=with_state)
+        transport = httpx.ASGITransport(app=with_state, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client, dict(state or {})
 
@@ -89,6 +90,13 @@ class TestReadyz:
             assert set(failing) == {"database"}
             assert failing["database"].startswith("unreachable")
             assert (await client.get("/healthz")).status_code == 200, "the process is still up"
+            # The API fails meanwhile; its 500 still carries the request id to quote.
+            failed = await client.get(
+                f"{API}/jobs", headers={"Authorization": "Bearer cgw_x", "X-Request-ID": "r-500"}
+            )
+            assert failed.status_code == 500
+            assert failed.json()["error"]["code"] == "INTERNAL_ERROR"
+            assert failed.headers["X-Request-ID"] == "r-500"
 
             await admin(postgres_server_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             assert (await client.get("/readyz")).status_code == 200
