@@ -127,8 +127,6 @@ class GatewayMetrics:
             for reason in FailureReason:
                 self.failures.labels(provider, reason.value)
 
-    # -- recording ---------------------------------------------------------------------------
-
     def meter(self, adapter: Provider) -> Provider:
         """`adapter`, with every network call counted and timed."""
         return cast(Provider, _MeteredProvider(adapter, self))
@@ -136,10 +134,6 @@ class GatewayMetrics:
     def render(self, *collectors: Collector) -> bytes:
         """The text exposition of this app's metrics and of per-scrape `collectors`."""
         return generate_latest(_Scrape(self.registry, collectors))
-
-
-def current() -> GatewayMetrics | None:
-    return _current.get()
 
 
 def job_event(connection: AsyncConnection, row: RowMapping, event: str) -> None:

@@ -83,6 +83,25 @@ class TestMetrics:
         assert after.value("cortex_webhook_deliveries_total", outcome="succeeded") == 1
         assert after.value("cortex_webhook_deliveries_total", outcome="failed") == 0
 
+    async def test_webhook_attempts_are_counted_by_outcome(
+        self, gateway: httpx.AsyncClient, receiver: Receiver
+    ) -> None:
+        subscribed = await gateway.post(
+            f"{API}/webhooks", json={"url": receiver.url, "events": ["*"]}
+        )
+        assert subscribed.status_code == 201, subscribed.text
+        endpoint = subscribed.json()["data"]["id"]
+        receiver.script = [500]  # the first attempt fails, the retry (0.2 s later) succeeds
+
+        assert (await gateway.post(f"{API}/webhooks/{endpoint}/test")).status_code in (200, 202)
+        await receiver.wait_for(2)
+        await asyncio.sleep(0.2)  # the second attempt's outcome is recorded after it answered
+
+        scraped = await scrape(gateway)
+        assert scraped.value("cortex_webhook_deliveries_total", outcome="retrying") == 1
+        assert scraped.value("cortex_webhook_deliveries_total", outcome="succeeded") == 1
+        assert scraped.value("cortex_webhook_deliveries_total", outcome="failed") == 0
+
     async def test_job_totals_are_the_databases_in_every_process(
         self, client: httpx.AsyncClient, settings: Settings
     ) -> None:
