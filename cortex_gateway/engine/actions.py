@@ -77,6 +77,12 @@ def _cost(row: RowMapping, until: datetime) -> float:
     return round(float(row["usd_per_hour"]) * hours, 6)
 
 
+def _final_cost(row: RowMapping, ended_at: datetime) -> dict[str, Any]:
+    """The end time and the cost up to it, from one clock reading: cost = rate x (endedAt -
+    startedAt), exactly."""
+    return {"ended_at": ended_at, "cost_current": _cost(row, ended_at)}
+
+
 async def fail(
     ctx: Context,
     job_id: str,
@@ -98,7 +104,7 @@ async def fail(
             "message": message,
         }
         changes["endpoints"] = []
-        changes["cost_current"] = _cost(row, datetime.now(UTC))
+        changes.update(_final_cost(row, datetime.now(UTC)))
         await jobs_service.transition(
             connection, row, JobStatus.FAILED, message=message, changes=changes
         )
@@ -315,7 +321,7 @@ def _ending(
         "reason": reason.value if reason is not None else None,
         "message": status.message,
     }
-    return {"results": results, "endpoints": [], "cost_current": _cost(row, now)}
+    return {"results": results, "endpoints": [], **_final_cost(row, now)}
 
 
 def _merge(first: LogBatch | None, second: LogBatch | None) -> LogBatch | None:
@@ -402,7 +408,7 @@ async def stop(ctx: Context, row: RowMapping, provider: Provider) -> bool:
             return
         changes = _log_changes(current, batch)
         await _store_logs(connection, current, batch)
-        changes.update(endpoints=[], cost_current=_cost(current, datetime.now(UTC)))
+        changes.update(endpoints=[], **_final_cost(current, datetime.now(UTC)))
         await jobs_service.transition(
             connection,
             current,

@@ -8,7 +8,6 @@ containers and volumes again after a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import logging
@@ -60,6 +59,9 @@ HEALTH_CACHE_SECONDS, UNHEALTHY_CACHE_SECONDS = 5.0, 1.0
 MAX_CONNECTIONS = 2_000
 # How long a death seen on the event stream is remembered for a watch that starts late.
 RECENT_DEATH_SECONDS = 60.0
+MIN_WAKE_SECONDS = 0.05
+# Streams that stay open as long as there is something to follow.
+_STREAMING = httpx.Timeout(None, connect=5.0, pool=5.0)
 
 _STATES = {
     "created": WorkloadState.STARTING,
@@ -138,10 +140,10 @@ class LocalProvider(Provider):
         self._cpu_seen: dict[str, tuple[int, float]] = {}
         self._running: set[str] = set()
         self._started_at: dict[str, datetime] = {}
-        self._exits = _ExitWatch(self._client)
+        self._doorbells = _Doorbells(self._client)
 
     async def aclose(self) -> None:
-        await self._exits.aclose()
+        await self._doorbells.aclose()
         await self._client.aclose()
         await self._health_client.aclose()
 
@@ -338,10 +340,13 @@ class LocalProvider(Provider):
         started_at = _parse_time(state.get("StartedAt"))
         if mapped is WorkloadState.RUNNING:
             self._running.add(container_id)
+            self._doorbells.running(container_id)
             if started_at is not None:
                 self._started_at[container_id] = started_at
         else:
             self._running.discard(container_id)
+            if mapped is WorkloadState.STARTING:
+                self._doorbells.expect(container_id)
         if mapped is WorkloadState.EXITED:
             code = int(state.get("ExitCode", 0))
             if state.get("OOMKilled") or code == _KILLED:
@@ -488,13 +493,11 @@ class LocalProvider(Provider):
         self._cpu_seen.pop(container_id, None)
         self._started_at.pop(container_id, None)
         self._running.discard(container_id)
+        self._doorbells.forget(container_id)
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
         container_id = handle["containerId"]
-        if container_id not in self._running:
-            await asyncio.sleep(max_wait)
-            return
-        await self._exits.wait(container_id, max_wait)
+        await self._doorbells.wait(container_id, max_wait, running=container_id in self._running)
 
 
 def _name_in_use(response: httpx.Response) -> bool:
@@ -502,49 +505,87 @@ def _name_in_use(response: httpx.Response) -> bool:
     return response.status_code == 500 and "already in use" in response.text
 
 
-class _ExitWatch:
-    """Wakes the watch of a running container the moment it dies, from one Docker `/events`
-    stream per adapter rather than one blocking `wait` request per container (which costs
-    podman a goroutine and a connection each). While the stream is down, watches simply time
-    out and the engine polls."""
+class _Doorbells:
+    """Wake the watch of a container as soon as it starts, prints or dies, so that logs are
+    live and exits are noticed at once, without polling.
+
+    Deaths come from one Docker `/events` stream per adapter; output from one following
+    `logs` request per running container, read only as a signal (the engine reads the lines
+    themselves with a cursor). Both are cheap for the runtime, unlike a blocking `wait` per
+    container. While a stream is down, watches simply time out and the engine polls.
+    """
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
-        self._waiters: dict[str, asyncio.Event] = {}
+        self._bells: dict[str, asyncio.Event] = {}
+        self._woken_at: dict[str, float] = {}
+        self._log_followers: dict[str, asyncio.Task[None]] = {}
         self._deaths: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._events: asyncio.Task[None] | None = None
 
-    async def wait(self, container_id: str, max_wait: float) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._follow_events())
-        if container_id in self._deaths:
+    def expect(self, container_id: str) -> None:
+        """The container is about to start: ring when it does."""
+        self._follow_events()
+        self._bells.setdefault(container_id, asyncio.Event())
+
+    def running(self, container_id: str) -> None:
+        """The container runs: ring when it prints."""
+        self._follow_events()
+        follower = self._log_followers.get(container_id)
+        if follower is None or follower.done():
+            self._bells.setdefault(container_id, asyncio.Event())
+            self._log_followers[container_id] = asyncio.create_task(self._follow_logs(container_id))
+
+    def forget(self, container_id: str) -> None:
+        follower = self._log_followers.pop(container_id, None)
+        if follower is not None:
+            follower.cancel()
+        self._bells.pop(container_id, None)
+        self._woken_at.pop(container_id, None)
+
+    async def wait(self, container_id: str, max_wait: float, *, running: bool) -> None:
+        """Until the container starts, prints or dies, at most `max_wait` seconds. `running`:
+        it was last seen running, so a death seen since means it changed."""
+        self._follow_events()
+        if running and container_id in self._deaths:
             return
-        event = self._waiters.setdefault(container_id, asyncio.Event())
+        bell = self._bells.setdefault(container_id, asyncio.Event())
         try:
             async with asyncio.timeout(max_wait):
-                await event.wait()
+                await bell.wait()
         except TimeoutError:
-            pass
-        finally:
-            if self._waiters.get(container_id) is event:
-                del self._waiters[container_id]
+            return
+        bell.clear()
+        # A chatty container wakes the engine at most this often; its lines are read in
+        # batches. A death ends the wait at once.
+        since = time.monotonic() - self._woken_at.get(container_id, 0.0)
+        if since < MIN_WAKE_SECONDS and container_id not in self._deaths:
+            await asyncio.sleep(MIN_WAKE_SECONDS - since)
+        self._woken_at[container_id] = time.monotonic()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        tasks = [t for t in [self._events, *self._log_followers.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._log_followers.clear()
 
-    async def _follow_events(self) -> None:
+    def _ring(self, container_id: str) -> None:
+        bell = self._bells.get(container_id)
+        if bell is not None:
+            bell.set()
+
+    def _follow_events(self) -> None:
+        if self._events is None or self._events.done():
+            self._events = asyncio.create_task(self._read_events())
+
+    async def _read_events(self) -> None:
         delay = 0.5
         params = {"filters": json.dumps({"type": ["container"]})}
         while True:
             try:
                 async with self._client.stream(
-                    "GET",
-                    API + "/events",
-                    params=params,
-                    timeout=httpx.Timeout(None, connect=5.0, pool=5.0),
+                    "GET", API + "/events", params=params, timeout=_STREAMING
                 ) as response:
                     if response.status_code == 200:
                         delay = 0.5
@@ -560,19 +601,32 @@ class _ExitWatch:
             event = json.loads(line)
         except ValueError:
             return
-        if event.get("Action") != "die":
+        action = event.get("Action")
+        if action not in ("start", "die"):
             return
         container_id = event.get("id") or (event.get("Actor") or {}).get("ID")
         if not container_id:
             return
-        now = time.monotonic()
-        self._deaths = {
-            cid: at for cid, at in self._deaths.items() if now - at < RECENT_DEATH_SECONDS
-        }
-        self._deaths[container_id] = now
-        waiter = self._waiters.get(container_id)
-        if waiter is not None:
-            waiter.set()
+        if action == "die":
+            now = time.monotonic()
+            self._deaths = {
+                cid: at for cid, at in self._deaths.items() if now - at < RECENT_DEATH_SECONDS
+            }
+            self._deaths[container_id] = now
+        self._ring(container_id)
+
+    async def _follow_logs(self, container_id: str) -> None:
+        params = {"follow": 1, "stdout": 1, "stderr": 1, "since": int(time.time())}
+        try:
+            async with self._client.stream(
+                "GET", f"{API}/containers/{container_id}/logs", params=params, timeout=_STREAMING
+            ) as response:
+                if response.status_code != 200:
+                    return
+                async for _ in response.aiter_raw():
+                    self._ring(container_id)
+        except httpx.HTTPError as exc:
+            logger.debug("following the output of %s stopped: %s", container_id, exc)
 
 
 @dataclass(frozen=True)

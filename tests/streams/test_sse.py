@@ -107,6 +107,23 @@ class TestLogStream:
         assert comments >= 2
         await client.post(f"{API}/jobs/{job_id}/cancel")
 
+    async def test_output_reaches_followers_as_it_is_printed_not_at_the_next_poll(
+        self, database_url: str, keys: Keys
+    ) -> None:
+        # The engine looks only every 30 s here: lines must come from the container's
+        # output waking it, not from polling.
+        settings = engine_settings(database_url, engine_poll_interval=30.0)
+        async with uvicorn_server(create_app(settings)) as url:
+            headers = {"Authorization": f"Bearer {await keys.create()}"}
+            async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+                job_id = await submit(client, busybox("sleep 1; echo a; sleep 2; echo b"))
+                received = await collect(client, f"{API}/jobs/{job_id}/logs?follow=true")
+
+        lines = received[:-1]
+        assert [event.json()["line"] for event in lines] == ["a", "b"]
+        assert lines[1].received_at - lines[0].received_at > 1.5
+        assert received[-1].json() == {"status": "completed"}
+
     async def test_many_followers_of_one_job_each_get_every_line_once(
         self, client: httpx.AsyncClient
     ) -> None:
