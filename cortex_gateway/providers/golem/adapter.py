@@ -272,8 +272,6 @@ class GolemProvider(Provider):
             "demand": {"properties": properties, "constraints": demand["constraints"]},
             "package": package,
             "threads": market.threads(spec),
-            "memoryBytes": spec.memory_bytes,
-            "storageBytes": spec.storage_bytes,
             "duration": spec.duration_seconds,
             "run": {
                 "entryPoint": spec.command[0],
@@ -303,9 +301,6 @@ class GolemProvider(Provider):
         if phase in ("deploying", "running"):
             return await self._follow(copy.deepcopy(handle))
         raise HandleNotFound(f"golem: a handle in an unknown phase {phase!r}")
-
-    def _state(self, handle: Handle, **fields: Any) -> WorkloadStatus:
-        return WorkloadStatus(phases.PHASE_STATES[handle["phase"]], handle=handle, **fields)
 
     async def _activate(self, handle: Handle) -> WorkloadStatus:
         agreement = handle["agreementId"]
@@ -430,7 +425,11 @@ class GolemProvider(Provider):
         cost = await self._cost(handle)
         if cost is not None:
             handle["costGlm"] = cost
-        notes = (f"Cost so far {cost:.6f} GLM.",) if cost is not None else ()
+        notes = (
+            (f"Used {cost:.6f} GLM at the agreed prices (the invoice follows).",)
+            if cost is not None
+            else ()
+        )
         started = follower.run_started_at
         if outcome.index == DEPLOY:
             return WorkloadStatus(
