@@ -182,6 +182,8 @@ class Engine:
             status = JobStatus(row["status"])
             provider = self.providers.get(row["provider"])
             if status.is_terminal:
+                # Its turn is over (a batch's next job may start) before its release ends.
+                self._wake.set()
                 if await actions.release(self.ctx, row, provider):
                     return
                 await self._pause(job_id, 5.0)
