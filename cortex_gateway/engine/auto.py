@@ -94,10 +94,7 @@ async def place(ctx: actions.Context, row: RowMapping) -> float | None:
             # Cancelled while it was being submitted: what started must not keep running.
             await jobs_repository.update_job(connection, current["id"], placed)
             return False
-        price = {
-            "usd_per_hour": quote.usd_per_hour,
-            "cost_projected": round(quote.usd_per_hour * current["duration"] / 3600, 6),
-        }
+        price = actions.price_changes(quote, current["duration"])
         message = f"Submitted to {name}, placed automatically."
         if status is JobStatus.PENDING:
             await jobs_service.transition(
