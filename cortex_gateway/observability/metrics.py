@@ -46,6 +46,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds. A claim normally follows a submission within one poll interval; minutes mean the
 # engines are saturated (CORTEX_ENGINE_MAX_JOBS) or none is running.
 CLAIM_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+# Seconds. Most API requests take milliseconds; a submission asks its provider first.
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Seconds. A local container API answers in milliseconds; a DePIN network's in seconds.
 PROVIDER_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # What a webhook attempt led to: delivered, another attempt scheduled, or given up.
@@ -110,6 +113,19 @@ class GatewayMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.http_requests = Counter(
+            "cortex_http_requests",
+            "HTTP requests answered, by method, route (its template) and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.http_latency = Histogram(
+            "cortex_http_request_duration_seconds",
+            "Time to answer HTTP requests (event streams excluded), by method and route.",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
         self.sse_streams = Gauge(
             "cortex_sse_streams_open",
             "Server-Sent Event streams open in this process.",
@@ -130,6 +146,14 @@ class GatewayMetrics:
     def meter(self, adapter: Provider) -> Provider:
         """`adapter`, with every network call counted and timed."""
         return cast(Provider, _MeteredProvider(adapter, self))
+
+    def request_answered(
+        self, method: str, route: str, status: int, seconds: float, *, stream: bool
+    ) -> None:
+        method = method if method in HTTP_METHODS else "OTHER"
+        self.http_requests.labels(method, route, str(status)).inc()
+        if not stream:
+            self.http_latency.labels(method, route).observe(seconds)
 
     def render(self, *collectors: Collector) -> bytes:
         """The text exposition of this app's metrics and of per-scrape `collectors`."""

@@ -4,6 +4,7 @@ the response), the job id of a job's URL, the app's metrics, and the count of op
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -39,10 +40,13 @@ class RequestContextMiddleware:
         logs.bind_job(job.group(1) if job else None)
         metrics_module.bind(self.metrics)
         streaming = False
+        status: int | None = None
+        started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal streaming
+            nonlocal streaming, status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
                 if headers.get("content-type", "").startswith("text/event-stream"):
@@ -55,3 +59,21 @@ class RequestContextMiddleware:
         finally:
             if streaming:
                 self.metrics.sse_streams.dec()
+            # No answer went out through here: the error handler outside answers 500.
+            self.metrics.request_answered(
+                scope["method"],
+                route_template(scope),
+                status or 500,
+                time.perf_counter() - started,
+                stream=streaming,
+            )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/api/plugin-core/jobs/{job_id}`), never the
+    path itself, so that the metric's series stay few; `unmatched` for no route."""
+    path = getattr(scope.get("route"), "path", None)
+    if path is None:
+        return "unmatched"
+    mounted = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
+    return f"{mounted}{path}"

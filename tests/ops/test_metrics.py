@@ -140,6 +140,22 @@ class TestMetrics:
             await asyncio.sleep(0.2)  # the server notices the client went away
             assert (await scrape(client)).value("cortex_sse_streams_open") == 0
 
+    async def test_http_requests_are_counted_by_route_template_and_status(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        for job_id in ("job_0123456789abcdef", "job_fedcba9876543210"):
+            assert (await client.get(f"{API}/jobs/{job_id}")).status_code == 404
+        assert (await client.get(f"{API}/jobs")).status_code == 200
+        assert (await client.get("/no/such/page")).status_code == 404
+
+        scraped = await scrape(client)
+        one_job = {"method": "GET", "route": f"{API}/jobs/{{job_id}}"}
+        assert scraped.value("cortex_http_requests_total", status="404", **one_job) == 2
+        jobs = {"method": "GET", "route": f"{API}/jobs", "status": "200"}
+        assert scraped.value("cortex_http_requests_total", **jobs) == 1
+        assert scraped.value("cortex_http_requests_total", route="unmatched", status="404") == 1
+        assert scraped.value("cortex_http_request_duration_seconds_count", **one_job) == 2
+
     async def test_metrics_live_off_the_api_prefix(self, app_client: httpx.AsyncClient) -> None:
         assert (await app_client.get(f"{API}/metrics")).status_code == 404
         assert (await app_client.get("/metrics")).status_code == 200
