@@ -143,7 +143,7 @@ def build_app(yagna: FakeYagna) -> Starlette:
 
     async def results(request: Request) -> Response:
         activity_id, batch_id = path(request, "activity"), path(request, "batch")
-        if request.headers.get("accept") == "text/event-stream":
+        if request.headers.get("accept") == "text/event-stream" and yagna.streams_results:
             queue = yagna.subscribe_batch(activity_id, batch_id)
             return StreamingResponse(
                 _runtime_events(yagna, activity_id, batch_id, queue),

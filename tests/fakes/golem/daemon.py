@@ -49,6 +49,9 @@ class Daemon:
         self.accepted: dict[str, Decimal] = {}  # agreement -> highest amount accepted
         self.paid_from: dict[str, str] = {}  # agreement -> the allocation paying for it
         self.requests: list[tuple[str, str]] = []  # (method, path), for tests
+        # False: batch results are answered as JSON even to `Accept: text/event-stream`, as
+        # by a daemon or proxy that does not stream.
+        self.streams_results = True
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[Any]] = set()
 

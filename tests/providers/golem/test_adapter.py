@@ -139,6 +139,14 @@ class TestWork:
             ("stdout", "no newline"),
         ]
 
+    async def test_without_streamed_results_long_polling_brings_the_code_and_every_line(
+        self, fake: RunningFake, adapter: GolemProvider
+    ) -> None:
+        fake.yagna.streams_results = False
+        driver = await run_to_end(adapter, "echo a; echo b >&2; exit 7")
+        assert (driver.last.exit_code, driver.last.reason) == (7, FailureReason.EXIT_CODE)  # type: ignore[union-attr]
+        assert [line.line for line in driver.lines] == ["a", "b"]
+
     async def test_env_reaches_the_command_through_deploy(self, adapter: GolemProvider) -> None:
         driver = await run_to_end(adapter, 'echo "$GREETING world"', env={"GREETING": "hello"})
         assert [line.line for line in driver.lines] == ["hello world"]
