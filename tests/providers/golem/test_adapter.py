@@ -63,6 +63,17 @@ class TestPlacement:
         waits = [path for method, path in fake.yagna.requests if path.endswith("/wait")]
         assert len(waits) >= 3  # approval takes 0.3 s; each wait is 0.05 s
 
+    async def test_the_activity_comes_before_the_providers_idle_agreement_timeout(
+        self, fake: RunningFake, adapter: GolemProvider
+    ) -> None:
+        """Providers end an approved agreement that has no activity after a while (90 s in
+        yagna); the fake's here is half a second."""
+        fake.yagna.timing.idle_agreement_seconds = 0.5
+        driver = await run_to_end(adapter, "sleep 1; echo ok")
+        assert (driver.last.state, driver.last.exit_code) == (WorkloadState.EXITED, 0)  # type: ignore[union-attr]
+        agreement = fake.yagna.agreements[driver.handle["agreementId"]]
+        assert agreement.terminated_by is None
+
     async def test_prices_are_read_by_usage_vector_name(
         self, fake: RunningFake, adapter: GolemProvider
     ) -> None:
