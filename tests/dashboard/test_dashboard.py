@@ -177,7 +177,9 @@ class TestJobView:
 
         error = wait_until(browser, lambda d: text_of(d, "#job-error"))
         assert "JOB_NOT_FOUND" in error
+        wait_until(browser, lambda d: text_of(d, "#job-status") == "not found")
         wait_until(browser, lambda d: text_of(d, "#logs-state") == "unavailable")
+        wait_until(browser, lambda d: text_of(d, "#events-state") == "unavailable")
 
     def test_an_api_error_names_its_code_and_the_fields(
         self, browser: WebDriver, gateway: Gateway, api_key: str, api: httpx.Client
@@ -274,7 +276,7 @@ class TestJobsList:
         sign_in(browser, gateway, api_key)
         wait_until(browser, lambda d: text_of(d, "#live-label") == "Live")
 
-        job_id = submit(api, "sleep 1.5")
+        job_id = submit(api, "sleep 3")
         seen: list[str] = []
 
         def watch(driver: WebDriver) -> bool:

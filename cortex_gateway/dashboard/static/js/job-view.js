@@ -131,7 +131,11 @@ export class JobView {
     } catch (error) {
       if (jobId !== this.jobId) return;
       showError(this.errorBox, error, { title: "Could not load this job." });
-      if (error.status === 404) for (const stream of this.streams) stream.stop();
+      if (error.status === 404) {
+        for (const stream of this.streams) stream.stop("failed");
+        statusBadge("not found", byId("job-status"));
+        this.logs.dataset.empty = "";
+      }
     }
   }
 
