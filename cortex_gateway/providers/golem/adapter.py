@@ -404,7 +404,8 @@ class GolemProvider(Provider):
         """The activity ended before the command did. A provider that left the network is
         declared lost only after the result reads failed as often as yapapi allows (None:
         not yet); one that ended the activity itself (an unpaid debit note...) failed it."""
-        detail = str(state.get("errorMessage") or state.get("reason") or "no reason given")
+        said = [str(state[key]) for key in ("reason", "errorMessage") if state.get(key)]
+        detail = "; ".join(said) or "no reason given"
         unreachable = "not found" in detail or "not found" in str(follower.last_error or "")
         if unreachable:
             if follower.failures < FAILURES_BEFORE_STATE_CHECK:

@@ -24,8 +24,6 @@ from tests.fakes.golem.records import (
 
 
 class Activities(Daemon):
-    # -- activity ------------------------------------------------------------------------------
-
     async def create_activity(self, agreement_id: str) -> Activity:
         agreement = self.agreement(agreement_id)
         if agreement.provider.vanished:

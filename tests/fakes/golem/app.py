@@ -236,6 +236,13 @@ def build_app(yagna: FakeYagna) -> Starlette:
             return _json({"message": exc.message}, exc.status)
         return _json(None)
 
+    async def provider_terminates(request: Request) -> Response:
+        """The provider ends its agreements itself, giving the body's `reason`."""
+        provider = yagna.provider_named(path(request, "name"))
+        reason = str((await _body(request)).get("reason") or "Provider decided")
+        await yagna.terminate_as_provider(provider, reason)
+        return _json(None)
+
     market = [
         Route("/demands", daemon(demands), methods=["GET", "POST"]),
         Route("/demands/{sub}", daemon(unsubscribe), methods=["DELETE"]),
@@ -285,6 +292,7 @@ def build_app(yagna: FakeYagna) -> Starlette:
             Route("/_fake/held", held),
             Route("/_fake/summary", summary),
             Route("/_fake/providers/{name}/vanish", vanish, methods=["POST"]),
+            Route("/_fake/providers/{name}/terminate", provider_terminates, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

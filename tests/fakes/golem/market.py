@@ -17,14 +17,13 @@ from tests.fakes.golem.records import (
     Demand,
     FakeError,
     Proposal,
+    ProviderNode,
     new_id,
     now_iso,
 )
 
 
 class Market(Daemon):
-    # -- market --------------------------------------------------------------------------------
-
     async def subscribe(self, body: dict[str, Any]) -> str:
         properties = body.get("properties")
         if not isinstance(properties, dict):
@@ -241,6 +240,11 @@ class Market(Daemon):
             raise FakeError(409, f"Agreement [{agreement_id}] is {agreement.state}")
         message = (reason or {}).get("message") if isinstance(reason, dict) else None
         await self._terminate(agreement, "Requestor", message or "Terminated by requestor")
+
+    async def terminate_as_provider(self, provider: ProviderNode, reason: str) -> None:
+        for agreement in list(self.agreements.values()):
+            if agreement.provider is provider and agreement.state == "Approved":
+                await self._terminate(agreement, "Provider", reason)
 
     async def _terminate(self, agreement: Agreement, by: str, reason: str) -> None:
         agreement.state = "Terminated"

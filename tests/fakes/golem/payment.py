@@ -23,8 +23,6 @@ from tests.fakes.golem.records import (
 
 
 class Payments(Daemon):
-    # -- payment: allocations ------------------------------------------------------------------
-
     def create_allocation(self, body: dict[str, Any]) -> dict[str, Any]:
         if "totalAmount" not in body:
             raise FakeError(400, "totalAmount is required")

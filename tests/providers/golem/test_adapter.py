@@ -279,6 +279,24 @@ class TestTrouble:
         assert fake.yagna.held(job_id) == []
         assert driver.handle["allocationId"] in fake.yagna.released
 
+    async def test_a_provider_that_ends_the_agreement_mid_run_fails_the_job_saying_why(
+        self, fake: RunningFake, adapter: GolemProvider
+    ) -> None:
+        job_id = new_job_id()
+        driver = Driver(adapter, await adapter.submit(shell_spec(job_id, "sleep 600")))
+        await driver.until((WorkloadState.RUNNING,), 30)
+        async with httpx.AsyncClient(base_url=fake.url) as client:
+            await client.post(
+                f"/_fake/providers/{driver.handle['provider']}/terminate",
+                json={"reason": "Requestor didn't accept DebitNote in time"},
+            )
+        status = await driver.until(ENDED, 30)
+        assert (status.state, status.reason) == (WorkloadState.FAILED, FailureReason.PROVIDER_ERROR)
+        assert "Requestor didn't accept DebitNote in time" in (status.message or "")
+        await adapter.release(driver.handle)
+        assert fake.yagna.held(job_id) == []
+        assert [i["status"] for i in fake.yagna.invoices.values()] == ["ACCEPTED"]
+
     async def test_terminating_twice_answers_410_and_release_takes_it_as_done(
         self, fake: RunningFake, adapter: GolemProvider
     ) -> None:
