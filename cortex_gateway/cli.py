@@ -184,7 +184,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
             f"\n    {first_key}\n\n"
             f"Try it:\n    curl -H 'Authorization: Bearer {first_key}' {base}/jobs\n"
         )
-    say(f"Serving the API at {base} (Ctrl-C stops)")
+    dashboard = base.removesuffix("/api/plugin-core") + "/"
+    say(f"Serving the API at {base} and the dashboard at {dashboard} (Ctrl-C stops)")
     app = create_app(settings, database_url=url)
     uvicorn.run(
         app,
