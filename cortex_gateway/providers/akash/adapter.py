@@ -60,6 +60,7 @@ USD_PER_UACT = 1e-6
 BLOCK_SECONDS = 6.098
 BLOCKS_PER_HOUR = 3600 / BLOCK_SECONDS
 HEALTH_CACHE_SECONDS, UNHEALTHY_CACHE_SECONDS = 30.0, 5.0
+HEALTH_TIMEOUT = httpx.Timeout(3.0)
 JWT_TTL_SECONDS = 3600
 MAX_LOG_LINES_PER_READ = 5_000
 DEPLOYMENTS_PAGE = 1000
@@ -117,11 +118,14 @@ class AkashProvider(Provider):
             verify=False, timeout=_http.DEFAULT_TIMEOUT, headers={"User-Agent": _http.USER_AGENT}
         )
         self._health: tuple[float, Health] | None = None
+        self._health_lock = asyncio.Lock()
         self._answers: dict[str, tuple[float, Any]] = {}
         self._logs: dict[str, LeaseLog] = {}
         self._hosts: dict[str, str] = {}
         self._tokens: dict[str, tuple[float, str]] = {}
         self._manifest_checked = False
+        self._listing: tuple[float, dict[str, str]] | None = None
+        self._listing_lock = asyncio.Lock()
 
     async def aclose(self) -> None:
         for log in list(self._logs.values()):
@@ -142,21 +146,31 @@ class AkashProvider(Provider):
                 "not configured: set CORTEX_AKASH_API_KEY to a Console API key",
                 configured=False,
             )
-        now = time.monotonic()
-        if self._health is not None:
-            checked_at, health = self._health
-            if now - checked_at < (
-                HEALTH_CACHE_SECONDS if health.healthy else UNHEALTHY_CACHE_SECONDS
-            ):
-                return health
+        # Submissions ask for health inside their transaction: a burst of them shares one
+        # question to Console.
+        async with self._health_lock:
+            now = time.monotonic()
+            if self._health is not None:
+                checked_at, health = self._health
+                if now - checked_at < (
+                    HEALTH_CACHE_SECONDS if health.healthy else UNHEALTHY_CACHE_SECONDS
+                ):
+                    return health
+            health = await self._ask_health()
+            self._health = (time.monotonic(), health)
+            return health
+
+    async def _ask_health(self) -> Health:
         try:
-            balances = await self.console.request("GET", "/v1/balances")
+            # One quick question: submissions wait for this answer.
+            balances = await self.console.request(
+                "GET", "/v1/balances", attempts=1, timeout=HEALTH_TIMEOUT
+            )
             health = Health(True, detail={"apiUrl": self.api_url, "balances": balances})
         except Unavailable as exc:
             health = Health(False, f"the Console API at {self.api_url} is unavailable: {exc}")
         except ConsoleError as exc:
             health = Health(False, f"the Console API refused: {exc.message}")
-        self._health = (now, health)
         return health
 
     async def quote(self, spec: WorkloadSpec) -> Quote:
@@ -202,6 +216,18 @@ class AkashProvider(Provider):
         return {**handle, **await self._create(sdl_text, manifest)}
 
     async def _find_deployment(self, version: str) -> str | None:
+        """The active deployment with this manifest version, if any. One listing serves
+        every submission for a poll interval (a burst of submissions lists once)."""
+        async with self._listing_lock:
+            kept = self._listing
+            if kept is None or time.monotonic() - kept[0] >= self.poll_interval:
+                kept = (time.monotonic(), await self._active_deployments())
+                self._listing = kept
+        return kept[1].get(version)
+
+    async def _active_deployments(self) -> dict[str, str]:
+        """manifest version -> dseq of every active deployment of the account."""
+        found: dict[str, str] = {}
         skip = 0
         while True:
             page = await self.console.request(
@@ -212,10 +238,10 @@ class AkashProvider(Provider):
             )
             for item in page.get("deployments") or []:
                 deployment = item.get("deployment") or {}
-                if deployment.get("hash") == version and deployment.get("state") == "active":
-                    return str(deployment["id"]["dseq"])
+                if deployment.get("state") == "active":
+                    found[str(deployment.get("hash"))] = str(deployment["id"]["dseq"])
             if not (page.get("pagination") or {}).get("hasMore"):
-                return None
+                return found
             skip += DEPLOYMENTS_PAGE
 
     async def _create(self, sdl_text: str, manifest: str) -> dict[str, Any]:
@@ -225,6 +251,10 @@ class AkashProvider(Provider):
             )
         except ConsoleError as exc:
             raise Rejected(f"Akash refused the deployment: {exc.message}") from exc
+        except Unavailable:
+            # It may have been created all the same: the next attempt must list afresh.
+            self._listing = None
+            raise
         if created["manifest"] != manifest and not self._manifest_checked:
             # Finding a deployment again after a crash relies on computing its manifest.
             logger.error("akash: Console's manifest differs from the computed one")

@@ -85,19 +85,25 @@ class Console:
         await self._client.aclose()
 
     async def request(
-        self, method: str, path: str, *, route: str | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        route: str | None = None,
+        attempts: int = ATTEMPTS,
+        **kwargs: Any,
     ) -> Any:
         """The response body, unwrapped from `{"data": ...}` when wrapped. Raises
         ConsoleError for a 4xx, NotConfigured for a refused key, Unavailable when the
         network does not answer or keeps failing."""
         delay = self.retry_delay
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             self.sent[route or f"{method} {path}"] += 1
             try:
                 with _http.map_http_errors(PROVIDER):
                     response = await self._client.request(method, path, **kwargs)
             except Unavailable:
-                if attempt == ATTEMPTS:
+                if attempt == attempts:
                     raise
                 await asyncio.sleep(delay * (1 + random.random() / 4))
                 delay = min(delay * 2, MAX_RETRY_DELAY)
@@ -110,7 +116,7 @@ class Console:
             code, message = _error(response)
             if response.status_code in _RETRIED_STATUSES:
                 wait = _retry_after(response)
-                if attempt == ATTEMPTS or (wait is not None and wait > MAX_RETRY_DELAY):
+                if attempt == attempts or (wait is not None and wait > MAX_RETRY_DELAY):
                     raise Unavailable(
                         f"akash: Console answered {response.status_code} to {method} {path}: "
                         f"{message}"

@@ -12,6 +12,7 @@ provider unreachable with `POST /_fake/providers/{address}` `{"reachable": false
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator
@@ -60,12 +61,20 @@ def self_signed_certificate(directory: Path) -> tuple[str, str]:
     return str(key), str(cert)
 
 
+class _Server(uvicorn.Server):
+    """Leaves signals to whoever runs the fake, which then closes every deployment (and
+    stops the processes it runs) before it exits."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
 async def _serve(app: Any, port: int, **ssl: str) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     """Serve `app` on `port` (0: any free port) and return the port it got."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **ssl
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

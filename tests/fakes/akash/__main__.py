@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 
 from tests.fakes.akash import running_fake
 
@@ -24,7 +25,10 @@ async def main() -> None:
         start_delay=options.start_delay,
     ) as fake:
         print(f"fake Console API on {fake.console_url}, provider {fake.provider_url}", flush=True)
-        await asyncio.Event().wait()
+        stop = asyncio.Event()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(number, stop.set)
+        await stop.wait()
 
 
 if __name__ == "__main__":
