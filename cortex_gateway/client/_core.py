@@ -3,7 +3,6 @@ when to retry, how pages follow one another and how a stream resumes. No I/O her
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -173,13 +172,16 @@ class Resume:
     retried with a growing delay for `reconnect_for` seconds since the last event or
     connection; any other error answer is raised."""
 
-    def __init__(self, call: StreamCall[Any], last_event_id: str | None, reconnect_for: float):
+    def __init__(
+        self, call: StreamCall[Any], last_event_id: str | None, reconnect_for: float, url: str
+    ):
         self.call = call
+        self.url = url
         self.last_event_id = last_event_id
         self.reconnect_for = reconnect_for
         self._attempt = 0
         self._since = time.monotonic()
-        self.status: str | None = None
+        self._connected = False
 
     def params(self) -> dict[str, Any]:
         if self.last_event_id is None:
@@ -197,11 +199,11 @@ class Resume:
     def connected(self) -> None:
         self._attempt = 0
         self._since = time.monotonic()
+        self._connected = True
 
     def receive(self, event: ServerSentEvent) -> Any:
         """The item an event carries, `END` for the final event, None for anything else."""
         if event.event == "end":
-            self.status = json.loads(event.data).get("status") if event.data else None
             return END
         if event.event not in ("message", "") or not event.data:
             return None
@@ -220,7 +222,10 @@ class Resume:
 
     def dropped(self, cause: BaseException, *, at_least: float = 0.0) -> float:
         """The wait before reconnecting after a lost connection, or raise when it has been
-        failing for longer than `reconnect_for`."""
+        failing for longer than `reconnect_for`. A gateway that never answered is not
+        waited for: a wrong URL fails at once."""
+        if isinstance(cause, httpx.TransportError) and not self._connected:
+            raise connection_failed(cause, self.url)
         if time.monotonic() - self._since > self.reconnect_for:
             if isinstance(cause, errors.CortexError):
                 raise cause
@@ -234,7 +239,7 @@ class Resume:
 
 def connection_failed(exc: httpx.TransportError, url: str) -> errors.ConnectionFailed:
     return errors.ConnectionFailed(
-        f"cannot reach the gateway at {url}: {exc or type(exc).__name__}"
+        f"cannot reach the gateway at {url}: {str(exc) or type(exc).__name__}"
     )
 
 

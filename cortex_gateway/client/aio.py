@@ -30,7 +30,7 @@ class AsyncClient:
     Answers are the gateway's own pydantic models; error answers raise the `ApiError` subclass
     of their code. 429 and 503 are retried after `Retry-After` (`max_retries` times, waits of
     at most `max_retry_wait` s). Followed streams resume after a lost connection for up to
-    `reconnect_for` s. Use it as a context manager, or call `close()`."""
+    `reconnect_for` s. Use it as an async context manager, or call `aclose()`."""
 
     def __init__(
         self,
@@ -91,7 +91,7 @@ class AsyncClient:
     ) -> AsyncIterator[T]:
         """The items of a Server-Sent Events stream until its `end` event, reconnecting with
         `Last-Event-ID` whenever the connection is lost."""
-        state = _core.Resume(call, last_event_id, self.reconnect_for)
+        state = _core.Resume(call, last_event_id, self.reconnect_for, self.url)
         while True:
             try:
                 async with self._http.stream(
@@ -266,7 +266,7 @@ class Jobs:
         return self._client.follow(calls.follow_account_events(), last_event_id=last_event_id)
 
     async def wait(self, job_id: str) -> Job:
-        """Block until the job has ended; the job as it ended."""
+        """Wait until the job has ended; the job as it ended."""
         async for _ in self.follow_events(job_id):
             pass
         return await self.get(job_id)

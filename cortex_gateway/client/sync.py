@@ -88,7 +88,7 @@ class Client:
     def follow(self, call: _core.StreamCall[T], *, last_event_id: str | None = None) -> Iterator[T]:
         """The items of a Server-Sent Events stream until its `end` event, reconnecting with
         `Last-Event-ID` whenever the connection is lost."""
-        state = _core.Resume(call, last_event_id, self.reconnect_for)
+        state = _core.Resume(call, last_event_id, self.reconnect_for, self.url)
         while True:
             try:
                 with self._http.stream(

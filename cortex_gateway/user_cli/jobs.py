@@ -116,7 +116,7 @@ def _wait(client: Client, job: Job) -> int:
             )
             watcher.start()
             for entry in client.jobs.follow_logs(job.id):
-                output.line(entry.line)
+                output.log(entry)
         return _outcome(client.jobs.get(job.id))
     except KeyboardInterrupt:
         output.note(f"Stopped following {job.id}; it goes on (`cortex jobs cancel {job.id}`).")
@@ -267,11 +267,11 @@ def logs(
     client = context(ctx).client
     if not follow:
         for entry in client.jobs.logs(job_id, tail=tail, since=since):
-            output.line(entry.line)
+            output.log(entry)
         return
     try:
         for entry in client.jobs.follow_logs(job_id, tail=tail, since=since):
-            output.line(entry.line)
+            output.log(entry)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from cortex_gateway.client import errors
+from cortex_gateway.client import LogEntry, errors
 
 # Piped output is read by scripts: wide enough that no table cell is wrapped or cut.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
@@ -34,6 +34,13 @@ def line(text: str) -> None:
     """A line on stdout as it is (no markup), flushed at once for live output."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def log(entry: LogEntry) -> None:
+    """A job's log line where the job wrote it: its stderr on ours, the rest on stdout."""
+    stream = sys.stderr if entry.stream == "stderr" else sys.stdout
+    stream.write(entry.line + "\n")
+    stream.flush()
 
 
 def note(text: str) -> None:

@@ -27,7 +27,8 @@ async def test_submit_wait_prints_the_output_and_exits_with_the_jobs_exit_code(
         "jobs", "submit", "--provider", "local", "--image", "busybox:latest",
         "--wait", "--", "sh", "-c", "echo a; echo b >&2",
     )  # fmt: skip
-    assert (done.code, done.stdout) == (0, "a\nb\n")
+    assert (done.code, done.stdout) == (0, "a\n")  # the job's stderr goes to stderr
+    assert "\nb\n" in done.stderr
 
 
 async def test_submit_wait_of_a_cancelled_job_exits_non_zero_with_the_reason(
@@ -115,9 +116,11 @@ async def test_api_errors_print_code_and_message_without_a_traceback(
     unreachable = await nowhere("jobs", "list")
     assert unreachable.code == 1
     assert unreachable.stderr.startswith("error: cannot reach the gateway at http://127.0.0.1:1")
+    following = await nowhere("jobs", "logs", "-f", "job_0123456789abcdef")  # not retried
+    assert following.code == 1 and following.stderr == unreachable.stderr
 
     unconfigured = await Cortex(cortex.env["XDG_CONFIG_HOME"])("jobs", "list")  # type: ignore[arg-type]
     assert unconfigured.code == 1
     assert "cortex login --url URL" in unconfigured.stderr
-    for result in (missing, invalid, refused, unreachable, unconfigured):
+    for result in (missing, invalid, refused, unreachable, following, unconfigured):
         assert "Traceback" not in result.stderr and result.stdout == ""
