@@ -11,8 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cortex_gateway import database
 from cortex_gateway.application import create_app
+from cortex_gateway.engine.workload import workload_spec
+from cortex_gateway.jobs import repository as jobs_repository
+from cortex_gateway.jobs import service as jobs_service
 from cortex_gateway.providers.akash.adapter import usd_per_hour
 from cortex_gateway.providers.render import RenderProvider
 from tests.engine.conftest import engine_settings, log_lines, submit, wait_for
@@ -267,3 +272,36 @@ async def test_a_job_nobody_bids_on_at_akash_moves_to_render(
     assert any(m.startswith("akash: no_bids: No Akash provider bid") for m in messages)
     assert [d.state for d in deployments] == ["closed"]
     assert len(cheap.fake.jobs) == 1
+
+
+async def test_a_restart_between_submitting_and_storing_the_handle_starts_no_second_job(
+    database_url: str, db: AsyncEngine, keys: Keys, networks: tuple[Network, Network]
+) -> None:
+    """The engine chose Render and submitted there, then died before storing the handle:
+    the next engine submits to the chosen provider again, which adopts the first job."""
+    cheap, dear = networks
+    settings = engine_settings(database_url, engine_enabled=False)
+    api = create_app(settings, extra_providers=[n.adapter() for n in networks])
+    async with lifespan_app(api) as api_only:
+        transport = httpx.ASGITransport(app=api_only, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            client.headers["Authorization"] = f"Bearer {await keys.create()}"
+            job_id = await submit(client, auto_job(providers=["render", "render-dear"]))
+    async with database.transaction(db) as connection:
+        row = await jobs_repository.update_job(connection, job_id, {"provider": "render"})
+    crashed = cheap.adapter()
+    try:
+        await crashed.submit(workload_spec(jobs_service.spec_document(row)))
+    finally:
+        await crashed.aclose()
+
+    app = create_app(engine_settings(database_url), extra_providers=[n.adapter() for n in networks])
+    async with lifespan_app(app) as running:
+        transport = httpx.ASGITransport(app=running, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            client.headers["Authorization"] = f"Bearer {await keys.create()}"
+            job = await wait_for(client, job_id)
+            lines = await log_lines(client, job_id)
+    assert (job["status"], job["provider"]) == ("completed", "render")
+    assert lines == ["placed", "ran"]
+    assert (len(cheap.fake.jobs), len(dear.fake.jobs)) == (1, 0)
