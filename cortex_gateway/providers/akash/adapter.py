@@ -207,6 +207,8 @@ class AkashProvider(Provider):
             "lease": None,
             "price": None,
             "statusNullSince": None,
+            # What the job's timeline has been told: None, "created", "leased", "ready".
+            "told": None,
         }
         existing = await self._find_deployment(version)
         if existing is not None:
@@ -341,6 +343,13 @@ class AkashProvider(Provider):
                     "ask for less cpu, memory or storage. The deployment was closed."
                 ),
             )
+        if handle.get("told") is None:
+            notes.append(
+                f"Deployment {dseq} created; waiting up to {self.bid_timeout:.0f} s for bids "
+                f"at up to {self.max_price} uact/block."
+            )
+            handle = {**handle, "told": "created"}
+            return WorkloadStatus(WorkloadState.PENDING, handle=handle, notes=tuple(notes))
         return WorkloadStatus(WorkloadState.PENDING, notes=tuple(notes))
 
     async def _lease(
@@ -361,16 +370,25 @@ class AkashProvider(Provider):
         )
         price = {"denom": bid["price"]["denom"], "amount": str(bid["price"]["amount"])}
         amount = float(price["amount"])
-        leased = {**handle, "lease": lease, "price": price, "statusNullSince": None}
+        leased = {
+            **handle,
+            "lease": lease,
+            "price": price,
+            "statusNullSince": None,
+            "told": "leased",
+        }
         self._answers[f"deployment:{lease['dseq']}"] = (time.monotonic(), body)
         note = (
             f"Deployment {lease['dseq']}: took the bid of {lease['provider']} at "
-            f"{price['amount']} {price['denom']}/block ({usd_per_hour(amount):.4f} USD/h); "
+            f"{amount:g} {price['denom']}/block ({usd_per_hour(amount):.4f} USD/h); "
             "lease created and manifest sent."
         )
         status = self._from_deployment(leased, body)
         return dataclasses.replace(
-            status, handle=status.handle or leased, notes=(*notes, note), price=self._price(leased)
+            status,
+            handle=status.handle or leased,
+            notes=(*notes, note, *status.notes),
+            price=self._price(leased),
         )
 
     def _price(self, handle: Handle) -> Quote | None:
@@ -473,9 +491,17 @@ class AkashProvider(Provider):
         )
         if not ready:
             return WorkloadStatus(WorkloadState.STARTING, handle=updated)
-        return WorkloadStatus(
-            WorkloadState.RUNNING, endpoints=_endpoints(handle, status), handle=updated
-        )
+        endpoints = _endpoints(handle, status)
+        if handle.get("told") != "ready":
+            where = ", ".join(endpoint.url for endpoint in endpoints) or "no exposed ports"
+            note = f"Lease on deployment {dseq} {lease['state']}; the service is ready ({where})."
+            return WorkloadStatus(
+                WorkloadState.RUNNING,
+                endpoints=endpoints,
+                handle={**(updated or handle), "told": "ready"},
+                notes=(note,),
+            )
+        return WorkloadStatus(WorkloadState.RUNNING, endpoints=endpoints, handle=updated)
 
     def _unknown_status(self, handle: Handle) -> WorkloadStatus:
         """The provider did not answer Console's status request (`status: null`)."""

@@ -80,6 +80,11 @@ class TestAkashJobs:
             f"Deployment {deployment.dseq}: took the bid of akash1provider0cheap" in line
             for line in timeline
         ), timeline
+        assert any(f"Deployment {deployment.dseq} created" in line for line in timeline)
+        assert any(
+            f"Lease on deployment {deployment.dseq} active; the service is ready (http://" in line
+            for line in timeline
+        ), timeline
         assert await log_lines(gateway, job_id) == ["hello from akash", "bye"]
         native = job["cost"]["native"]
         assert (native["denom"], native["unit"]) == ("uact", "block")
