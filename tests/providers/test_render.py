@@ -354,3 +354,23 @@ def test_options_come_from_the_settings() -> None:
     render = RenderProvider(**options)  # type: ignore[arg-type]
     assert render.api.public_key == "pk_x" and render.gpu_rates == {"A": 1.0}
     assert replace(spec(), duration_seconds=60).duration_seconds == 60
+
+
+async def test_render_is_asked_about_a_running_job_once_per_poll_interval(
+    fake_url: str, fake: FakeRender
+) -> None:
+    render = RenderProvider(
+        api_url=fake_url, public_key=PUBLIC, secret_key=SECRET, poll_interval=0.01
+    )
+    try:
+        handle = await render.submit(spec(env={"RENDER_FAKE_SECONDS": "30"}))
+        await until(render, handle, {WorkloadState.RUNNING})
+        await render.logs(handle, None)
+        render.poll_interval = 60
+        before = len(fake.seen)
+        for _ in range(5):
+            assert (await render.status(handle)).state is WorkloadState.RUNNING
+            assert (await render.logs(handle, "0")).lines == ()
+        assert len(fake.seen) == before
+    finally:
+        await render.aclose()

@@ -121,6 +121,8 @@ class RenderProvider(Provider):
         self._health: tuple[float, Health] | None = None
         # Render is asked about a job at most once per poll interval: job uuid -> (when, view).
         self._seen: dict[str, tuple[float, dict[str, Any], list[dict[str, Any]]]] = {}
+        # ... and its run's logs too, while it runs: run uuid -> when they were last read.
+        self._log_reads: dict[str, float] = {}
 
     async def aclose(self) -> None:
         if self._api is not None:
@@ -285,6 +287,8 @@ class RenderProvider(Provider):
         runs = await self._runs(job_uuid)
         if job.get("status") in _ENDED:
             self._seen.pop(job_uuid, None)
+            for run in runs:  # the final lines are read at once
+                self._log_reads.pop(run["uuid"], None)
         else:
             self._seen[job_uuid] = (time.monotonic(), job, runs)
         return job, runs
@@ -354,6 +358,9 @@ class RenderProvider(Provider):
         run_uuid = handle.get("run")
         if run_uuid is None:
             return LogBatch((), cursor)
+        read_at = self._log_reads.get(run_uuid)
+        if read_at is not None and time.monotonic() - read_at < self.poll_interval:
+            return LogBatch((), cursor)
         try:
             run = await self.api.call("GET", f"/v1/job-runs/{run_uuid}")
         except ApiError as exc:
@@ -362,6 +369,10 @@ class RenderProvider(Provider):
             raise Unavailable(f"{self.name}: {exc}") from exc
         lines = _log_lines(run.get("logs"))
         ended = str(run.get("status", "")).upper() in _ENDED
+        if ended:
+            self._log_reads.pop(run_uuid, None)
+        else:
+            self._log_reads[run_uuid] = time.monotonic()
         if lines and not ended and not str(run.get("logs", "")).endswith("\n"):
             lines = lines[:-1]  # the last line may still be growing
         done = int(cursor) if cursor else 0
