@@ -275,7 +275,7 @@ PROVIDER_OPERATIONS = (
         "post",
         "/providers/quote",
         "quoteProviders",
-        "Compare what each provider would charge for a job spec (what \"auto\" would pick)",
+        'Compare what each provider would charge for a job spec (what "auto" would pick)',
         Scope.JOBS_READ,
         catalog_schemas.QuoteComparison,
         request=catalog_schemas.QuoteRequest,
