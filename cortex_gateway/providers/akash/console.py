@@ -56,8 +56,12 @@ def _retry_after(response: httpx.Response) -> float | None:
     try:
         return max(float(value), 0.0)
     except ValueError:
+        pass
+    try:
         moment = email.utils.parsedate_to_datetime(value)
-        return max(moment.timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None  # a proxy's malformed header: back off as usual
+    return max(moment.timestamp() - time.time(), 0.0)
 
 
 def _error(response: httpx.Response) -> tuple[str, str]:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from cortex_gateway.providers.types import LogLine
 logger = logging.getLogger(__name__)
 
 RECONNECT_DELAY, RECONNECT_DELAY_MAX = 0.5, 30.0
+QUICK_RENEWAL_SECONDS = 10.0
 MAX_MESSAGE_BYTES = 1 << 20
 
 TokenSource = Callable[[str, bool], Awaitable[str]]  # (provider, renew) -> JWT
@@ -61,10 +63,16 @@ class LeaseLog:
     async def _follow(self) -> None:
         delay = RECONNECT_DELAY
         renew = False
+        renewed_at = -QUICK_RENEWAL_SECONDS
         while True:
             try:
                 renew = await self._read_once(renew)
                 delay = RECONNECT_DELAY
+                if renew and time.monotonic() - renewed_at > QUICK_RENEWAL_SECONDS:
+                    # The token expired: a new one, and read on at once (but not in a loop
+                    # when fresh tokens are refused straight away).
+                    renewed_at = time.monotonic()
+                    continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the provider, Console or the network: try again later

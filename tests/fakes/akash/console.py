@@ -347,7 +347,7 @@ class FakeConsole:
         claims = {
             "iss": OWNER,
             "iat": int(time.time()),
-            "exp": int(time.time()) + int(data["ttl"]),
+            "exp": time.time() + min(data["ttl"], self.network.max_jwt_ttl or data["ttl"]),
             "version": "v1",
             "leases": leases,
         }
@@ -396,7 +396,13 @@ class FakeConsole:
 
     async def fake_faults(self, request: Request) -> Response:
         body = await _json(request)
-        for name in ("rate_limited", "failing", "withdraw_next_bid", "close_next_order"):
+        for name in (
+            "rate_limited",
+            "failing",
+            "withdraw_next_bid",
+            "close_next_order",
+            "max_jwt_ttl",
+        ):
             if name in body:
                 setattr(self.network, name, body[name])
         return JSONResponse({"ok": True})

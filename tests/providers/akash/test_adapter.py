@@ -232,6 +232,21 @@ class TestPlacement:
         assert fake.network.deployments[handle["dseq"]].state == "closed"
 
 
+class TestLogs:
+    async def test_an_expired_log_token_is_renewed_and_no_line_is_lost_or_repeated(
+        self, fake: FakeAkash, adapter: AkashProvider
+    ) -> None:
+        fake.network.max_jwt_ttl = 0.5
+        script = "; ".join(f"echo line {i}; sleep 0.2" for i in range(10))
+        handle = await adapter.submit(spec(ports=(), command=("sh", "-c", script)))
+        status, handle, _ = await drive(adapter, handle, {WorkloadState.EXITED}, timeout=20)
+        batch = await adapter.logs(handle, None)
+        assert [line.line for line in batch.lines] == [f"line {i}" for i in range(10)]
+        assert status.exit_code == 0
+        assert fake.console.requests["POST /v1/create-jwt-token"] >= 2
+        await adapter.release(handle)
+
+
 class TestConsoleErrors:
     async def test_a_burst_of_429s_is_waited_out_as_retry_after_asks(
         self, fake: FakeAkash, adapter: AkashProvider
