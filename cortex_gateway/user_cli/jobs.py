@@ -12,7 +12,7 @@ import typer
 from rich.live import Live
 from rich.spinner import Spinner
 
-from cortex_gateway.client import Client, CortexError, Job, calls
+from cortex_gateway.client import Client, Job, calls
 from cortex_gateway.user_cli import output
 from cortex_gateway.user_cli.app import context
 
@@ -127,8 +127,10 @@ def _watch_status(client: Client, job_id: str, show: Any) -> None:
     try:
         for event in client.jobs.follow_events(job_id):
             show(STATUS_AFTER.get(event.type, event.type))
-    except CortexError:
-        return  # the status line is a courtesy; the logs stream decides
+    except Exception:
+        # The status line is a courtesy: the logs stream decides the outcome, and this thread
+        # may still be reading when the command ends and closes the client under it.
+        return
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
@@ -63,3 +64,20 @@ async def test_ctrl_c_stops_following_cleanly(cortex: Cortex) -> None:
         assert follower.returncode == 130
         assert err.decode() == ""
     assert (await cortex("jobs", "cancel", job_id)).code == 0
+
+    waiting = await cortex.start(
+        "jobs", "submit", "--provider", "local", "--image", "busybox:latest", "--wait",
+        "--", "sh", "-c", COUNT_TO.format(n=600, pause=0.1),
+    )  # fmt: skip
+    assert waiting.stdout is not None
+    async with asyncio.timeout(60):
+        assert await waiting.stdout.readline() == b"line 1\n"
+    waiting.send_signal(signal.SIGINT)
+    async with asyncio.timeout(10):
+        _, err = await waiting.communicate()
+    assert waiting.returncode == 130
+    assert "; it goes on (`cortex jobs cancel" in err.decode()
+    assert "Traceback" not in err.decode()
+    for job in json.loads((await cortex("jobs", "list", "--json")).stdout):
+        if job["status"] not in ("completed", "failed", "cancelled"):
+            await cortex("jobs", "cancel", job["id"])
