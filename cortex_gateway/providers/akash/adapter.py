@@ -7,7 +7,7 @@ How a job moves on Akash, step by step (each resumable from the handle alone):
 - `status` while bidding: cheapest open bid (ties: the earliest), lease; a bid that closed
   meanwhile -> the next one; an order that closed -> a new deployment; nothing open within
   the bid timeout -> `no_bids` (deployment closed).
-- `status` once leased: the lease status decides: ready replicas -> running (endpoints from
+- `status` once leased (`lease_status.py`): ready replicas -> running (endpoints from
   the ingress URIs and forwarded ports), lease closed or out of funds -> failed, status
   unknown (`null`) for too long -> failed.
 - The end: Akash restarts a service whose process exits, so the SDL runs the job's command
@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import httpx
 
 from cortex_gateway.providers import _http
+from cortex_gateway.providers.akash import lease_status
 from cortex_gateway.providers.akash import sdl as sdl_module
 from cortex_gateway.providers.akash.console import LEASE_TIMEOUT, Console, ConsoleError
 from cortex_gateway.providers.akash.leases import LeaseLog
@@ -38,7 +39,6 @@ from cortex_gateway.providers.base import Provider
 from cortex_gateway.providers.errors import HandleNotFound, Rejected, Unavailable
 from cortex_gateway.providers.types import (
     Capabilities,
-    Endpoint,
     FailureReason,
     Handle,
     Health,
@@ -64,13 +64,6 @@ HEALTH_TIMEOUT = httpx.Timeout(3.0)
 JWT_TTL_SECONDS = 3600
 MAX_LOG_LINES_PER_READ = 5_000
 DEPLOYMENTS_PAGE = 1000
-
-_LEASE_STATES = {
-    "active": WorkloadState.RUNNING,
-    "insufficient_funds": WorkloadState.FAILED,
-    "closed": WorkloadState.FAILED,
-    "reclaiming": WorkloadState.FAILED,
-}
 
 
 def usd_per_hour(uact_per_block: float) -> float:
@@ -440,85 +433,13 @@ class AkashProvider(Provider):
         return self._from_deployment(handle, body)
 
     def _from_deployment(self, handle: Handle, body: dict[str, Any]) -> WorkloadStatus:
-        lease_id = handle["lease"]
-        dseq = lease_id["dseq"]
-        lease = next(
-            (
-                item
-                for item in body.get("leases") or []
-                if item["id"]["provider"] == lease_id["provider"]
-                and item["id"]["gseq"] == lease_id["gseq"]
-                and item["id"]["oseq"] == lease_id["oseq"]
-            ),
-            None,
+        log = self._follow(handle)
+        return lease_status.interpret(
+            handle,
+            body,
+            exit_code=log.exit_code if log is not None else None,
+            status_timeout=self.lease_status_timeout,
         )
-        deployment_state = (body.get("deployment") or {}).get("state")
-        if lease is None or deployment_state == "closed":
-            return WorkloadStatus(
-                WorkloadState.FAILED,
-                reason=FailureReason.PROVIDER_ERROR,
-                message=f"Akash deployment {dseq} was closed on the network.",
-            )
-        mapped = _LEASE_STATES.get(lease["state"])
-        if mapped is None:
-            logger.warning("akash: unmapped lease state %r of %s", lease["state"], dseq)
-            return WorkloadStatus(WorkloadState.UNKNOWN)
-        if mapped is WorkloadState.FAILED:
-            reason = lease.get("reason") or lease["state"]
-            return WorkloadStatus(
-                WorkloadState.FAILED,
-                reason=FailureReason.PROVIDER_ERROR,
-                message=f"The provider's lease on deployment {dseq} ended: {reason}.",
-            )
-        status = lease.get("status")
-        if status is None:
-            return self._unknown_status(handle)
-        updated = {**handle, "statusNullSince": None} if handle["statusNullSince"] else None
-        log = self._follow(updated or handle)
-        if log is not None and log.exit_code is not None:
-            code = log.exit_code
-            return WorkloadStatus(
-                WorkloadState.EXITED,
-                exit_code=code,
-                reason=FailureReason.EXIT_CODE if code else None,
-                message=f"exited with code {code}" if code else None,
-                handle=updated,
-            )
-        services = status.get("services") or {}
-        ready = bool(services) and all(
-            (svc.get("ready_replicas") or 0) >= max(svc.get("total") or 1, 1)
-            for svc in services.values()
-        )
-        if not ready:
-            return WorkloadStatus(WorkloadState.STARTING, handle=updated)
-        endpoints = _endpoints(handle, status)
-        if handle.get("told") != "ready":
-            where = ", ".join(endpoint.url for endpoint in endpoints) or "no exposed ports"
-            note = f"Lease on deployment {dseq} {lease['state']}; the service is ready ({where})."
-            return WorkloadStatus(
-                WorkloadState.RUNNING,
-                endpoints=endpoints,
-                handle={**(updated or handle), "told": "ready"},
-                notes=(note,),
-            )
-        return WorkloadStatus(WorkloadState.RUNNING, endpoints=endpoints, handle=updated)
-
-    def _unknown_status(self, handle: Handle) -> WorkloadStatus:
-        """The provider did not answer Console's status request (`status: null`)."""
-        since = handle["statusNullSince"]
-        now = time.time()
-        if since is None:
-            return WorkloadStatus(WorkloadState.STARTING, handle={**handle, "statusNullSince": now})
-        if now - since > self.lease_status_timeout:
-            return WorkloadStatus(
-                WorkloadState.FAILED,
-                reason=FailureReason.PROVIDER_ERROR,
-                message=(
-                    f"The provider of deployment {handle['lease']['dseq']} has not reported the "
-                    f"lease's status for {now - since:.0f} s; the deployment was closed."
-                ),
-            )
-        return WorkloadStatus(WorkloadState.STARTING)
 
     # -- logs ------------------------------------------------------------------------------------
 
@@ -627,20 +548,3 @@ class AkashProvider(Provider):
                 await log.changed.wait()
         except TimeoutError:
             pass
-
-
-def _endpoints(handle: Handle, status: dict[str, Any]) -> tuple[Endpoint, ...]:
-    """The job's exposed ports: the HTTP one at its ingress host name, the others at the
-    provider's forwarded host:port."""
-    service = (status.get("services") or {}).get(sdl_module.SERVICE) or {}
-    forwarded = (status.get("forwarded_ports") or {}).get(sdl_module.SERVICE) or []
-    endpoints = []
-    for port, external, _proto in handle["exposed"]:
-        if external == 80 and service.get("uris"):
-            endpoints.append(Endpoint(port, f"http://{service['uris'][0]}"))
-            continue
-        for entry in forwarded:
-            if entry.get("port") in (port, external) and entry.get("host"):
-                endpoints.append(Endpoint(port, f"http://{entry['host']}:{entry['externalPort']}"))
-                break
-    return tuple(endpoints)
