@@ -131,6 +131,16 @@ class TestRunGolemJob:
         assert set(summary["agreements"].values()) == {"Terminated"}
         assert set(summary["activities"].values()) == {"Terminated"}
 
+    async def test_a_job_past_its_duration_is_stopped_and_fails_with_timeout(
+        self, gateway: httpx.AsyncClient, fake: RunningFake
+    ) -> None:
+        job_id = await submit(gateway, golem_job("echo begun; sleep 600", duration=2))
+        job = await wait_for(gateway, job_id, timeout=60)
+        assert (job["status"], job["results"]["reason"]) == ("failed", "timeout")
+        assert await log_lines(gateway, job_id) == ["begun"]
+        await until_released(fake, job_id)
+        assert set(fake.yagna.summary()["activities"].values()) == {"Terminated"}
+
     async def test_no_acceptable_offer_fails_with_no_offers(
         self, database_url: str, keys: Keys, fake: RunningFake
     ) -> None:
