@@ -498,7 +498,7 @@ class AkashProvider(Provider):
             if handle.get("lease") is not None:
                 self._follow(handle)
             return LogBatch((), cursor)
-        lines = tuple(log.lines[start : start + MAX_LOG_LINES_PER_READ])
+        lines = tuple(log.read(start, MAX_LOG_LINES_PER_READ))
         return LogBatch(lines, str(start + len(lines)) if lines or cursor else cursor)
 
     async def metrics(self, handle: Handle) -> MetricSample | None:

@@ -49,11 +49,23 @@ class LeaseLog:
         self._token = token
         self._host = host
         self._exit_marker = exit_marker
+        # Lines from number `first` on (those before were taken and stored by the engine).
         self.lines: list[LogLine] = []
+        self.first = 0
         self.exit_code: int | None = None
         self.changed = asyncio.Event()
         self._frames_seen = 0
         self._task = asyncio.create_task(self._follow())
+
+    def read(self, start: int, limit: int) -> list[LogLine]:
+        """Lines numbered `start` on. The engine stores lines with their cursor, so it never
+        asks again for lines before the cursor it passes: those are dropped."""
+        taken = min(start - self.first, len(self.lines))
+        if taken > 0:
+            del self.lines[:taken]
+            self.first += taken
+        offset = start - self.first
+        return self.lines[offset : offset + limit]
 
     async def aclose(self) -> None:
         self._task.cancel()
