@@ -99,7 +99,7 @@ def quote(
                 c.provider,
                 c.verdict,
                 "-" if c.usd_per_hour is None else f"{c.usd_per_hour:.4f}",
-                "; ".join([c.reason, *(f"{r.field}: {r.message}" for r in c.refusals)]),
+                c.reason,  # it already names each refusal
             )
             for c in comparison.candidates
         ),
