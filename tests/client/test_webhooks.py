@@ -89,3 +89,22 @@ async def test_endpoints_deliveries_and_verified_signatures(
         await cortex.webhooks.delete(created.id)
         with pytest.raises(errors.WebhookNotFound):
             await cortex.webhooks.get(created.id)
+
+
+def test_verify_webhook_accepts_what_the_standard_webhooks_library_signs() -> None:
+    from datetime import UTC, datetime
+
+    from standardwebhooks import Webhook
+
+    from cortex_gateway.webhooks.signing import new_secret
+
+    secret, body = new_secret(), '{"type": "job.completed", "data": {"id": "job_1"}}'
+    now = datetime.now(UTC)
+    headers = {
+        "Webhook-Id": "msg_1",
+        "Webhook-Timestamp": str(int(now.timestamp())),
+        "Webhook-Signature": Webhook(secret).sign("msg_1", now, body),
+    }
+    assert verify_webhook(secret, headers, body.encode())["data"] == {"id": "job_1"}
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(new_secret(), headers, body)
