@@ -105,7 +105,9 @@ class Activities(Daemon):
         return activity, batch
 
     def _emit(self, batch: Batch, index: int, kind: dict[str, Any]) -> None:
-        event = {"batch_id": batch.id, "index": index, "timestamp": now_iso(), "kind": kind}
+        # RuntimeEvent's timestamp is a chrono NaiveDateTime (UTC, no zone suffix).
+        stamp = now_iso().removesuffix("Z")
+        event = {"batch_id": batch.id, "index": index, "timestamp": stamp, "kind": kind}
         for queue in batch.subscribers:
             queue.put_nowait(event)
 
