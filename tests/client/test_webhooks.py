@@ -63,7 +63,11 @@ async def test_endpoints_deliveries_and_verified_signatures(
             verify_webhook(created.secret, headers, body.replace(b"webhook", b"webhooK"))
         with pytest.raises(WebhookVerificationError):
             verify_webhook(created.secret, headers, body, now=time.time() + 3600)
-        other = (await cortex.webhooks.create(hook_url, ["job.failed"])).secret
+        second = await cortex.webhooks.create(hook_url, ["job.failed"])
+        other = second.secret
+        # Page after page by number (this listing has no cursors), each endpoint once.
+        paged = [e.id async for e in cortex.webhooks.iterate(page_size=1)]
+        assert sorted(paged) == sorted([created.id, second.id])
         with pytest.raises(WebhookVerificationError):
             verify_webhook(other, headers, body)
         with pytest.raises(WebhookVerificationError):
