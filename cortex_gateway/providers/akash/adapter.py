@@ -325,7 +325,7 @@ class AkashProvider(Provider):
         else:
             closed = await self._closed_deployment(dseq)
             if closed is not None:
-                return closed
+                return await self._replacement(handle) or closed
         if time.time() - handle["biddingSince"] > self.bid_timeout:
             return WorkloadStatus(
                 WorkloadState.FAILED,
@@ -404,6 +404,20 @@ class AkashProvider(Provider):
             f"deployment {created['dseq']}."
         )
         return WorkloadStatus(WorkloadState.PENDING, handle={**handle, **created}, notes=(note,))
+
+    async def _replacement(self, handle: Handle) -> WorkloadStatus | None:
+        """The job's deployment closed before any lease: was a new one created for it (by a
+        `_recreate` whose answer was lost)? Then carry on with that one."""
+        self._listing = None
+        replacement = await self._find_deployment(handle["version"])
+        if replacement is None or replacement == handle["dseq"]:
+            return None
+        note = (
+            f"Deployment {handle['dseq']} closed; carrying on with deployment {replacement}, "
+            "created for this job."
+        )
+        moved = {**handle, "dseq": replacement, "biddingSince": time.time(), "told": "created"}
+        return WorkloadStatus(WorkloadState.PENDING, handle=moved, notes=(note,))
 
     async def _deployment(self, dseq: str) -> dict[str, Any]:
         try:

@@ -188,6 +188,20 @@ class TestPlacement:
         await adapter.release(handle)
         assert fake.network.held("job_0123456789ab") == []
 
+    async def test_a_new_deployment_whose_creation_was_not_stored_is_carried_on_with(
+        self, fake: FakeAkash, adapter: AkashProvider
+    ) -> None:
+        """The order closed and the adapter created a new deployment, but the answer was
+        lost: the stored handle still names the closed one."""
+        first = await adapter.submit(spec())
+        await fake.network.close(fake.network.deployments[first["dseq"]])
+        second = fake.network.create(first["sdl"])
+        _, handle, notes = await drive(adapter, first, {WorkloadState.RUNNING})
+        assert handle["dseq"] == second.dseq
+        assert any(f"carrying on with deployment {second.dseq}" in note for note in notes)
+        assert len([d for d in fake.network.deployments.values() if d.state == "active"]) == 1
+        await adapter.release(handle)
+
     async def test_no_bid_in_time_fails_with_no_bids_and_closes_the_deployment(
         self, fake: FakeAkash
     ) -> None:
