@@ -64,6 +64,9 @@ HEALTH_TIMEOUT = httpx.Timeout(3.0)
 JWT_TTL_SECONDS = 3600
 MAX_LOG_LINES_PER_READ = 5_000
 DEPLOYMENTS_PAGE = 1000
+# While bidding, bids are polled every interval; whether the deployment itself still exists
+# (Console closes lease-less deployments after ten minutes) is asked this seldom.
+BIDDING_DEPLOYMENT_CHECK_SECONDS = 30.0
 
 
 def usd_per_hour(uact_per_block: float) -> float:
@@ -260,11 +263,13 @@ class AkashProvider(Provider):
             "biddingSince": time.time(),
         }
 
-    async def _fresh(self, key: str, path: str, route: str, **kwargs: Any) -> Any:
-        """Console's answer for `key`, asked at most once per poll interval."""
+    async def _fresh(
+        self, key: str, path: str, route: str, *, max_age: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Console's answer for `key`, asked at most once per poll interval (or `max_age`)."""
         kept = self._answers.get(key)
         now = time.monotonic()
-        if kept is not None and now - kept[0] < self.poll_interval:
+        if kept is not None and now - kept[0] < max(max_age or 0.0, self.poll_interval):
             return kept[1]
         answer = await self.console.request("GET", path, route=route, **kwargs)
         self._answers[key] = (time.monotonic(), answer)
@@ -419,10 +424,13 @@ class AkashProvider(Provider):
         moved = {**handle, "dseq": replacement, "biddingSince": time.time(), "told": "created"}
         return WorkloadStatus(WorkloadState.PENDING, handle=moved, notes=(note,))
 
-    async def _deployment(self, dseq: str) -> dict[str, Any]:
+    async def _deployment(self, dseq: str, *, max_age: float | None = None) -> dict[str, Any]:
         try:
             body: dict[str, Any] = await self._fresh(
-                f"deployment:{dseq}", f"/v1/deployments/{dseq}", "GET /v1/deployments/{dseq}"
+                f"deployment:{dseq}",
+                f"/v1/deployments/{dseq}",
+                "GET /v1/deployments/{dseq}",
+                max_age=max_age,
             )
         except ConsoleError as exc:
             if exc.status == 404:
@@ -433,7 +441,7 @@ class AkashProvider(Provider):
     async def _closed_deployment(self, dseq: str) -> WorkloadStatus | None:
         """While no bid is open: is the deployment still there (Console closes lease-less
         deployments after about ten minutes)?"""
-        body = await self._deployment(dseq)
+        body = await self._deployment(dseq, max_age=BIDDING_DEPLOYMENT_CHECK_SECONDS)
         if (body.get("deployment") or {}).get("state") == "closed":
             return WorkloadStatus(
                 WorkloadState.FAILED,
@@ -547,7 +555,8 @@ class AkashProvider(Provider):
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
         dseq = handle["dseq"]
-        kept = self._answers.get(f"deployment:{dseq}") or self._answers.get(f"bids:{dseq}")
+        # The answer that status() polls for in this phase decides when the next poll is due.
+        kept = self._answers.get(f"deployment:{dseq}" if handle.get("lease") else f"bids:{dseq}")
         wait = max_wait
         if kept is not None:
             wait = min(max_wait, max(self.poll_interval - (time.monotonic() - kept[0]), 0.0))

@@ -321,6 +321,19 @@ class TestPolling:
         assert 1 <= polls <= 1.0 / adapter.poll_interval + 1
         await adapter.release(handle)
 
+    async def test_while_bidding_bids_are_polled_once_per_interval_and_the_deployment_seldom(
+        self, fake: FakeAkash, adapter: AkashProvider
+    ) -> None:
+        fake.network.bid_delay = 60
+        handle = await adapter.submit(spec())
+        started = time.monotonic()
+        while time.monotonic() - started < 1.0:
+            assert (await adapter.status(handle)).state is WorkloadState.PENDING
+            await adapter.watch(handle, 5.0)
+        assert fake.console.requests["GET /v1/bids"] <= 1.0 / adapter.poll_interval + 1
+        assert fake.console.requests["GET /v1/deployments/{dseq}"] == 1
+        await adapter.release(handle)
+
     async def test_watch_waits_for_the_next_poll(
         self, fake: FakeAkash, adapter: AkashProvider
     ) -> None:
