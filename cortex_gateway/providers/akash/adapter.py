@@ -83,7 +83,7 @@ class AkashProvider(Provider):
         exposed_ports=True,
         command_override=True,
         volumes=False,
-        gpus=False,
+        gpus=True,
         pricing=(
             "Providers bid per block in uact (1 ACT = 1 USD, a block every 6.098 s); the gateway "
             "takes the cheapest open bid up to its maximum price (CORTEX_AKASH_MAX_PRICE)."

@@ -115,6 +115,7 @@ def build(spec: WorkloadSpec, max_price_uact: int) -> dict[str, Any]:
                         "cpu": {"units": spec.cpu_millicores / 1000},
                         "memory": {"size": _size(spec.memory_bytes)},
                         "storage": [{"size": _size(spec.storage_bytes)}],
+                        **_gpu(spec),
                     }
                 }
             },
@@ -126,6 +127,27 @@ def build(spec: WorkloadSpec, max_price_uact: int) -> dict[str, Any]:
     }
 
 
+def gpu_model(name: str) -> tuple[str, str]:
+    """A model as jobs name it ("NVIDIA RTX 4090", "A100") -> Akash's vendor and model
+    attribute names ("nvidia", "rtx4090")."""
+    words = name.lower().split()
+    vendor = "amd" if any(word in ("amd", "radeon", "instinct") for word in words) else "nvidia"
+    model = "".join(word for word in words if word not in ("nvidia", "amd", "radeon", "instinct"))
+    return vendor, "".join(ch for ch in model if ch.isalnum())
+
+
+def _gpu(spec: WorkloadSpec) -> dict[str, Any]:
+    if spec.gpu is None:
+        return {}
+    if spec.gpu.model is None and spec.gpu.min_vram_bytes is None:
+        return {"gpu": {"units": spec.gpu.count, "attributes": {"vendor": {"nvidia": None}}}}
+    vendor, model = gpu_model(spec.gpu.model) if spec.gpu.model else ("nvidia", "*")
+    entry: dict[str, Any] = {"model": model}
+    if spec.gpu.min_vram_bytes:
+        entry["ram"] = _size(spec.gpu.min_vram_bytes)
+    return {"gpu": {"units": spec.gpu.count, "attributes": {"vendor": {vendor: [entry]}}}}
+
+
 def dump(sdl: dict[str, Any]) -> str:
     return yaml.safe_dump(sdl, sort_keys=False, default_flow_style=False)
 
@@ -133,7 +155,7 @@ def dump(sdl: dict[str, Any]) -> str:
 # -- the manifest, as chain-sdk's generateManifest + manifestToSortedJSON make it -------------
 # (ts/src/sdl/manifest/ in akash-network/chain-sdk; tests check it against that repository's
 # own snapshot). Only what `build` writes is supported: one placement, services without
-# params, credentials, GPUs or leased IPs.
+# params, credentials or leased IPs.
 
 _PREFIXES = "kmgtpe"
 
@@ -159,6 +181,27 @@ def _cpu_millis(units: float | str) -> str:
         text = units.lower()
         return _js_number(float(text[:-1]) if text.endswith("m") else float(text) * 1000)
     return _js_number(units * 1000)
+
+
+def _manifest_gpu(gpu: dict[str, Any] | None) -> dict[str, Any]:
+    """chain-sdk's transformGpuAttributes: `vendor/<vendor>/model/<model>[/ram/<ram>]`."""
+    if not gpu or not gpu.get("units"):
+        return {"units": {"val": "0"}}
+    attributes = []
+    vendors = (gpu.get("attributes") or {}).get("vendor") or {}
+    for vendor in sorted(vendors):
+        models = vendors[vendor]
+        if not models:
+            attributes.append({"key": f"vendor/{vendor}/model/*", "value": "true"})
+            continue
+        for model in models:
+            key = f"vendor/{vendor}/model/{model['model']}"
+            if model.get("ram"):
+                key += f"/ram/{model['ram']}"
+            if model.get("interface"):
+                key += f"/interface/{model['interface']}"
+            attributes.append({"key": key, "value": "true"})
+    return {"units": {"val": str(gpu["units"])}, "attributes": attributes}
 
 
 def _expose(entry: dict[str, Any], to: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +273,7 @@ def manifest(sdl: dict[str, Any]) -> str:
                             }
                             for volume in storage
                         ],
-                        "gpu": {"units": {"val": "0"}},
+                        "gpu": _manifest_gpu(resources.get("gpu")),
                         "endpoints": _endpoints(service),
                     },
                     "count": deployment["count"],

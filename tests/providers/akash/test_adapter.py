@@ -14,6 +14,7 @@ from cortex_gateway.providers.akash import AkashProvider, sdl
 from cortex_gateway.providers.errors import NotConfigured, Unavailable
 from cortex_gateway.providers.types import (
     FailureReason,
+    GpuSpec,
     Handle,
     PortSpec,
     WorkloadSpec,
@@ -142,6 +143,26 @@ class TestSdl:
         assert document["services"]["app"]["expose"] == [
             {"port": 80, "as": 80, "to": [{"global": True}]}
         ]
+
+    def test_gpus_become_units_and_a_vendor_model_attribute(self) -> None:
+        gpu = GpuSpec(count=2, model="NVIDIA RTX 4090", min_vram_bytes=24 * 2**30)
+        document = sdl.build(spec(gpu=gpu), max_price_uact=100_000)
+        resources = document["profiles"]["compute"]["app"]["resources"]
+        assert resources["gpu"] == {
+            "units": 2,
+            "attributes": {"vendor": {"nvidia": [{"model": "rtx4090", "ram": "24Gi"}]}},
+        }
+        # As chain-sdk's transformGpuAttributes writes them into the manifest.
+        assert (
+            '"gpu":{"attributes":[{"key":"vendor/nvidia/model/rtx4090/ram/24Gi","value":"true"}],'
+            '"units":{"val":"2"}}'
+        ) in sdl.manifest(document)
+        any_model = sdl.build(spec(gpu=GpuSpec(count=1)), 100_000)["profiles"]["compute"]["app"]
+        assert any_model["resources"]["gpu"]["attributes"] == {"vendor": {"nvidia": None}}
+        assert '"key":"vendor/nvidia/model/*"' in sdl.manifest(
+            sdl.build(spec(gpu=GpuSpec(count=1)), 100_000)
+        )
+        assert AkashProvider().check(spec(gpu=gpu)) == []
 
     def test_args_without_a_command_keep_the_images_entrypoint(self) -> None:
         service = sdl.build(spec(command=None, args=("--serve",)), 10_000)["services"]["app"]
