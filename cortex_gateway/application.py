@@ -35,8 +35,8 @@ from cortex_gateway.providers.base import Provider
 from cortex_gateway.routing import resource
 from cortex_gateway.settings import Settings
 from cortex_gateway.streams import routes as stream_routes
-from cortex_gateway.streams.listener import Listener
 from cortex_gateway.streams.feeds import Feeds
+from cortex_gateway.streams.listener import Listener
 from cortex_gateway.telemetry import routes as telemetry_routes
 from cortex_gateway.webhooks import routes as webhook_routes
 from cortex_gateway.webhooks.dispatcher import Dispatcher
@@ -48,8 +48,8 @@ class State(TypedDict):
     providers: ProviderSet
     engine: Engine | None
     listener: Listener
-    stream_key: bytes
     feeds: Feeds
+    stream_key: bytes
     dispatcher: Dispatcher | None
     key_cache: KeyCache
     metrics: app_metrics.GatewayMetrics
@@ -90,8 +90,8 @@ def create_app(
             providers.add(adapter)
         engine = Engine(db, providers, settings) if settings.engine_enabled else None
         listener = Listener(url)
-        key_cache = KeyCache(usable=listener.connected.is_set)
         feeds = Feeds(db, listener)
+        key_cache = KeyCache(usable=listener.connected.is_set)
         listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
         dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
         try:
@@ -109,8 +109,8 @@ def create_app(
                     providers=providers,
                     engine=engine,
                     listener=listener,
-                    stream_key=stream_key,
                     feeds=feeds,
+                    stream_key=stream_key,
                     dispatcher=dispatcher,
                     key_cache=key_cache,
                     metrics=metrics,
@@ -121,8 +121,8 @@ def create_app(
                 await dispatcher.stop()
             if engine is not None:
                 await engine.stop()
-            await listener.stop()
             feeds.stop()
+            await listener.stop()
             await providers.aclose()
             await db.dispose()
 
