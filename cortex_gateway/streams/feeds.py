@@ -34,6 +34,7 @@ RETRY_SECONDS = 1.0
 
 Fetch = Callable[[Any, int, int], Awaitable[Sequence[RowMapping]]]
 Ended = Callable[[Any], Awaitable[Any | None]]
+Render = Callable[[RowMapping], bytes]
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,14 @@ class End:
 @dataclass(frozen=True)
 class Source:
     """What a feed follows: its name, the notification that announces new rows, how to read
-    rows after a seq, and how to tell that nothing more will come (returning the stream's
-    final value)."""
+    rows after a seq, how to tell that nothing more will come (returning the stream's final
+    value), and how a row is sent (rendered once per process, whoever follows)."""
 
     key: str
     notification: str
     fetch: Fetch
     ended: Ended
+    render: Render
 
 
 class Feed:
@@ -61,7 +63,7 @@ class Feed:
         self._listener = listener
         self.source = source
         self._seqs: list[int] = []
-        self._rows: list[RowMapping] = []
+        self._payloads: list[bytes] = []
         self._floor = after  # the window holds every row after this seq, up to `last`
         self.last = after
         self.final: Any | None = None
@@ -74,12 +76,13 @@ class Feed:
         """Set the next time the feed has read something (or seen the end)."""
         return self._news
 
-    def rows_after(self, seq: int) -> Sequence[RowMapping] | None:
-        """Rows after `seq` from the window; None when the window no longer reaches back."""
+    def after(self, seq: int) -> tuple[Sequence[int], Sequence[bytes]] | None:
+        """The seqs and rendered rows after `seq` from the window; None when the window no
+        longer reaches back."""
         if seq < self._floor:
             return None
         start = bisect.bisect_right(self._seqs, seq)
-        return self._rows[start : start + BATCH]
+        return self._seqs[start : start + BATCH], self._payloads[start : start + BATCH]
 
     def stop(self) -> None:
         self._task.cancel()
@@ -90,11 +93,11 @@ class Feed:
 
     def _keep(self, rows: Sequence[RowMapping]) -> None:
         self._seqs.extend(row["seq"] for row in rows)
-        self._rows.extend(rows)
+        self._payloads.extend(self.source.render(row) for row in rows)
         self.last = self._seqs[-1]
-        if len(self._rows) > 2 * WINDOW:
+        if len(self._seqs) > 2 * WINDOW:
             self._floor = self._seqs[-WINDOW - 1]
-            del self._seqs[:-WINDOW], self._rows[:-WINDOW]
+            del self._seqs[:-WINDOW], self._payloads[:-WINDOW]
 
     async def _read_forever(self) -> None:
         with self._listener.subscribe(self.source.notification) as subscription:
@@ -141,19 +144,21 @@ class Feeds:
                 del self._feeds[source.key]
                 feed.stop()
 
-    async def follow(self, source: Source, after: int) -> AsyncIterator[RowMapping | End]:
-        """Rows after `after`, then End once the source has ended and every row was sent."""
+    async def follow(self, source: Source, after: int) -> AsyncIterator[bytes | End]:
+        """The rendered rows after `after` (several joined when they are ready together), then
+        End once the source has ended and every row was sent."""
         with self._joined(source, after) as feed:
             while True:
                 news = feed.news
-                rows = feed.rows_after(after)
-                if rows is None:
+                found = feed.after(after)
+                if found is None:
                     async with database.reading(self._db) as connection:
                         rows = await source.fetch(connection, after, BATCH)
-                for row in rows:
-                    yield row
-                    after = row["seq"]
-                if rows:
+                    found = [row["seq"] for row in rows], [source.render(row) for row in rows]
+                seqs, payloads = found
+                if seqs:
+                    after = seqs[-1]
+                    yield b"".join(payloads)
                     continue
                 if feed.final is not None and after >= feed.last:
                     yield End(feed.final)

@@ -82,39 +82,47 @@ def _end_of(job_id: str) -> Callable[[Any], Awaitable[ServerSentEvent | None]]:
     return ended
 
 
-async def _job_rows(
-    feeds: Feeds,
-    source: Source,
-    after_seq: int,
-    fields: tuple[str, ...],
-) -> AsyncIterator[ServerSentEvent]:
+async def _job_rows(feeds: Feeds, source: Source, after_seq: int) -> AsyncIterator[Any]:
     """A job's rows (log lines or events) by sequence number, until the job has ended."""
     async for item in feeds.follow(source, after_seq):
         if isinstance(item, End):
             yield item.value
             return
-        data = {name: utc_iso(item[name]) if name == "timestamp" else item[name] for name in fields}
-        yield ServerSentEvent(data=json.dumps(data), id=str(item["seq"]))
+        yield item
 
 
-def job_logs(feeds: Feeds, job_id: str, after_seq: int) -> AsyncIterator[ServerSentEvent]:
+def _renderer(fields: tuple[str, ...]) -> Callable[[RowMapping], bytes]:
+    def render(row: RowMapping) -> bytes:
+        data = {name: utc_iso(row[name]) if name == "timestamp" else row[name] for name in fields}
+        return ServerSentEvent(data=json.dumps(data), id=str(row["seq"])).encode()
+
+    return render
+
+
+_LOG_LINE = _renderer(("timestamp", "line", "stream"))
+_JOB_EVENT = _renderer(("type", "timestamp", "message"))
+
+
+def job_logs(feeds: Feeds, job_id: str, after_seq: int) -> AsyncIterator[Any]:
     source = Source(
         f"logs:{job_id}",
         f"job:{job_id}",
         lambda connection, after, limit: repository.logs_after(connection, job_id, after, limit),
         _end_of(job_id),
+        _LOG_LINE,
     )
-    return _job_rows(feeds, source, after_seq, ("timestamp", "line", "stream"))
+    return _job_rows(feeds, source, after_seq)
 
 
-def job_events(feeds: Feeds, job_id: str, after_seq: int) -> AsyncIterator[ServerSentEvent]:
+def job_events(feeds: Feeds, job_id: str, after_seq: int) -> AsyncIterator[Any]:
     source = Source(
         f"events:{job_id}",
         f"job:{job_id}",
         lambda connection, after, limit: repository.events_after(connection, job_id, after, limit),
         _end_of(job_id),
+        _JOB_EVENT,
     )
-    return _job_rows(feeds, source, after_seq, ("type", "timestamp", "message"))
+    return _job_rows(feeds, source, after_seq)
 
 
 def account_event_data(row: RowMapping) -> dict[str, Any]:
