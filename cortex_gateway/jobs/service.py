@@ -122,7 +122,8 @@ async def check_provider(providers: ProviderSet, document: dict[str, Any]) -> No
         )
     health = await provider.health()
     if not health.healthy:
-        raise errors.ProviderUnavailable(f"Provider {name!r} is unavailable: {health.reason}")
+        state = "unavailable" if health.configured else "not configured"
+        raise errors.ProviderUnavailable(f"Provider {name!r} is {state}: {health.reason}")
     refusals = provider.check(workload_spec(document))
     if refusals:
         raise errors.ValidationError(

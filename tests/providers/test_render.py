@@ -245,7 +245,8 @@ class TestQuote:
 class TestHealth:
     async def test_without_keys_it_is_not_configured(self) -> None:
         health = await RenderProvider().health()
-        assert not health.healthy and "not_configured" in (health.reason or "")
+        assert not health.healthy and not health.configured
+        assert "CORTEX_RENDER_SECRET_KEY" in (health.reason or "")
 
     async def test_refused_keys_make_it_unhealthy(self, fake_url: str) -> None:
         render = RenderProvider(api_url=fake_url, public_key=PUBLIC, secret_key="sk_wrong")

@@ -158,4 +158,4 @@ async def test_render_without_keys_answers_503(database_url: str, keys: Keys) ->
         async with client:
             response = await client.post(f"{API}/jobs", json=render_job())
     assert response.status_code == 503
-    assert "not_configured" in response.json()["error"]["message"]
+    assert "is not configured" in response.json()["error"]["message"]

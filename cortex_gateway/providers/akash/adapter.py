@@ -139,7 +139,7 @@ class AkashProvider(Provider):
         if self.api_key is None:
             return Health(
                 False,
-                "not configured: set CORTEX_AKASH_API_KEY to a Console API key",
+                "set CORTEX_AKASH_API_KEY to a Console API key",
                 configured=False,
             )
         # Submissions ask for health inside their transaction: a burst of them shares one

@@ -180,7 +180,7 @@ class RenderProvider(Provider):
         if self._api is None:
             return Health(
                 False,
-                "not_configured: set CORTEX_RENDER_PUBLIC_KEY and CORTEX_RENDER_SECRET_KEY",
+                "set CORTEX_RENDER_PUBLIC_KEY and CORTEX_RENDER_SECRET_KEY",
                 configured=False,
             )
         now = time.monotonic()
