@@ -121,10 +121,14 @@ class Engine:
                     claimed = await repository.claim(
                         connection, self.owner, limit=room, lease_seconds=self.lease_seconds
                     )
-                for job_id in claimed:
+                # A job this engine still drives comes back when its lease lapsed before the
+                # renewal (a stalled process): the claim renewed it; a second driver would
+                # store its log lines twice, since the fence only knows the engine.
+                fresh = [job_id for job_id in claimed if job_id not in self._drivers]
+                for job_id in fresh:
                     self._pokes[job_id] = asyncio.Event()
                     self._drivers[job_id] = asyncio.create_task(self._drive(job_id))
-                if claimed:
+                if fresh:
                     continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -55,6 +55,7 @@ class LeaseLog:
         self.exit_code: int | None = None
         self.changed = asyncio.Event()
         self._frames_seen = 0
+        self._socket: Any = None
         self._task = asyncio.create_task(self._follow())
 
     def read(self, start: int, limit: int) -> list[LogLine]:
@@ -68,6 +69,13 @@ class LeaseLog:
         return self.lines[offset : offset + limit]
 
     async def aclose(self) -> None:
+        # Close the websocket before cancelling its reader: a session cancelled mid-read
+        # leaves its upgraded connection, which no pool owns any more, open.
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await socket.close()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -108,6 +116,7 @@ class LeaseLog:
                 headers={"Authorization": f"Bearer {token}"},
                 max_message_size_bytes=MAX_MESSAGE_BYTES,
             ) as socket:
+                self._socket = socket
                 while True:
                     message = json.loads(await socket.receive_text())
                     if "error" in message:
