@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     database_pool_size: int = Field(default=10, gt=0)
+    gc_threshold: int = Field(
+        default=20_000,
+        ge=0,
+        description="allocations between young garbage collections (0: Python's default, 700)",
+    )
 
     stream_token_ttl: float = Field(
         default=300.0, gt=0, le=86_400, description="seconds a stream token stays valid"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -310,3 +311,52 @@ async def test_a_stream_on_one_process_follows_a_job_run_by_another(
         assert time.monotonic() - started < 30
     finally:
         runner.kill()
+
+
+async def test_a_stalled_client_is_cut_off_while_a_reading_one_gets_everything(
+    database_url: str, keys: Keys
+) -> None:
+    # ~5 MB of events: more than the kernel and the server's transport buffer hold for a
+    # client that reads nothing, so its sends stall and stream_send_timeout ends its stream.
+    lines = 40_000
+    settings = engine_settings(database_url, stream_send_timeout=1.0)
+    key = await keys.create()
+    async with (
+        uvicorn_server(create_app(settings)) as url,
+        httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=STREAM_TIMEOUT
+        ) as client,
+    ):
+        job_id = await submit(client, busybox(f"yes {'x' * 100} | head -n {lines}; sleep 2"))
+        path = f"{API}/jobs/{job_id}/logs?follow=true"
+        stalled = _stalled_request(url, path, key)
+        try:
+            received = await collect(client, path)
+            await asyncio.sleep(settings.stream_send_timeout + 1)
+            cut_short = await asyncio.to_thread(_read_to_eof, stalled)
+        finally:
+            stalled.close()
+
+    assert len(received) == lines + 1 and received[-1].json() == {"status": "completed"}
+    assert cut_short.startswith(b"HTTP/1.1 200 OK")
+    assert b"event: end" not in cut_short
+
+
+def _stalled_request(url: str, path: str, key: str) -> socket.socket:
+    """A follower that asks for the stream and then reads nothing, through a tiny window."""
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, port))
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\r\n"
+    sock.sendall(request.encode())
+    return sock
+
+
+def _read_to_eof(sock: socket.socket) -> bytes:
+    """Everything the server sent before it closed the connection."""
+    sock.settimeout(10)
+    received = bytearray()
+    while chunk := sock.recv(1 << 16):
+        received += chunk
+    return bytes(received)
