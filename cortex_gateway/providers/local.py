@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import httpx
 
@@ -201,12 +200,15 @@ class LocalProvider(Provider):
             return await self._submit(spec)
 
     async def _submit(self, spec: WorkloadSpec) -> Handle:
-        await self._ensure_image(spec.image)
         volumes = [await self._create_volume(spec, volume.name) for volume in spec.volumes]
         name = f"cortex-{spec.job_id}"
-        response = await self._request(
-            "POST", f"/containers/create?name={name}", json=self._container_config(spec, volumes)
-        )
+        config = self._container_config(spec, volumes)
+        response = await self._request("POST", f"/containers/create?name={name}", json=config)
+        if response.status_code == 404:
+            # No such image: pull it and create again (as `docker run` does). Asking first
+            # would cost every job a request for what is nearly always there.
+            await self._pull(spec.image)
+            response = await self._request("POST", f"/containers/create?name={name}", json=config)
         if response.status_code == 409 or _name_in_use(response):
             # Created by an earlier attempt that died before the handle was stored.
             container_id = await self._own_container(name, spec.job_id)
@@ -259,11 +261,7 @@ class LocalProvider(Provider):
             config["Cmd"] = list(spec.args)
         return config
 
-    async def _ensure_image(self, image: str) -> None:
-        found = await self._request("GET", f"/images/{quote(image, safe='')}/json")
-        if found.status_code == 200:
-            return
-        self._raise_for_server_error(found)
+    async def _pull(self, image: str) -> None:
         name, tag = _split_image(image)
         params = {"fromImage": name}
         if tag:
