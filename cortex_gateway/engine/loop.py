@@ -15,6 +15,7 @@ import secrets
 import socket
 import time
 
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cortex_gateway import database
@@ -124,10 +125,11 @@ class Engine:
                 # A job this engine still drives comes back when its lease lapsed before the
                 # renewal (a stalled process): the claim renewed it; a second driver would
                 # store its log lines twice, since the fence only knows the engine.
-                fresh = [job_id for job_id in claimed if job_id not in self._drivers]
-                for job_id in fresh:
+                fresh = [row for row in claimed if row["id"] not in self._drivers]
+                for row in fresh:
+                    job_id = row["id"]
                     self._pokes[job_id] = asyncio.Event()
-                    self._drivers[job_id] = asyncio.create_task(self._drive(job_id))
+                    self._drivers[job_id] = asyncio.create_task(self._drive(job_id, row))
                 if fresh:
                     continue
             self._wake.clear()
@@ -149,19 +151,22 @@ class Engine:
                 if task is not None:
                     task.cancel()
 
-    async def _drive(self, job_id: str) -> None:
+    async def _drive(self, job_id: str, claimed: RowMapping) -> None:
         logs.bind_job(job_id)  # every line this task logs names its job
         delay = RESTART_DELAY
+        first: RowMapping | None = claimed
         try:
             while True:
                 try:
-                    await self._drive_once(job_id)
+                    # The row as claimed saves the first read; after an error, read afresh.
+                    await self._drive_once(job_id, first)
                     return
                 except actions.LeaseLost:
                     return
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    first = None
                     logger.exception("driving %s failed; retrying in %.0f s", job_id, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RESTART_DELAY_MAX)
@@ -171,13 +176,17 @@ class Engine:
             # A job that ended may free a turn of its batch: claim the next one now.
             self._wake.set()
 
-    async def _drive_once(self, job_id: str) -> None:
+    async def _drive_once(self, job_id: str, claimed: RowMapping | None) -> None:
         next_sample = 0.0
         interval = self.poll_interval
         first_look = True
         while True:
-            async with database.reading(self.db) as connection:
-                row = await repository.read(connection, job_id)
+            row: RowMapping | None
+            if first_look and claimed is not None:
+                row = claimed
+            else:
+                async with database.reading(self.db) as connection:
+                    row = await repository.read(connection, job_id)
             if row is None or row["engine_owner"] != self.owner:
                 return
             if first_look:
@@ -186,8 +195,9 @@ class Engine:
             status = JobStatus(row["status"])
             provider = self.providers.get(row["provider"])
             if status.is_terminal:
-                # Its turn is over (a batch's next job may start) before its release ends.
-                self._wake.set()
+                if row["batch_id"] is not None:
+                    # Its turn is over: the batch's next job may start before this release ends.
+                    self._wake.set()
                 if await actions.release(self.ctx, row, provider):
                     return
                 await self._pause(job_id, 5.0)

@@ -37,10 +37,11 @@ def _lease(seconds: float) -> sa.ColumnElement[Any]:
 
 async def claim(
     connection: AsyncConnection, owner: str, *, limit: int, lease_seconds: float
-) -> list[str]:
-    """Take up to `limit` unfinished jobs that no live engine holds. SKIP LOCKED lets engines
-    claim side by side without waiting on, or taking, each other's jobs. Batch jobs that
-    wait for their turn come after the others, as their batches' concurrency allows."""
+) -> list[RowMapping]:
+    """Take up to `limit` unfinished jobs that no live engine holds, and return their rows as
+    claimed. SKIP LOCKED lets engines claim side by side without waiting on, or taking, each
+    other's jobs. Batch jobs that wait for their turn come after the others, as their
+    batches' concurrency allows."""
     claimable = (
         sa.select(jobs.c.id)
         .where(
@@ -59,20 +60,20 @@ async def claim(
 
 async def _take(
     connection: AsyncConnection, owner: str, candidates: sa.Select[Any], lease_seconds: float
-) -> list[str]:
+) -> list[RowMapping]:
     chosen = candidates.with_for_update(skip_locked=True).scalar_subquery()
     result = await connection.execute(
         sa.update(jobs)
         .where(jobs.c.id.in_(chosen))
         .values(engine_owner=owner, lease_expires_at=_lease(lease_seconds))
-        .returning(jobs.c.id)
+        .returning(*jobs.c)
     )
-    return [row[0] for row in result]
+    return list(result.mappings())
 
 
 async def _claim_batch_turns(
     connection: AsyncConnection, owner: str, limit: int, lease_seconds: float
-) -> list[str]:
+) -> list[RowMapping]:
     """Start batch jobs while their batch has free turns.
 
     Engines count a batch's turns one at a time: each holds the batch's row lock while it
@@ -95,7 +96,7 @@ async def _claim_batch_turns(
         .group_by(jobs.c.batch_id)
     )
     taken = dict(active.all())
-    claimed: list[str] = []
+    claimed: list[RowMapping] = []
     for batch_id, allowed in concurrency.items():
         turns = min(allowed - taken.get(batch_id, 0), limit - len(claimed))
         if turns <= 0:

@@ -147,7 +147,9 @@ async def test_concurrent_claims_are_disjoint(db: AsyncEngine, keys: Keys) -> No
 
     async def claim(owner: str) -> list[str]:
         async with database.transaction(db) as connection:
-            return await repository.claim(connection, owner, limit=15, lease_seconds=30)
+            claimed = await repository.claim(connection, owner, limit=15, lease_seconds=30)
+        assert all(row["engine_owner"] == owner for row in claimed)
+        return [row["id"] for row in claimed]
 
     first, second = await asyncio.gather(claim("a"), claim("b"))
 
