@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 import resource
 import secrets
 import sys
@@ -64,6 +65,7 @@ from engine_latency import (
     cleanup,
     code_fingerprint,
     create_admin_key,
+    docker_client,
     fmt,
     handle_signals,
     job_spec,
@@ -201,6 +203,49 @@ def delays(followers: Sequence[Follower], start: float, end: float, offset: floa
     return found
 
 
+_LINE_VALUE = re.compile(rb"(?m)(\d+\.\d+)$")
+
+
+class RuntimeFollowers:
+    """The runtime's own share of the delay: each job's container followed directly on the
+    Docker API (GET /containers/{id}/logs?follow=1), as the engine's output doorbell is.
+    The lines it delivers, with their arrival times, measured like the gateway's followers."""
+
+    def __init__(self, docker_url: str, job_ids: Sequence[str]) -> None:
+        self.lines: list[tuple[float, float]] = []  # (arrived, the line's boot clock)
+        self._docker = docker_client(docker_url)
+        self._tasks = [asyncio.create_task(self._follow(f"cortex-{j}")) for j in job_ids]
+
+    async def _follow(self, container: str) -> None:
+        params = {"follow": "1", "stdout": "1", "since": str(int(time.time()))}
+        with contextlib.suppress(httpx.HTTPError):
+            async with self._docker.stream(
+                "GET",
+                f"/containers/{container}/logs",
+                params=params,
+                timeout=httpx.Timeout(None),
+            ) as response:
+                async for chunk in response.aiter_raw():
+                    arrived = time.time()
+                    self.lines.extend(
+                        (arrived, float(value)) for value in _LINE_VALUE.findall(chunk)
+                    )
+
+    def delays(self, start: float, end: float, offset: float) -> list[float]:
+        found = []
+        for arrived, value in self.lines:
+            written = value + offset
+            if start <= written < end:
+                found.append(arrived - written)
+        return found
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._docker.aclose()
+
+
 async def written_lines(
     db: AsyncEngine, job_ids: Sequence[str], start: float, end: float, offset: float
 ) -> dict[str, int]:
@@ -323,6 +368,7 @@ async def active_levels(
     db: AsyncEngine,
     job_ids: Sequence[str],
     args: argparse.Namespace,
+    runtime: RuntimeFollowers | None,
 ) -> list[dict[str, Any]]:
     crowd = Crowd(gateway.port, key)
     levels = []
@@ -352,6 +398,7 @@ async def active_levels(
                 if f.connected_at is not None and f.connected_at < window_start
             ]
             found = delays(members, window_start, measured_end, offset)
+            direct = runtime.delays(window_start, measured_end, offset) if runtime else []
             written = await written_lines(db, job_ids, window_start, measured_end, offset)
             expected = sum(written.get(f.job_id, 0) for f in members)
             span = measured_end - window_start
@@ -362,6 +409,8 @@ async def active_levels(
                 "error_examples": list(dict.fromkeys(crowd.errors()))[:5],
                 "connect_seconds": connect_seconds,
                 "delay_ms": summary_ms(found),
+                # The same lines followed directly on the container runtime's API.
+                "runtime_delay_ms": summary_ms(direct) if runtime else None,
                 # Lines written in the window, stored by the engine, that a follower had not
                 # received `grace` seconds after the window: late beyond the delays above.
                 "lines_expected": expected,
@@ -381,6 +430,8 @@ async def active_levels(
             # Keep memory bounded: what was measured is no longer needed.
             for follower in crowd.followers:
                 follower.lines.clear()
+            if runtime:
+                runtime.lines.clear()
     finally:
         await crowd.close()
     return levels
@@ -394,7 +445,13 @@ def print_level(level: dict[str, Any]) -> None:
         f"p99 {fmt(delay.get('p99'), 0)} ms, {level['delivered_per_s']:.0f} lines/s delivered, "
         f"{level['lines_missing']} of {level['lines_expected']} missing, gateway "
         f"{100 * cores['gateway']:.0f}% CPU, {level['rss_mib']:.0f} MiB, postgres "
-        f"{100 * cores.get('postgres', 0):.0f}%, {level['pg_transactions_per_s']:.0f} tx/s",
+        f"{100 * cores.get('postgres', 0):.0f}%, {level['pg_transactions_per_s']:.0f} tx/s"
+        + (
+            f"; the runtime alone: p50 {fmt(direct.get('p50'), 0)} "
+            f"p99 {fmt(direct.get('p99'), 0)} ms"
+            if (direct := level.get("runtime_delay_ms"))
+            else ""
+        ),
         flush=True,
     )
 
@@ -435,6 +492,9 @@ def print_report(document: dict[str, Any]) -> None:
                 f"{100 * cores.get('postgres', 0):.0f}",
                 f"{level['pg_transactions_per_s']:.0f}",
                 f"{level['usage']['other_cores']:.2f}",
+                "/".join(
+                    fmt((level.get("runtime_delay_ms") or {}).get(q), 0) for q in ("p50", "p99")
+                ),
             ]
         )
     headers = [
@@ -451,6 +511,7 @@ def print_report(document: dict[str, Any]) -> None:
         "pg CPU %",
         "pg tx/s",
         "other cores",
+        "runtime alone p50/p99 ms",
     ]
     print("\nActive followers (lines written every 100 ms per job):")
     print(table(headers, rows))
@@ -503,6 +564,7 @@ async def bench(args: argparse.Namespace, database_url: str, store: Database) ->
         "run_id": run_id,
     }
     writer: asyncio.Task[int] | None = None
+    direct: RuntimeFollowers | None = None
     stop_writing = asyncio.Event()
     gateway: Gateway | None = None
     try:
@@ -530,7 +592,15 @@ async def bench(args: argparse.Namespace, database_url: str, store: Database) ->
                 job_ids = [await submit(client, CHATTY) for _ in range(args.jobs)]
                 writer = asyncio.create_task(write_lines(db, job_ids, stop_writing))
             print(f"active phase: {args.jobs} jobs writing 10 lines/s", flush=True)
-            document["levels"] = await active_levels(gateway, key, probe, db, job_ids, args)
+            if containers:
+                direct = RuntimeFollowers(docker_url, job_ids)
+            try:
+                document["levels"] = await active_levels(
+                    gateway, key, probe, db, job_ids, args, direct
+                )
+            finally:
+                if direct is not None:
+                    await direct.close()
             stop_writing.set()
             if writer is not None:
                 document["lines_written_by_script"] = await writer
