@@ -147,7 +147,7 @@ async def _final_logs(provider: Provider, handle: Handle, cursor: str | None) ->
         except HandleNotFound:
             break
         batch = _merge(batch, more)
-        if not more.lines:
+        if not more.lines or more.complete:
             break
     return batch
 

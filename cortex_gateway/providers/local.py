@@ -60,6 +60,9 @@ CONCURRENT_CREATES, CONCURRENT_REMOVALS = 4, 1
 # How long a death seen on the event stream is remembered for a watch that starts late.
 RECENT_DEATH_SECONDS = 60.0
 MIN_WAKE_SECONDS = 0.05
+# A running container that the streams say is unchanged is still inspected, and its log
+# read, at least this often: a safety net should a stream stall without breaking.
+QUIET_RECHECK_SECONDS = 30.0
 # Streams that stay open as long as there is something to follow.
 _STREAMING = httpx.Timeout(None, connect=5.0, pool=5.0)
 
@@ -140,6 +143,10 @@ class LocalProvider(Provider):
         self._cpu_seen: dict[str, tuple[int, float]] = {}
         self._running: set[str] = set()
         self._started_at: dict[str, datetime] = {}
+        # The last status of each running container, the event stream's generation when it
+        # was inspected, and when: what a quiet look answers without asking the runtime.
+        self._quiet_status: dict[str, tuple[WorkloadStatus, int, float]] = {}
+        self._last_log_read: dict[str, float] = {}
         self._doorbells = _Doorbells(self._client)
         # Creating and removing containers take the runtime's locks: past a few at once they
         # only queue up inside it and time out there, and every inspect waits behind them
@@ -338,6 +345,26 @@ class LocalProvider(Provider):
         return info
 
     async def status(self, handle: Handle) -> WorkloadStatus:
+        """The container's state. A running container the streams have nothing new about
+        (no event, no output, no broken stream) is as it was: answered without a request,
+        so hundreds of quiet jobs cost the runtime nothing between their events."""
+        container_id = handle["containerId"]
+        known = self._quiet_status.get(container_id)
+        if (
+            known is not None
+            and time.monotonic() - known[2] < QUIET_RECHECK_SECONDS
+            and self._doorbells.unchanged(container_id, known[1])
+        ):
+            return known[0]
+        generation = self._doorbells.looking(container_id)
+        status = await self._inspected_status(handle)
+        if status.state is WorkloadState.RUNNING and generation is not None:
+            self._quiet_status[container_id] = (status, generation, time.monotonic())
+        else:
+            self._quiet_status.pop(container_id, None)
+        return status
+
+    async def _inspected_status(self, handle: Handle) -> WorkloadStatus:
         info = await self._inspect(handle)
         state = info.get("State") or {}
         raw = str(state.get("Status", "")).lower()
@@ -404,6 +431,17 @@ class LocalProvider(Provider):
         timestamps coarser than they filter by (podman prints whole seconds), so a read starts
         again at that second and skips the frames already taken.
         """
+        container_id = handle["containerId"]
+        last_read = self._last_log_read.get(container_id)
+        if (
+            last_read is not None
+            and container_id in self._running
+            and time.monotonic() - last_read < QUIET_RECHECK_SECONDS
+            and self._doorbells.silent(container_id)
+        ):
+            return LogBatch((), cursor)
+        self._doorbells.reading(container_id)
+        self._last_log_read[container_id] = time.monotonic()
         last_stamp, taken = None, 0
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
         if cursor:
@@ -438,7 +476,12 @@ class LocalProvider(Provider):
                 taken += 1
             else:
                 last_stamp, taken = frame.stamp, 1
-        return LogBatch(lines, f"{last_stamp}|{taken}" if last_stamp else None)
+        return LogBatch(
+            lines,
+            f"{last_stamp}|{taken}" if last_stamp else None,
+            # An ended container's log was read to its end unless the read was capped.
+            complete=partial_lines_are_final and used == len(frames),
+        )
 
     async def metrics(self, handle: Handle) -> MetricSample | None:
         container_id = handle["containerId"]
@@ -485,6 +528,7 @@ class LocalProvider(Provider):
         if response.status_code not in (204, 304, 404):
             self._raise_for_server_error(response)
         self._running.discard(handle["containerId"])
+        self._quiet_status.pop(handle["containerId"], None)
 
     async def release(self, handle: Handle) -> None:
         async with self._removing:
@@ -506,6 +550,8 @@ class LocalProvider(Provider):
         self._cpu_seen.pop(container_id, None)
         self._started_at.pop(container_id, None)
         self._running.discard(container_id)
+        self._quiet_status.pop(container_id, None)
+        self._last_log_read.pop(container_id, None)
         self._doorbells.forget(container_id)
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
@@ -530,6 +576,14 @@ class _Doorbells:
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
+        # Counts the event stream's connections; None while it is down. A status inspected
+        # under one connection stays true only while that connection lasts.
+        self._generation = 0
+        self._live: int | None = None
+        # Containers that something happened to since their last inspect, and that printed
+        # since their last log read (both kept only for the quiet-look shortcuts).
+        self._stirred: set[str] = set()
+        self._printed: set[str] = set()
         self._bells: dict[str, asyncio.Event] = {}
         self._woken_at: dict[str, float] = {}
         self._log_followers: dict[str, asyncio.Task[None]] = {}
@@ -555,6 +609,38 @@ class _Doorbells:
             follower.cancel()
         self._bells.pop(container_id, None)
         self._woken_at.pop(container_id, None)
+        self._stirred.discard(container_id)
+        self._printed.discard(container_id)
+
+    def looking(self, container_id: str) -> int | None:
+        """An inspect of the container starts now: returns the event stream's generation
+        (None while it is down). Anything rung from here on counts as news after it."""
+        self._stirred.discard(container_id)
+        return self._live
+
+    def unchanged(self, container_id: str, generation: int) -> bool:
+        """Nothing happened to the container since it was inspected under `generation`, as
+        far as the streams can tell: the same event stream is still connected, no event or
+        output rang, and its output is still followed."""
+        return (
+            self._live == generation
+            and container_id not in self._stirred
+            and container_id not in self._deaths
+            and self._following(container_id)
+        )
+
+    def reading(self, container_id: str) -> None:
+        """A read of the container's log starts now."""
+        self._printed.discard(container_id)
+
+    def silent(self, container_id: str) -> bool:
+        """The container printed nothing since its log was last read (its output is
+        followed, so it would have rung)."""
+        return container_id not in self._printed and self._following(container_id)
+
+    def _following(self, container_id: str) -> bool:
+        follower = self._log_followers.get(container_id)
+        return follower is not None and not follower.done()
 
     async def wait(self, container_id: str, max_wait: float, *, running: bool) -> None:
         """Until the container starts, prints or dies, at most `max_wait` seconds. `running`:
@@ -584,6 +670,7 @@ class _Doorbells:
         self._log_followers.clear()
 
     def _ring(self, container_id: str) -> None:
+        self._stirred.add(container_id)
         bell = self._bells.get(container_id)
         if bell is not None:
             bell.set()
@@ -602,10 +689,14 @@ class _Doorbells:
                 ) as response:
                     if response.status_code == 200:
                         delay = 0.5
+                        self._generation += 1
+                        self._live = self._generation
                         async for line in response.aiter_lines():
                             self._seen(line)
             except httpx.HTTPError as exc:
                 logger.info("the container runtime's event stream broke: %s", exc)
+            finally:
+                self._live = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
@@ -629,7 +720,9 @@ class _Doorbells:
         self._ring(container_id)
 
     async def _follow_logs(self, container_id: str) -> None:
-        params = {"follow": 1, "stdout": 1, "stderr": 1, "since": int(time.time())}
+        # `since` is in whole seconds: start a second early, so that nothing printed between
+        # the engine's last read and this stream's start goes unannounced.
+        params = {"follow": 1, "stdout": 1, "stderr": 1, "since": int(time.time()) - 1}
         try:
             async with self._client.stream(
                 "GET", f"{API}/containers/{container_id}/logs", params=params, timeout=_STREAMING
@@ -637,9 +730,16 @@ class _Doorbells:
                 if response.status_code != 200:
                     return
                 async for _ in response.aiter_raw():
+                    self._printed.add(container_id)
                     self._ring(container_id)
         except httpx.HTTPError as exc:
             logger.debug("following the output of %s stopped: %s", container_id, exc)
+        finally:
+            # The output is no longer followed (the container stopped, or the stream broke):
+            # the next looks must ask the runtime (unless the container is forgotten).
+            if self._log_followers.get(container_id) is asyncio.current_task():
+                self._printed.add(container_id)
+                self._stirred.add(container_id)
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,9 @@ class LogBatch:
 
     lines: tuple[LogLine, ...]
     cursor: str | None
+    # The adapter knows this read reached the end of what the workload has printed so far:
+    # a final read of an ended workload needs no second look.
+    complete: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from cortex_gateway.application import create_app
 from tests.engine.conftest import (
     busybox,
     containers_of,
+    docker_socket,
     engine_settings,
     log_lines,
     submit,
@@ -215,3 +216,36 @@ async def test_cost_follows_the_local_rate(database_url: str, keys: Keys) -> Non
     ).total_seconds()
     assert job["cost"]["current"] == pytest.approx(18 * elapsed / 3600, abs=1e-5)
     assert 0 < job["cost"]["current"] < 0.5
+
+
+async def test_a_quiet_container_killed_from_outside_ends_its_job_at_once(
+    database_url: str, keys: Keys
+) -> None:
+    # The engine looks only every 30 s here, and between events the local provider answers
+    # quiet looks from the runtime's event stream: the kill must reach the job through it.
+    settings = engine_settings(database_url, engine_poll_interval=30.0)
+    async with lifespan_app(create_app(settings)) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            client.headers["Authorization"] = f"Bearer {await keys.create()}"
+            # sh as PID 1 would ignore a TERM it does not trap.
+            script = "trap 'echo bye; exit 7' TERM; echo ready; sleep 300 & wait"
+            job_id = await submit(client, busybox(script))
+            await wait_for(client, job_id, {"running"})
+            await asyncio.sleep(1.5)  # quiet for a while: its looks are answered from memory
+            (container,) = await containers_of(job_id)
+            await _docker_post(f"/containers/{container['Id']}/kill", {"signal": "TERM"})
+            job = await wait_for(client, job_id, timeout=10)
+            lines = await log_lines(client, job_id)
+
+    assert job["status"] == "failed"
+    assert job["results"]["exitCode"] == 7
+    assert job["results"]["reason"] == "exit_code"
+    assert lines == ["ready", "bye"]
+
+
+async def _docker_post(path: str, params: dict[str, str]) -> None:
+    transport = httpx.AsyncHTTPTransport(uds=docker_socket())
+    async with httpx.AsyncClient(transport=transport, base_url="http://docker") as docker:
+        response = await docker.post(f"/v1.41{path}", params=params)
+    assert response.status_code == 204, response.text
