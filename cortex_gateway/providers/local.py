@@ -8,6 +8,7 @@ containers and volumes again after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -349,6 +350,13 @@ class LocalProvider(Provider):
         (no event, no output, no broken stream) is as it was: answered without a request,
         so hundreds of quiet jobs cost the runtime nothing between their events."""
         container_id = handle["containerId"]
+        code = self._doorbells.exit_code(container_id)
+        if code is not None and container_id in self._started_at:
+            # Seen running, then its `die` event (which carries the exit code): what an
+            # inspect would say, without asking a runtime that a burst of exits keeps busy.
+            self._running.discard(container_id)
+            self._quiet_status.pop(container_id, None)
+            return _exited(code, self._started_at[container_id])
         known = self._quiet_status.get(container_id)
         if (
             known is not None
@@ -385,19 +393,7 @@ class LocalProvider(Provider):
                 self._doorbells.expect(container_id)
         if mapped is WorkloadState.EXITED:
             code = int(state.get("ExitCode", 0))
-            if state.get("OOMKilled") or code == _KILLED:
-                return WorkloadStatus(
-                    WorkloadState.EXITED,
-                    exit_code=code,
-                    reason=FailureReason.OOM,
-                    message="killed: out of memory (or sent SIGKILL by someone else)",
-                    started_at=started_at,
-                )
-            reason = FailureReason.EXIT_CODE if code else None
-            message = f"exited with code {code}" if code else None
-            return WorkloadStatus(
-                mapped, exit_code=code, reason=reason, message=message, started_at=started_at
-            )
+            return _exited(code, started_at, oom_killed=bool(state.get("OOMKilled")))
         if mapped is WorkloadState.FAILED:
             return WorkloadStatus(
                 mapped,
@@ -559,6 +555,24 @@ class LocalProvider(Provider):
         await self._doorbells.wait(container_id, max_wait, running=container_id in self._running)
 
 
+def _exited(code: int, started_at: datetime | None, *, oom_killed: bool = False) -> WorkloadStatus:
+    if oom_killed or code == _KILLED:
+        return WorkloadStatus(
+            WorkloadState.EXITED,
+            exit_code=code,
+            reason=FailureReason.OOM,
+            message="killed: out of memory (or sent SIGKILL by someone else)",
+            started_at=started_at,
+        )
+    return WorkloadStatus(
+        WorkloadState.EXITED,
+        exit_code=code,
+        reason=FailureReason.EXIT_CODE if code else None,
+        message=f"exited with code {code}" if code else None,
+        started_at=started_at,
+    )
+
+
 def _name_in_use(response: httpx.Response) -> bool:
     """podman answers a name clash with 500 "...is already in use" where Docker says 409."""
     return response.status_code == 500 and "already in use" in response.text
@@ -588,6 +602,7 @@ class _Doorbells:
         self._woken_at: dict[str, float] = {}
         self._log_followers: dict[str, asyncio.Task[None]] = {}
         self._deaths: dict[str, float] = {}
+        self._exit_codes: dict[str, int] = {}
         self._events: asyncio.Task[None] | None = None
 
     def expect(self, container_id: str) -> None:
@@ -717,7 +732,16 @@ class _Doorbells:
                 cid: at for cid, at in self._deaths.items() if now - at < RECENT_DEATH_SECONDS
             }
             self._deaths[container_id] = now
+            self._exit_codes = {
+                cid: code for cid, code in self._exit_codes.items() if cid in self._deaths
+            }
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                self._exit_codes[container_id] = int(event["Actor"]["Attributes"]["exitCode"])
         self._ring(container_id)
+
+    def exit_code(self, container_id: str) -> int | None:
+        """The exit code of the container's recent `die` event, if one was seen."""
+        return self._exit_codes.get(container_id)
 
     async def _follow_logs(self, container_id: str) -> None:
         # `since` is in whole seconds: start a second early, so that nothing printed between
