@@ -1202,7 +1202,8 @@ async def direct_burst(
     exits = [first_exit_boot + spread * i / max(count - 1, 1) for i in range(count)]
     print(f"  M={count} direct: the same containers without the gateway", flush=True)
     died: dict[str, float] = {}
-    expected: list[str] = []
+    # Only this level's containers count (the gateway's may still be dying and removed).
+    expected: set[str] = set()
     listening, all_died = asyncio.Event(), asyncio.Event()
 
     async def watch() -> None:
@@ -1219,7 +1220,8 @@ async def direct_burst(
                     if event.get("Action") != "die":
                         continue
                     container = event.get("id") or event["Actor"]["ID"]
-                    died.setdefault(container, time.time())
+                    if container in expected:
+                        died.setdefault(container, time.time())
                     if expected and len(died) >= len(expected):
                         all_died.set()
 
@@ -1245,7 +1247,7 @@ async def direct_burst(
 
     try:
         ids = [c for c in await asyncio.gather(*(run(i, e) for i, e in enumerate(exits))) if c]
-        expected.extend(ids)
+        expected.update(ids)
         await asyncio.sleep(max(0.0, first_exit_boot - 1.5 - boot_clock()))
         before_exits = probe.snapshot()
         all_died.clear()
