@@ -26,6 +26,7 @@ from cortex_gateway.providers.base import Provider
 from cortex_gateway.providers.errors import (
     HandleNotFound,
     ImagePullFailed,
+    ProviderError,
     Rejected,
     Unavailable,
 )
@@ -155,8 +156,13 @@ class LocalProvider(Provider):
         # Removal is never urgent; noticing that a job ended is.
         self._creating = asyncio.Semaphore(CONCURRENT_CREATES)
         self._removing = asyncio.Semaphore(CONCURRENT_REMOVALS)
+        self._starting: dict[str, asyncio.Task[None]] = {}
 
     async def aclose(self) -> None:
+        starts = list(self._starting.values())
+        for start in starts:
+            start.cancel()
+        await asyncio.gather(*starts, return_exceptions=True)
         await self._doorbells.aclose()
         await self._client.aclose()
         await self._health_client.aclose()
@@ -204,10 +210,48 @@ class LocalProvider(Provider):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def submit(self, spec: WorkloadSpec) -> Handle:
-        async with self._creating:
-            return await self._submit(spec)
+        """Create the container and place the job spec in it, then start it in the
+        background: the engine records the job `scheduled` while the runtime starts it (the
+        slowest step), and the first status call waits for the start's outcome."""
+        await self._creating.acquire()
+        try:
+            handle = await self._create(spec)
+        except BaseException:
+            self._creating.release()
+            raise
+        container_id = handle["containerId"]
+        self._doorbells.expect(container_id)
+        start = asyncio.create_task(self._start(handle))
+        start.add_done_callback(lambda _: self._creating.release())
+        self._starting[container_id] = start
+        return handle
 
-    async def _submit(self, spec: WorkloadSpec) -> Handle:
+    async def _start(self, handle: Handle) -> None:
+        started = await self._request("POST", f"/containers/{handle['containerId']}/start")
+        if started.status_code not in (204, 304):
+            self._raise_for_server_error(started)
+            raise Rejected(f"the container would not start: {self._message(started)}")
+
+    async def _start_outcome(self, container_id: str) -> WorkloadStatus | None:
+        """Wait for a start this process began. One the runtime refused is the workload's
+        failure; one that could not be sent raises Unavailable, and a later look (seeing the
+        container still created) starts it again."""
+        start = self._starting.pop(container_id, None)
+        if start is None:
+            return None
+        try:
+            await start
+        except Rejected as exc:
+            return WorkloadStatus(
+                WorkloadState.FAILED, reason=FailureReason.PROVIDER_ERROR, message=str(exc)
+            )
+        return None
+
+    async def _settle_start(self, container_id: str) -> None:
+        with contextlib.suppress(ProviderError):
+            await self._start_outcome(container_id)
+
+    async def _create(self, spec: WorkloadSpec) -> Handle:
         volumes = [await self._create_volume(spec, volume.name) for volume in spec.volumes]
         name = f"cortex-{spec.job_id}"
         config = self._container_config(spec, volumes)
@@ -229,11 +273,6 @@ class LocalProvider(Provider):
             raise Rejected(f"the container runtime refused the job: {self._message(response)}")
         handle: Handle = {"containerId": container_id, "containerName": name, "volumes": volumes}
         await self._put_spec_file(container_id, spec)
-        started = await self._request("POST", f"/containers/{container_id}/start")
-        if started.status_code not in (204, 304):
-            self._raise_for_server_error(started)
-            await self._release(handle)
-            raise Rejected(f"the container would not start: {self._message(started)}")
         return handle
 
     def _container_config(self, spec: WorkloadSpec, volumes: list[str]) -> dict[str, Any]:
@@ -350,6 +389,9 @@ class LocalProvider(Provider):
         (no event, no output, no broken stream) is as it was: answered without a request,
         so hundreds of quiet jobs cost the runtime nothing between their events."""
         container_id = handle["containerId"]
+        refused = await self._start_outcome(container_id)
+        if refused is not None:
+            return refused
         code = self._doorbells.exit_code(container_id)
         if code is not None and container_id in self._started_at:
             # Seen running, then its `die` event (which carries the exit code): what an
@@ -391,6 +433,17 @@ class LocalProvider(Provider):
             self._running.discard(container_id)
             if mapped is WorkloadState.STARTING:
                 self._doorbells.expect(container_id)
+                if raw in ("created", "configured"):
+                    # Never started: this process died before its start went out, or the
+                    # start could not be sent. Start it now (204, or 304 if it already is).
+                    try:
+                        await self._start(handle)
+                    except Rejected as exc:
+                        return WorkloadStatus(
+                            WorkloadState.FAILED,
+                            reason=FailureReason.PROVIDER_ERROR,
+                            message=str(exc),
+                        )
         if mapped is WorkloadState.EXITED:
             code = int(state.get("ExitCode", 0))
             return _exited(code, started_at, oom_killed=bool(state.get("OOMKilled")))
@@ -515,6 +568,8 @@ class LocalProvider(Provider):
         )
 
     async def cancel(self, handle: Handle) -> None:
+        # A start still on its way would undo the stop.
+        await self._settle_start(handle["containerId"])
         response = await self._request(
             "POST",
             f"/containers/{handle['containerId']}/stop",
@@ -527,6 +582,7 @@ class LocalProvider(Provider):
         self._quiet_status.pop(handle["containerId"], None)
 
     async def release(self, handle: Handle) -> None:
+        await self._settle_start(handle["containerId"])
         async with self._removing:
             await self._release(handle)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cortex_gateway.providers.local import LocalProvider, _Frame, _whole_lines
-from cortex_gateway.providers.types import WorkloadSpec
+from cortex_gateway.providers.types import WorkloadSpec, WorkloadState
 from tests.engine.conftest import containers_of
 
 
@@ -59,6 +60,33 @@ async def test_health_reports_an_unreachable_runtime_with_its_address(tmp_path: 
 
     assert not health.healthy
     assert "/nonexistent/docker.sock" in (health.reason or "")
+
+
+async def test_a_container_whose_start_was_lost_is_started_by_the_next_look() -> None:
+    # The engine records a job scheduled while its container starts; a process that dies
+    # in between leaves a created container, and the next process's first look starts it.
+    spec = dataclasses.replace(sleeper(), command=("sh", "-c", "echo started; exit 4"))
+    dying = LocalProvider(docker_host=os.environ["DOCKER_HOST"])
+    handle = await dying.submit(spec)
+    await dying.aclose()  # before its start went out
+    (container,) = await containers_of(spec.job_id)
+    assert container["State"] == "created"
+
+    successor = LocalProvider(docker_host=os.environ["DOCKER_HOST"])
+    try:
+        status = await successor.status(handle)
+        for _ in range(100):
+            if status.state is WorkloadState.EXITED:
+                break
+            await successor.watch(handle, 0.1)
+            status = await successor.status(handle)
+        logs = await successor.logs(handle, None)
+    finally:
+        await successor.release(handle)
+        await successor.aclose()
+
+    assert status.state is WorkloadState.EXITED and status.exit_code == 4
+    assert [line.line for line in logs.lines] == ["started"]
 
 
 def frames(*parts: tuple[str, str]) -> list[_Frame]:
