@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.engine.conftest import containers_of
 from tests.factories import API, job_spec
 from tests.servers import free_port
 
@@ -194,6 +196,9 @@ def test_two_gateways_share_one_database(database_url: str, tmp_path: Path) -> N
             time.sleep(0.2)
         assert seen["status"] == "cancelled"
         assert not (tmp_path / "unused").exists()
+        # The container goes once the job is released: leave nothing behind in the runtime.
+        while asyncio.run(containers_of(job_id)) and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         first.kill()
         second.kill()

@@ -84,3 +84,14 @@ async def containers_of(job_id: str) -> list[dict[str, Any]]:
         )
     found: list[dict[str, Any]] = response.json()
     return found
+
+
+async def cancelled_and_removed(client: httpx.AsyncClient, job_id: str) -> None:
+    """Cancel a job a test no longer needs and wait until its container is gone, so that a
+    test run leaves nothing behind in the container runtime."""
+    await client.post(f"{API}/jobs/{job_id}/cancel")
+    await wait_for(client, job_id)
+    deadline = time.monotonic() + 30
+    while await containers_of(job_id):
+        assert time.monotonic() < deadline, f"the container of {job_id} was not removed"
+        await asyncio.sleep(0.2)

@@ -15,7 +15,13 @@ import pytest
 from cortex_gateway.application import create_app
 from cortex_gateway.streams import feeds
 from tests.e2e.test_gateway_process import Gateway
-from tests.engine.conftest import busybox, engine_settings, submit, wait_for
+from tests.engine.conftest import (
+    busybox,
+    cancelled_and_removed,
+    engine_settings,
+    submit,
+    wait_for,
+)
 from tests.factories import API, Keys
 from tests.servers import uvicorn_server
 from tests.streams.sse_client import Event, events
@@ -106,7 +112,7 @@ class TestLogStream:
                 if comments >= 2:
                     break
         assert comments >= 2
-        await client.post(f"{API}/jobs/{job_id}/cancel")
+        await cancelled_and_removed(client, job_id)
 
     async def test_output_reaches_followers_as_it_is_printed_not_at_the_next_poll(
         self, database_url: str, keys: Keys
@@ -272,7 +278,7 @@ class TestStreamTokens:
             await asyncio.sleep(2.5)
             expired = await browser.get(f"{API}/jobs/{job_id}/events?token={token}")
         assert expired.status_code == 401
-        await client.post(f"{API}/jobs/{job_id}/cancel")
+        await cancelled_and_removed(client, job_id)
 
     async def test_a_token_for_another_accounts_job_cannot_be_issued(
         self, client: httpx.AsyncClient, server: str, keys: Keys
