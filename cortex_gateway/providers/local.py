@@ -816,10 +816,11 @@ class _Doorbells:
             logger.debug("following the output of %s stopped: %s", container_id, exc)
         finally:
             # The output is no longer followed (the container stopped, or the stream broke):
-            # the next looks must ask the runtime (unless the container is forgotten).
+            # look now, and ask the runtime rather than memory (unless it is forgotten). The
+            # end of a container's output comes well before podman's `die` event.
             if self._log_followers.get(container_id) is asyncio.current_task():
                 self._printed.add(container_id)
-                self._stirred.add(container_id)
+                self._ring(container_id)
 
 
 @dataclass(frozen=True)
