@@ -15,6 +15,7 @@ from tests.engine.conftest import (
     docker_socket,
     engine_settings,
     log_lines,
+    removed,
     submit,
     wait_for,
 )
@@ -48,7 +49,7 @@ class TestRunningJobs:
         assert [e["line"] for e in logs if e["stream"] == "stdout"] == ["one", "three"]
         assert [e["line"] for e in logs if e["stream"] == "stderr"] == ["two"]
         assert [entry["seq"] for entry in logs] == [1, 2, 3]
-        assert await containers_of(job_id) == [], "the container is removed once it ended"
+        assert await removed(job_id), "the container is removed once it ended"
 
     async def test_a_nonzero_exit_fails_the_job_with_its_code(
         self, gateway: httpx.AsyncClient
@@ -114,7 +115,7 @@ class TestRunningJobs:
         assert job["results"]["reason"] == "timeout"
         assert "duration of 2 s" in job["results"]["message"]
         assert await log_lines(gateway, job_id) == ["started"]
-        assert await containers_of(job_id) == []
+        assert await removed(job_id)
 
     async def test_a_memory_hog_is_killed_and_fails_with_oom(
         self, gateway: httpx.AsyncClient
@@ -181,7 +182,7 @@ class TestRunningJobs:
         job = await wait_for(gateway, job_id, timeout=30)
         assert job["status"] == "cancelled"
         assert [e["type"] for e in job["events"]][-2:] == ["cancelling", "cancelled"]
-        assert await containers_of(job_id) == []
+        assert await removed(job_id)
         again = await gateway.post(f"{API}/jobs/{job_id}/cancel")
         assert again.status_code == 409
 
