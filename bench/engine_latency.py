@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import io
 import json
 import math
 import os
@@ -50,7 +49,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections import Counter
@@ -68,6 +66,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cortex_gateway import database, embedded_postgres, migrate
 from cortex_gateway.auth import service as auth_service
 from cortex_gateway.auth.scopes import Scope
+from cortex_gateway.providers.local import spec_archive
 
 SCRIPT = Path(__file__).resolve()
 BENCH_DIR = SCRIPT.parent
@@ -799,21 +798,6 @@ def direct_config(run_id: str) -> dict[str, Any]:
     }
 
 
-def spec_archive() -> bytes:
-    """The job spec file as the local provider places it (a tar for PUT /archive)."""
-    document = json.dumps(job_spec(["true"]), indent=2).encode()
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        for directory in ("cortex", "cortex/spec"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        info = tarfile.TarInfo("cortex/spec/job.json")
-        info.size, info.mode, info.mtime = len(document), 0o644, int(time.time())
-        tar.addfile(info, io.BytesIO(document))
-    return archive.getvalue()
-
-
 async def direct_run(
     docker: httpx.AsyncClient, run_id: str, index: int, *, poll: bool, spec_file: bool = True
 ) -> dict[str, Any]:
@@ -832,7 +816,7 @@ async def direct_run(
         placed = await docker.put(
             f"/containers/{container}/archive",
             params={"path": "/"},
-            content=spec_archive(),
+            content=spec_archive(job_spec(["true"])),
             headers={"Content-Type": "application/x-tar"},
         )
         placed.raise_for_status()

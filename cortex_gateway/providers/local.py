@@ -355,21 +355,11 @@ class LocalProvider(Provider):
         return str(info["Id"])
 
     async def _put_spec_file(self, container_id: str, spec: WorkloadSpec) -> None:
-        document = json.dumps(spec.document, indent=2).encode()
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            for directory in ("cortex", "cortex/spec"):
-                info = tarfile.TarInfo(directory)
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            info = tarfile.TarInfo(SPEC_PATH.lstrip("/"))
-            info.size, info.mode, info.mtime = len(document), 0o644, int(time.time())
-            tar.addfile(info, io.BytesIO(document))
         response = await self._request(
             "PUT",
             f"/containers/{container_id}/archive",
             params={"path": "/"},
-            content=archive.getvalue(),
+            content=spec_archive(spec.document),
             headers={"Content-Type": "application/x-tar"},
         )
         if response.status_code != 200:
@@ -609,6 +599,21 @@ class LocalProvider(Provider):
     async def watch(self, handle: Handle, max_wait: float) -> None:
         container_id = handle["containerId"]
         await self._doorbells.wait(container_id, max_wait, running=container_id in self._running)
+
+
+def spec_archive(document: dict[str, Any]) -> bytes:
+    """The job spec file at SPEC_PATH, as a tar for the Docker API's PUT /archive."""
+    content = json.dumps(document, indent=2).encode()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for directory in ("cortex", "cortex/spec"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        info = tarfile.TarInfo(SPEC_PATH.lstrip("/"))
+        info.size, info.mode, info.mtime = len(content), 0o644, int(time.time())
+        tar.addfile(info, io.BytesIO(content))
+    return archive.getvalue()
 
 
 def _exited(code: int, started_at: datetime | None, *, oom_killed: bool = False) -> WorkloadStatus:
