@@ -6,7 +6,9 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY cortex_gateway ./cortex_gateway
+COPY app ./app
+COPY providers ./providers
+COPY migrations ./migrations
 RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}

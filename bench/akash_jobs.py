@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from cortex_gateway import database
+from app import database
 
 from engine_latency import (
     API,
@@ -116,7 +116,7 @@ async def start_gateway(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "cortex_gateway",
+            "app",
             "serve",
             "--port",
             str(port),

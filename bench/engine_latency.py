@@ -63,10 +63,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway import database, embedded_postgres, migrate
-from cortex_gateway.auth import service as auth_service
-from cortex_gateway.auth.scopes import Scope
-from cortex_gateway.providers.local import spec_archive
+from app import database, embedded_postgres, migrate
+from app.auth import service as auth_service
+from app.auth.scopes import Scope
+from providers.local import spec_archive
 
 SCRIPT = Path(__file__).resolve()
 BENCH_DIR = SCRIPT.parent
@@ -322,7 +322,7 @@ def code_fingerprint() -> dict[str, Any]:
     """Which gateway code ran: the commit, and a hash of the package as it is on disk (the
     package is edited while benchmarks run, so the commit alone may not say)."""
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "cortex_gateway").rglob("*.py")):
+    for path in sorted((ROOT / "app").rglob("*.py")):
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes())
 
@@ -332,7 +332,7 @@ def code_fingerprint() -> dict[str, Any]:
 
     return {
         "commit": git("rev-parse", "--short", "HEAD"),
-        "package_differs_from_commit": bool(git("status", "--porcelain", "cortex_gateway")),
+        "package_differs_from_commit": bool(git("status", "--porcelain", "app")),
         "package_sha256": digest.hexdigest()[:16],
     }
 
@@ -569,8 +569,8 @@ def serve(argv: Sequence[str]) -> None:
 
     import uvicorn
 
-    from cortex_gateway.application import create_app
-    from cortex_gateway.settings import Settings
+    from app.application import create_app
+    from app.settings import Settings
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)

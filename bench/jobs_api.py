@@ -38,9 +38,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway import database, embedded_postgres, migrate
-from cortex_gateway.auth import service as auth_service
-from cortex_gateway.auth.scopes import Scope
+from app import database, embedded_postgres, migrate
+from app.auth import service as auth_service
+from app.auth.scopes import Scope
 
 import loadgen
 import plans
@@ -563,15 +563,15 @@ def _git(*command: str) -> str:
 def gateway_tree() -> dict[str, Any]:
     """Which gateway code ran: a snapshot of a commit (--gateway-ref), or the working tree
     with the files changed since its commit."""
-    import cortex_gateway
+    import app
 
     if os.environ.get(_SNAPSHOT_ENV):
         return {
             "commit": os.environ.get(_SNAPSHOT_COMMIT_ENV),
             "snapshot": True,
-            "imported_from": str(Path(cortex_gateway.__file__).parent),
+            "imported_from": str(Path(app.__file__).parent),
         }
-    changed = _git("status", "--porcelain", "--", "cortex_gateway")
+    changed = _git("status", "--porcelain", "--", "app")
     return {
         "commit": _git("rev-parse", "HEAD") or None,
         "snapshot": False,
@@ -580,7 +580,7 @@ def gateway_tree() -> dict[str, Any]:
 
 
 def run_against_snapshot(ref: str) -> int:
-    """Re-run this benchmark with `git archive <ref> cortex_gateway` first on PYTHONPATH.
+    """Re-run this benchmark with `git archive <ref> app` first on PYTHONPATH.
 
     The gateway package is edited while benchmarks run; a snapshot keeps the code (and its
     migrations) fixed from seeding to the last request, and names what was measured.
@@ -591,7 +591,7 @@ def run_against_snapshot(ref: str) -> int:
     snapshot = Path(tempfile.mkdtemp(prefix="cortex-gateway-src-"))
     try:
         archive = subprocess.run(
-            ["git", "archive", commit, "cortex_gateway"],
+            ["git", "archive", commit, "app"],
             cwd=BENCH_DIR.parent,
             capture_output=True,
             check=True,
@@ -812,10 +812,10 @@ def main() -> None:
     if args.gateway_ref and not os.environ.get(_SNAPSHOT_ENV):
         sys.exit(run_against_snapshot(args.gateway_ref))
     if os.environ.get(_SNAPSHOT_ENV):
-        import cortex_gateway
+        import app
 
         # The snapshot must win over the editable install, or the run measures the wrong code.
-        assert Path(cortex_gateway.__file__).is_relative_to(os.environ[_SNAPSHOT_ENV])
+        assert Path(app.__file__).is_relative_to(os.environ[_SNAPSHOT_ENV])
     temp_dir: Path | None = None
     drop_url: tuple[str, str] | None = None
     try:

@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cortex_gateway.jobs import repository
+from app.jobs import repository
 
 
 class _Captured(Exception):

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway.jobs import repository
+from app.jobs import repository
 
 HISTORY = timedelta(days=365)
 

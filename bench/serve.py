@@ -33,8 +33,8 @@ def _reachable_local_provider(settings: Any) -> list[Any]:
     this stand-in answers as the cache would, and keeps the adapter's own capability checks.
     """
     try:
-        from cortex_gateway.providers.local import LocalProvider
-        from cortex_gateway.providers.types import Health
+        from providers.local import LocalProvider
+        from providers.types import Health
     except ImportError:
         return []
 
@@ -47,8 +47,8 @@ def _reachable_local_provider(settings: Any) -> list[Any]:
 
 def build_app(kind: str, database_url: str, account_id: str | None) -> timing.ServerTimings:
     if kind == "gateway":
-        from cortex_gateway.application import create_app
-        from cortex_gateway.settings import Settings
+        from app.application import create_app
+        from app.settings import Settings
 
         timing.install_sqlalchemy_timer()
         # The gateway as it ships (pool of 10 + 10 overflow, ...) on the benchmark database,

@@ -48,9 +48,9 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway import database
-from cortex_gateway.engine import repository as engine_repository
-from cortex_gateway.providers.types import LogLine
+from app import database
+from app.engine import repository as engine_repository
+from providers.types import LogLine
 
 from engine_latency import (
     API,

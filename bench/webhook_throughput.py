@@ -41,8 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from cortex_gateway import database, ids
-from cortex_gateway.webhooks import repository as webhooks_repository
+from app import database, ids
+from app.webhooks import repository as webhooks_repository
 
 from engine_latency import (
     API,

@@ -1,5 +1,6 @@
-# Shared by scripts/serve and scripts/test: create ./.venv and install the project into it,
-# again only when pyproject.toml changes.
+# Shared by scripts/serve and scripts/test: create ./.venv and install both distributions into
+# it (the gateway, and the client with the `cortex` command), again only when a pyproject.toml
+# changes.
 ensure_venv() {
     local extras="$1"
     local stamp=".venv/.installed${extras}"
@@ -7,8 +8,9 @@ ensure_venv() {
         python3 -m venv .venv
         .venv/bin/python -m pip install --quiet --upgrade pip
     fi
-    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-        .venv/bin/python -m pip install --quiet --editable ".${extras}"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+        || [ clients/python/pyproject.toml -nt "$stamp" ]; then
+        .venv/bin/python -m pip install --quiet --editable ".${extras}" --editable ./clients/python
         touch "$stamp"
     fi
 }

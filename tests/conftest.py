@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway import database, embedded_postgres, migrate
-from cortex_gateway.application import create_app
-from cortex_gateway.settings import Settings
+from app import database, embedded_postgres, migrate
+from app.application import create_app
+from app.settings import Settings
 from tests import factories
 from tests.servers import lifespan_app
 

@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway import database
-from cortex_gateway.auth import scopes, service
-from cortex_gateway.jobs import repository
-from cortex_gateway.jobs import service as job_service
-from cortex_gateway.jobs.lifecycle import JobStatus
+from app import database
+from app.auth import scopes, service
+from app.jobs import repository
+from app.jobs import service as job_service
+from app.jobs.lifecycle import JobStatus
 
 API = "/api/plugin-core"
 
@@ -74,8 +74,8 @@ async def seed_jobs(db: AsyncEngine, account: str, rows: Sequence[dict[str, Any]
     """Insert jobs straight into the store, with chosen timestamps, states and providers."""
     import sqlalchemy as sa
 
-    from cortex_gateway import ids
-    from cortex_gateway.models import accounts
+    from app import ids
+    from app.models import accounts
 
     async with database.transaction(db) as connection:
         account_id = (

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from cortex_gateway.application import create_app
-from cortex_gateway.settings import Settings
+from app.application import create_app
+from app.settings import Settings
 from tests.factories import API, job_spec
 from tests.servers import lifespan_app
 

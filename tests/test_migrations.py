@@ -12,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection, make_url
 
-from cortex_gateway import database, migrate
-from cortex_gateway.models import metadata
+from app import database, migrate
+from app.models import metadata
 from tests.conftest import _admin
 
 

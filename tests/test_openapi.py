@@ -6,8 +6,8 @@ import httpx
 from openapi_spec_validator import validate
 from starlette.routing import Mount
 
-from cortex_gateway.application import create_app
-from cortex_gateway.settings import Settings
+from app.application import create_app
+from app.settings import Settings
 from tests.factories import API
 
 

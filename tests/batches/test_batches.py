@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway.application import create_app
-from cortex_gateway.batches.schemas import MAX_BATCH_JOBS, MAX_CONCURRENCY
-from cortex_gateway.jobs.lifecycle import JobStatus
-from cortex_gateway.settings import Settings
+from app.application import create_app
+from app.batches.schemas import MAX_BATCH_JOBS, MAX_CONCURRENCY
+from app.jobs.lifecycle import JobStatus
+from app.settings import Settings
 from tests.factories import API, Keys, job_spec, move_job
 from tests.servers import lifespan_app
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cortex_gateway.application import create_app
+from app.application import create_app
 from tests.engine.conftest import busybox, containers_of, engine_settings
 from tests.factories import API, Keys
 from tests.servers import lifespan_app

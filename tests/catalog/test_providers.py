@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from cortex_gateway.application import create_app
-from cortex_gateway.providers import available_providers
-from cortex_gateway.settings import Settings
+from app.application import create_app
+from app.settings import Settings
+from providers import available_providers
 from tests.factories import API, Keys
 from tests.servers import lifespan_app
 

@@ -26,7 +26,7 @@ class Result:
 
 
 class Cortex:
-    """Runs `cortex` (python -m cortex_gateway.user_cli) with an environment of its own."""
+    """Runs `cortex` (python -m cortex_client.cli) with an environment of its own."""
 
     def __init__(self, config_home: Path, **env: str):
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CORTEX_")}
@@ -36,7 +36,7 @@ class Cortex:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "cortex_gateway.user_cli",
+            "cortex_client.cli",
             *args,
             env=self.env,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from cortex_gateway.client import AsyncClient
+from cortex_client import AsyncClient
 from tests.cli.conftest import Cortex
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from cortex_gateway.application import create_app
-from cortex_gateway.settings import Settings
+from app.application import create_app
+from app.settings import Settings
 from tests.factories import API
 from tests.servers import free_port, uvicorn_server
 
@@ -61,7 +61,7 @@ class GatewayProcess:
     def start(self) -> None:
         with self.log.open("a") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cortex_gateway", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "app", "serve", "--port", str(self.port)],
                 env=self.env,
                 stdout=output,
                 stderr=subprocess.STDOUT,

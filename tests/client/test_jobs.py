@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway.client import AsyncClient, Client, Job, JobSummary, LogEntry, errors
+from cortex_client import AsyncClient, Client, Job, JobSummary, LogEntry, errors
 from tests.factories import seed_jobs
 
 SPEC = {"provider": "local", "image": "busybox:latest", "cpu": 500, "memory": "64Mi"}
@@ -86,14 +86,14 @@ async def test_every_error_answer_raises_the_class_of_its_code(
 
 
 def test_the_client_calls_the_servers_base_path() -> None:
-    from cortex_gateway import openapi
-    from cortex_gateway.client import _core
+    from app import openapi
+    from cortex_client import _core
 
     assert _core.PREFIX == openapi.PREFIX
 
 
 def test_every_code_of_the_error_table_has_its_class() -> None:
-    from cortex_gateway import errors as server
+    from app import errors as server
 
     for server_class in server.ALL_ERRORS:
         client_class = errors.BY_CODE[server_class.code]

@@ -7,7 +7,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from cortex_gateway.client import AsyncClient
+from cortex_client import AsyncClient
 from tests.client.gateway import GatewayProcess
 
 SCRIPT = "i=1; while [ $i -le 60 ]; do echo line $i; i=$((i+1)); sleep 0.1; done"

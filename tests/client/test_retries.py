@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from cortex_gateway.client import AsyncClient, Client, errors
+from cortex_client import AsyncClient, Client, errors
 from tests.servers import uvicorn_server
 
 JOB = {

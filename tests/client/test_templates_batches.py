@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from cortex_gateway.client import AsyncClient, Batch, Template, errors
+from cortex_client import AsyncClient, Batch, Template, errors
 
 GREETER = {
     "provider": "local",

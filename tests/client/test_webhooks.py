@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cortex_gateway.client import AsyncClient, WebhookVerificationError, errors, verify_webhook
+from cortex_client import AsyncClient, WebhookVerificationError, errors, verify_webhook
 from tests.servers import uvicorn_server
 
 
@@ -100,7 +100,7 @@ def test_verify_webhook_accepts_what_the_standard_webhooks_library_signs() -> No
 
     from standardwebhooks import Webhook
 
-    from cortex_gateway.webhooks.signing import new_secret
+    from app.webhooks.signing import new_secret
 
     secret, body = new_secret(), '{"type": "job.completed", "data": {"id": "job_1"}}'
     now = datetime.now(UTC)

@@ -32,7 +32,7 @@ class Gateway:
         self.log = log
         self.output = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cortex_gateway", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "app", "serve", "--port", str(self.port)],
             env=env,
             stdout=self.output,
             stderr=subprocess.STDOUT,
@@ -71,7 +71,7 @@ class Gateway:
 
 def cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cortex_gateway", *arguments],
+        [sys.executable, "-m", "app", *arguments],
         env=env,
         capture_output=True,
         text=True,

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cortex_gateway.application import create_app
-from cortex_gateway.settings import Settings
+from app.application import create_app
+from app.settings import Settings
 from tests.factories import API, Keys, job_spec
 from tests.servers import lifespan_app
 

@@ -13,13 +13,13 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway import database
-from cortex_gateway.application import create_app
-from cortex_gateway.engine.workload import workload_spec
-from cortex_gateway.jobs import repository as jobs_repository
-from cortex_gateway.jobs import service as jobs_service
-from cortex_gateway.providers.akash.adapter import usd_per_hour
-from cortex_gateway.providers.render import RenderProvider
+from app import database
+from app.application import create_app
+from app.engine.workload import workload_spec
+from app.jobs import repository as jobs_repository
+from app.jobs import service as jobs_service
+from providers.akash.adapter import usd_per_hour
+from providers.render import RenderProvider
 from tests.engine.conftest import engine_settings, log_lines, submit, wait_for
 from tests.factories import API, Keys
 from tests.fakes.akash import running_fake

@@ -9,7 +9,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway.application import create_app
+from app.application import create_app
 from tests.engine.conftest import busybox, engine_settings, submit, wait_for
 from tests.factories import API, Keys
 from tests.servers import lifespan_app

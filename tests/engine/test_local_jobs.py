@@ -8,7 +8,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from cortex_gateway.application import create_app
+from app.application import create_app
 from tests.engine.conftest import (
     busybox,
     containers_of,

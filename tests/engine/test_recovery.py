@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway import database
-from cortex_gateway.application import create_app
-from cortex_gateway.engine import repository
+from app import database
+from app.application import create_app
+from app.engine import repository
 from tests.e2e.test_gateway_process import Gateway
 from tests.engine.conftest import (
     busybox,

@@ -6,7 +6,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway.jobs import repository
+from app.jobs import repository
 from tests.factories import API, seed_jobs
 
 

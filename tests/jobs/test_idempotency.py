@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway.application import create_app
-from cortex_gateway.settings import Settings
+from app.application import create_app
+from app.settings import Settings
 from tests.factories import API, Keys, job_spec
 from tests.servers import uvicorn_server
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway.jobs.lifecycle import JobStatus
+from app.jobs.lifecycle import JobStatus
 from tests.factories import API, Keys, move_job, submit
 
 

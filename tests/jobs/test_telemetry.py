@@ -8,9 +8,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cortex_gateway import database
-from cortex_gateway.engine import repository
-from cortex_gateway.providers.types import LogLine, MetricSample
+from app import database
+from app.engine import repository
+from providers.types import LogLine, MetricSample
 from tests.factories import API, Keys, seed_jobs
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from cortex_gateway import database, migrate
+from app import database, migrate
 
 
 async def admin(server_url: str, statement: str, **parameters: object) -> None:

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from cortex_gateway import database
-from cortex_gateway.settings import Settings
+from app import database
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_SETTINGS = ("local_", "akash_", "golem_", "render_")

@@ -12,9 +12,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
-from cortex_gateway import migrate
-from cortex_gateway.application import create_app
-from cortex_gateway.settings import Settings
+from app import migrate
+from app.application import create_app
+from app.settings import Settings
 from tests.engine.conftest import engine_settings
 from tests.factories import API
 from tests.ops.conftest import ScratchDatabase, admin

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cortex_gateway.observability import logs
+from app.observability import logs
 from tests.factories import API, job_spec
 from tests.servers import free_port
 
@@ -39,7 +39,7 @@ class JsonGateway:
         }
         with log.open("w") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cortex_gateway", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "app", "serve", "--port", str(self.port)],
                 env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -142,7 +142,7 @@ class TestJsonFormatter:
             raise ValueError("boom\nsecond line")
         except ValueError:
             record = logging.LogRecord(
-                "cortex_gateway.x", logging.ERROR, __file__, 1, "failed %s", ("here",), None
+                "app.x", logging.ERROR, __file__, 1, "failed %s", ("here",), None
             )
             record.exc_info = sys.exc_info()
         line = logs.JsonFormatter().format(record)

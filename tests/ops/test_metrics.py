@@ -9,8 +9,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from cortex_gateway.application import create_app
-from cortex_gateway.settings import Settings
+from app.application import create_app
+from app.settings import Settings
 from tests.engine.conftest import busybox, submit, wait_for
 from tests.factories import API, Keys, job_spec
 from tests.ops.metrics_text import Scrape

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cortex_gateway.providers.local import LocalProvider, _Frame, _whole_lines
-from cortex_gateway.providers.types import WorkloadSpec, WorkloadState
+from providers.local import LocalProvider, _Frame, _whole_lines
+from providers.types import WorkloadSpec, WorkloadState
 from tests.engine.conftest import containers_of
 
 

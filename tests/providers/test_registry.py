@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cortex_gateway.providers import registry
-from cortex_gateway.providers.base import Provider
-from cortex_gateway.providers.local import LocalProvider
+from providers import registry
+from providers.base import Provider
+from providers.local import LocalProvider
 
 
 def test_builtins_are_sorted_and_import() -> None:
@@ -35,7 +35,7 @@ def test_a_plugin_registers_through_an_entry_point(
         "[cortex_gateway.providers]\nacme = acme_provider:AcmeProvider\n"
     )
     (tmp_path / "acme_provider.py").write_text(
-        "from cortex_gateway.providers.local import LocalProvider\n"
+        "from providers.local import LocalProvider\n"
         "class AcmeProvider(LocalProvider):\n    name = 'acme'\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cortex_gateway.providers import (
+from providers import (
     FailureReason,
     GpuSpec,
     HandleNotFound,
@@ -25,8 +25,8 @@ from cortex_gateway.providers import (
     WorkloadState,
     WorkloadStatus,
 )
-from cortex_gateway.providers.render import RenderProvider, signing
-from cortex_gateway.providers.render.adapter import split_image
+from providers.render import RenderProvider, signing
+from providers.render.adapter import split_image
 from tests.fakes.render import FakeRender, Node
 from tests.servers import uvicorn_server
 
@@ -347,7 +347,7 @@ class TestLifecycle:
 
 
 def test_options_come_from_the_settings() -> None:
-    from cortex_gateway.settings import Settings
+    from app.settings import Settings
 
     options = Settings(
         render_public_key="pk_x", render_secret_key="sk_x", render_gpu_rates={"A": 1.0}

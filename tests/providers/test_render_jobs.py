@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cortex_gateway.application import create_app
-from cortex_gateway.providers.render import RenderProvider
+from app.application import create_app
+from providers.render import RenderProvider
 from tests.engine.conftest import engine_settings, log_lines, submit, wait_for
 from tests.factories import API, Keys, job_spec
 from tests.fakes.render import FakeRender

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from cortex_gateway.application import create_app
+from app.application import create_app
 from tests.engine.conftest import busybox, engine_settings, submit
 from tests.factories import API, Keys
 from tests.servers import uvicorn_server

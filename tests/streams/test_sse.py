@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cortex_gateway.application import create_app
-from cortex_gateway.streams import feeds
+from app.application import create_app
+from app.streams import feeds
 from tests.e2e.test_gateway_process import Gateway
 from tests.engine.conftest import (
     busybox,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from cortex_gateway.application import create_app
+from app.application import create_app
 from tests.engine.conftest import busybox, submit, wait_for
 from tests.factories import API, Keys
 from tests.servers import lifespan_app
@@ -318,8 +318,8 @@ class TestOutbox:
     async def test_a_rolled_back_change_sends_nothing(
         self, gateway: httpx.AsyncClient, receiver: Receiver, db: AsyncEngine
     ) -> None:
-        from cortex_gateway.jobs import service as jobs_service
-        from cortex_gateway.jobs.lifecycle import JobStatus
+        from app.jobs import service as jobs_service
+        from app.jobs.lifecycle import JobStatus
         from tests.factories import seed_jobs
 
         await subscribe(gateway, receiver.url)

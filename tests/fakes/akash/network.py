@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from cortex_gateway.providers.akash import sdl as sdl_module
+from providers.akash import sdl as sdl_module
 
 OWNER = "akash1fakeowner0000000000000000000000000000000"
 GENESIS = time.time() - 6.098 * 1_000_000

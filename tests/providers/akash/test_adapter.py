@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 import yaml
 
-from cortex_gateway.providers.akash import AkashProvider, sdl
-from cortex_gateway.providers.errors import NotConfigured, Unavailable
-from cortex_gateway.providers.types import (
+from providers.akash import AkashProvider, sdl
+from providers.errors import NotConfigured, Unavailable
+from providers.types import (
     FailureReason,
     GpuSpec,
     Handle,

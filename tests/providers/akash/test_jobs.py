@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cortex_gateway.application import create_app
+from app.application import create_app
 from tests.engine.conftest import engine_settings, log_lines, submit, wait_for
 from tests.factories import API, Keys, job_spec
 from tests.fakes.akash import FakeAkash, running_fake

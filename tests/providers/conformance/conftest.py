@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cortex_gateway.providers.base import Provider
+from providers.base import Provider
 from tests.providers.conformance.harness import Harness
 
 _MODULES = sorted(path.stem for path in Path(__file__).parent.glob("harness_*.py"))

@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from cortex_gateway.providers.base import Provider
-from cortex_gateway.providers.types import (
+from providers.base import Provider
+from providers.types import (
     Handle,
     LogLine,
     WorkloadSpec,

@@ -7,9 +7,9 @@ import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from cortex_gateway.providers.akash import AkashProvider
-from cortex_gateway.providers.base import Provider
-from cortex_gateway.providers.types import Handle, VolumeSpec, WorkloadSpec
+from providers.akash import AkashProvider
+from providers.base import Provider
+from providers.types import Handle, VolumeSpec, WorkloadSpec
 from tests.fakes.akash import FakeAkash, running_fake
 from tests.providers.conformance.harness import Harness, short_spec_fields
 from tests.providers.conformance.harness_local import _script

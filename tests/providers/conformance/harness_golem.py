@@ -10,9 +10,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from cortex_gateway.providers.base import Provider
-from cortex_gateway.providers.golem import GolemProvider
-from cortex_gateway.providers.types import Handle, PortSpec, VolumeSpec, WorkloadSpec
+from providers.base import Provider
+from providers.golem import GolemProvider
+from providers.types import Handle, PortSpec, VolumeSpec, WorkloadSpec
 from tests.fakes.golem import APP_KEY, RunningFake, running_fake
 from tests.fakes.golem.network import Timing
 from tests.providers.conformance.harness import Harness, short_spec_fields

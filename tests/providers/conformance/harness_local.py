@@ -9,9 +9,9 @@ import shlex
 
 import httpx
 
-from cortex_gateway.providers.base import Provider
-from cortex_gateway.providers.local import JOB_LABEL, LocalProvider
-from cortex_gateway.providers.types import Handle, VolumeSpec, WorkloadSpec
+from providers.base import Provider
+from providers.local import JOB_LABEL, LocalProvider
+from providers.types import Handle, VolumeSpec, WorkloadSpec
 from tests.providers.conformance.harness import Harness, short_spec_fields
 
 

@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from cortex_gateway.providers.base import Provider
-from cortex_gateway.providers.render import RenderProvider
-from cortex_gateway.providers.types import Handle, VolumeSpec, WorkloadSpec
+from providers.base import Provider
+from providers.render import RenderProvider
+from providers.types import Handle, VolumeSpec, WorkloadSpec
 from tests.fakes.render import FakeRender
 from tests.providers.conformance.harness import Harness, short_spec_fields
 from tests.servers import free_port, uvicorn_server

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from cortex_gateway.providers.base import Provider
-from cortex_gateway.providers.errors import HandleNotFound, Unavailable
-from cortex_gateway.providers.types import FailureReason, Handle, WorkloadState
+from providers.base import Provider
+from providers.errors import HandleNotFound, Unavailable
+from providers.types import FailureReason, Handle, WorkloadState
 from tests.providers.conformance.harness import ENDED, Driver, Harness
 
 Adapters = Callable[..., Provider]

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from cortex_gateway.providers.errors import HandleNotFound, ImagePullFailed
-from cortex_gateway.providers.golem import GolemProvider
-from cortex_gateway.providers.types import FailureReason, WorkloadState
+from providers.errors import HandleNotFound, ImagePullFailed
+from providers.golem import GolemProvider
+from providers.types import FailureReason, WorkloadState
 from tests.fakes.golem import RunningFake, running_fake
 from tests.providers.conformance.harness import ENDED, Driver
 from tests.providers.conformance.harness_golem import (

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cortex_gateway.application import create_app
+from app.application import create_app
 from tests.engine.conftest import engine_settings, log_lines, submit, wait_for
 from tests.factories import API, Keys
 from tests.fakes.golem import APP_KEY, RunningFake, running_fake

@@ -1,0 +1,181 @@
+"""The ASGI application: route table, error handlers, and the lifespan that owns resources."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypedDict
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount
+
+from app import database, envelope, errors, exception_handlers, openapi
+from app.auth import repository as auth_repository
+from app.auth import stream_tokens
+from app.auth.cache import KeyCache
+from app.batches import routes as batch_routes
+from app.body_limit import BodyLimitMiddleware
+from app.catalog import routes as catalog_routes
+from app.dashboard import routes as dashboard_routes
+from app.engine.loop import Engine
+from app.engine.providers import ProviderSet
+from app.job_templates import routes as template_routes
+from app.jobs import routes as job_routes
+from app.observability import metrics as app_metrics
+from app.observability import routes as operations_routes
+from app.observability.middleware import RequestContextMiddleware
+from app.routing import resource
+from app.settings import Settings
+from app.streams import routes as stream_routes
+from app.streams.feeds import Feeds
+from app.streams.listener import Listener
+from app.telemetry import routes as telemetry_routes
+from app.webhooks import routes as webhook_routes
+from app.webhooks.dispatcher import Dispatcher
+from providers import registry
+from providers.base import Provider
+
+
+class State(TypedDict):
+    db: AsyncEngine
+    settings: Settings
+    providers: ProviderSet
+    engine: Engine | None
+    listener: Listener
+    feeds: Feeds
+    stream_key: bytes
+    dispatcher: Dispatcher | None
+    key_cache: KeyCache
+    metrics: app_metrics.GatewayMetrics
+
+
+async def openapi_document(request: Request) -> JSONResponse:
+    return JSONResponse(openapi.document())
+
+
+async def health(request: Request) -> JSONResponse:
+    try:
+        async with database.transaction(request.state.db) as connection:
+            await connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        raise errors.InternalError("The database is not reachable.") from exc
+    return envelope.ok({"status": "ok", "database": "ok"})
+
+
+def _tune_garbage_collector(threshold: int) -> None:
+    """Fewer, cheaper pauses for a process holding thousands of streams.
+
+    Each followed stream keeps a few hundred objects alive (tasks, coroutines, buffers), and
+    every line sent creates short-lived ones. At Python's default threshold (700) those are
+    promoted before they die, and full collections over the whole heap stop the process for
+    half a second at 2,000 followers (bench/ENGINE_STREAMS_WEBHOOKS.md). A larger young
+    generation lets them die young; freezing what startup created keeps it out of every
+    later collection (once per process: frozen objects are never collected)."""
+    if threshold:
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(threshold, older, oldest)
+    global _startup_frozen
+    if not _startup_frozen:
+        gc.collect()
+        gc.freeze()
+        _startup_frozen = True
+
+
+_startup_frozen = False
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    extra_providers: Sequence[Provider] = (),
+) -> Starlette:
+    """The gateway. `database_url` overrides the settings (the CLI resolves it once);
+    `extra_providers` are adapter instances to use instead of building them from settings."""
+    settings = settings or Settings()
+    metrics = app_metrics.GatewayMetrics(registry.available_providers())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        # The background loops started below record to this app's metrics.
+        app_metrics.bind(metrics)
+        url = database_url or database.resolve_url(settings)
+        db = database.create_engine(url, pool_size=settings.database_pool_size)
+        providers = ProviderSet(settings, metrics=metrics)
+        for adapter in extra_providers:
+            providers.add(adapter)
+        engine = Engine(db, providers, settings) if settings.engine_enabled else None
+        listener = Listener(url)
+        feeds = Feeds(db, listener)
+        key_cache = KeyCache(usable=listener.connected.is_set)
+        listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
+        dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
+        try:
+            async with database.transaction(db) as connection:
+                stream_key = await stream_tokens.load_key(connection)
+            await listener.start()
+            if engine is not None:
+                await engine.start()
+            if dispatcher is not None:
+                await dispatcher.start()
+            _tune_garbage_collector(settings.gc_threshold)
+            yield dict(
+                State(
+                    db=db,
+                    settings=settings,
+                    providers=providers,
+                    engine=engine,
+                    listener=listener,
+                    feeds=feeds,
+                    stream_key=stream_key,
+                    dispatcher=dispatcher,
+                    key_cache=key_cache,
+                    metrics=metrics,
+                )
+            )
+        finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
+            if engine is not None:
+                await engine.stop()
+            feeds.stop()
+            await listener.stop()
+            await providers.aclose()
+            await db.dispose()
+
+    api = [
+        # Before /jobs/{job_id}: fixed paths under /jobs must not be read as job ids.
+        *template_routes.routes,
+        *batch_routes.routes,
+        *stream_routes.routes,
+        *job_routes.routes,
+        *telemetry_routes.routes,
+        *webhook_routes.routes,
+        *catalog_routes.routes,
+        resource("/openapi.json", GET=openapi_document),
+        resource("/health", GET=health),
+    ]
+    return Starlette(
+        routes=[
+            Mount(openapi.PREFIX, routes=api),
+            *operations_routes.routes,
+            *dashboard_routes.routes,
+        ],
+        exception_handlers={
+            errors.GatewayError: exception_handlers.gateway_error,
+            HTTPException: exception_handlers.http_exception,
+            Exception: exception_handlers.unexpected_error,
+        },
+        middleware=[
+            Middleware(RequestContextMiddleware, metrics=metrics),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        ],
+        lifespan=lifespan,
+    )

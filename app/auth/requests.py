@@ -1,0 +1,74 @@
+"""Authorizes an HTTP request: a Bearer key with the scope the route needs."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+
+from app import errors
+from app.auth import service, stream_tokens
+from app.auth.scopes import Scope, grants
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise errors.Unauthorized("Missing API key: send Authorization: Bearer <key>.")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise errors.Unauthorized("Malformed Authorization header: use Bearer <key>.")
+    return token
+
+
+async def require_job_stream_access(
+    connection: AsyncConnection, request: Request, job_id: str
+) -> service.AuthContext:
+    """Reading one job's logs or events: a Bearer key with jobs:read, or a stream token
+    issued for exactly this job (`?token=`, for browsers' EventSource)."""
+    token = request.query_params.get("token")
+    if token is None:
+        return await require_scope(connection, request, Scope.JOBS_READ)
+    grant = _stream_grant(request, token)
+    if grant.job_id != job_id:
+        raise errors.Unauthorized("This stream token was issued for another job.")
+    return _stream_auth(grant)
+
+
+async def require_account_stream_access(
+    connection: AsyncConnection, request: Request
+) -> service.AuthContext:
+    """Reading the account's status changes: a Bearer key with jobs:read, or an account
+    stream token (`?token=`, issued without a job)."""
+    token = request.query_params.get("token")
+    if token is None:
+        return await require_scope(connection, request, Scope.JOBS_READ)
+    grant = _stream_grant(request, token)
+    if grant.job_id is not None:
+        raise errors.Unauthorized("This stream token was issued for one job's streams.")
+    return _stream_auth(grant)
+
+
+def _stream_grant(request: Request, token: str) -> stream_tokens.StreamGrant:
+    grant = stream_tokens.verify(request.state.stream_key, token)
+    if grant is None:
+        raise errors.Unauthorized("Invalid or expired stream token.")
+    return grant
+
+
+def _stream_auth(grant: stream_tokens.StreamGrant) -> service.AuthContext:
+    return service.AuthContext(
+        key_id="stream-token", account_id=grant.account_id, scopes=(Scope.JOBS_READ.value,)
+    )
+
+
+async def require_scope(
+    connection: AsyncConnection, request: Request, scope: Scope
+) -> service.AuthContext:
+    cache = getattr(request.state, "key_cache", None)
+    auth = await service.authenticate(connection, bearer_token(request), cache)
+    if auth is None:
+        raise errors.Unauthorized("Invalid or revoked API key.")
+    if not grants(list(auth.scopes), scope):
+        raise errors.Forbidden(f"This API key lacks the {scope.value!r} scope.")
+    return auth

@@ -1,0 +1,262 @@
+"""The engine: runs beside the HTTP server in every gateway process, claims jobs that need
+action, drives each in its own task, and keeps its claims alive with a lease.
+
+Several processes share one database: a job is driven by the one engine holding its lease;
+when a process dies its leases lapse and another engine takes its jobs over where they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import database
+from app.engine import actions, auto, repository
+from app.engine.providers import ProviderSet
+from app.jobs.lifecycle import JobStatus
+from app.observability import logs
+from app.observability import metrics as observability_metrics
+from app.settings import Settings
+from providers.types import FailureReason
+
+logger = logging.getLogger(__name__)
+
+# After an unexpected error a job's driver starts again after this pause, doubling to the cap.
+RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 60.0
+# A quiet job is looked at less and less often, up to this (a provider's watch still wakes
+# the driver the moment a workload ends, and a cancel request pokes it).
+QUIET_POLL_MAX = 5.0
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Engine:
+    def __init__(self, db: AsyncEngine, providers: ProviderSet, settings: Settings) -> None:
+        self.db = db
+        self.providers = providers
+        self.owner = new_owner_id()
+        self.poll_interval = settings.engine_poll_interval
+        self.lease_seconds = settings.engine_lease_seconds
+        self.max_jobs = settings.engine_max_jobs
+        self.ctx = actions.Context(db, providers, self.owner, settings.metrics_interval)
+        self._drivers: dict[str, asyncio.Task[None]] = {}
+        self._pokes: dict[str, asyncio.Event] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- outside signals -----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A job was submitted here: claim it now rather than at the next poll."""
+        self._wake.set()
+
+    def poke(self, job_id: str) -> None:
+        """A job changed here (a cancel request): its driver should look now."""
+        event = self._pokes.get(job_id)
+        if event is not None:
+            event.set()
+        else:
+            self._wake.set()
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._supervise("claims", self._claim_loop)),
+            asyncio.create_task(self._supervise("leases", self._lease_loop)),
+        ]
+        logger.info("engine %s started", self.owner)
+
+    async def stop(self) -> None:
+        """Stop driving jobs and hand them back at once; their workloads keep running and
+        the next engine to claim them carries on."""
+        held = list(self._drivers)
+        drivers = list(self._drivers.values())
+        for task in [*self._tasks, *drivers]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *drivers, return_exceptions=True)
+        try:
+            async with database.transaction(self.db) as connection:
+                await repository.let_go(connection, self.owner, held)
+        except Exception:
+            logger.exception("could not hand back %d jobs; their leases will lapse", len(held))
+        logger.info("engine %s stopped", self.owner)
+
+    @property
+    def driving(self) -> int:
+        return len(self._drivers)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the claim and lease loops run (readiness checks ask)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
+    async def _supervise(self, name: str, loop: object) -> None:
+        delay = RESTART_DELAY
+        while True:
+            try:
+                await loop()  # type: ignore[operator]
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("engine %s loop failed; restarting in %.0f s", name, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESTART_DELAY_MAX)
+
+    async def _claim_loop(self) -> None:
+        while True:
+            room = self.max_jobs - len(self._drivers)
+            if room > 0:
+                async with database.transaction(self.db) as connection:
+                    claimed = await repository.claim(
+                        connection, self.owner, limit=room, lease_seconds=self.lease_seconds
+                    )
+                # A job this engine still drives comes back when its lease lapsed before the
+                # renewal (a stalled process): the claim renewed it; a second driver would
+                # store its log lines twice, since the fence only knows the engine.
+                fresh = [row for row in claimed if row["id"] not in self._drivers]
+                for row in fresh:
+                    job_id = row["id"]
+                    self._pokes[job_id] = asyncio.Event()
+                    self._drivers[job_id] = asyncio.create_task(self._drive(job_id, row))
+                if fresh:
+                    continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            held = list(self._drivers)
+            async with database.transaction(self.db) as connection:
+                kept = await repository.renew(
+                    connection, self.owner, held, lease_seconds=self.lease_seconds
+                )
+            for job_id in set(held) - kept:
+                logger.warning("lost the lease on %s; another engine drives it now", job_id)
+                task = self._drivers.get(job_id)
+                if task is not None:
+                    task.cancel()
+
+    async def _drive(self, job_id: str, claimed: RowMapping) -> None:
+        logs.bind_job(job_id)  # every line this task logs names its job
+        delay = RESTART_DELAY
+        first: RowMapping | None = claimed
+        try:
+            while True:
+                try:
+                    # The row as claimed saves the first read; after an error, read afresh.
+                    await self._drive_once(job_id, first)
+                    return
+                except actions.LeaseLost:
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    first = None
+                    logger.exception("driving %s failed; retrying in %.0f s", job_id, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RESTART_DELAY_MAX)
+        finally:
+            self._drivers.pop(job_id, None)
+            self._pokes.pop(job_id, None)
+            # A job that ended may free a turn of its batch: claim the next one now.
+            self._wake.set()
+
+    async def _drive_once(self, job_id: str, claimed: RowMapping | None) -> None:
+        next_sample = 0.0
+        interval = self.poll_interval
+        first_look = True
+        while True:
+            row: RowMapping | None
+            if first_look and claimed is not None:
+                row = claimed
+            else:
+                async with database.reading(self.db) as connection:
+                    row = await repository.read(connection, job_id)
+            if row is None or row["engine_owner"] != self.owner:
+                return
+            if first_look:
+                observability_metrics.job_claimed(row)
+                first_look = False
+            status = JobStatus(row["status"])
+            provider = self.providers.get(row["provider"])
+            if status.is_terminal:
+                if row["batch_id"] is not None:
+                    # Its turn is over: the batch's next job may start before this release ends.
+                    self._wake.set()
+                if await actions.release(self.ctx, row, provider):
+                    return
+                await self._pause(job_id, 5.0)
+                continue
+            if auto.needs_placing(row):
+                retry_in = await auto.place(self.ctx, row)
+                if retry_in:
+                    await self._pause(job_id, retry_in)
+                continue
+            if provider is None:
+                await actions.fail(
+                    self.ctx,
+                    job_id,
+                    FailureReason.REJECTED,
+                    f"This gateway has no adapter for provider {row['provider']!r}.",
+                )
+                continue
+            if status is JobStatus.PENDING:
+                retry_in = await actions.start(self.ctx, row, provider)
+                if retry_in:
+                    await self._pause(job_id, retry_in)
+                continue
+            if status is JobStatus.CANCELLING:
+                if not await actions.stop(self.ctx, row, provider):
+                    await self._pause(job_id, 5.0)
+                continue
+            sample = time.monotonic() >= next_sample
+            if sample:
+                next_sample = time.monotonic() + self.ctx.metrics_interval
+            progress = await actions.follow(self.ctx, row, provider, sample=sample)
+            if progress is actions.Progress.ENDED:
+                continue
+            if progress is actions.Progress.CHANGED:
+                interval = self.poll_interval
+            else:
+                interval = min(interval * 1.5, max(QUIET_POLL_MAX, self.poll_interval))
+            await self._watch(job_id, provider, row["handle"], interval)
+
+    async def _pause(self, job_id: str, seconds: float) -> None:
+        event = self._pokes.get(job_id)
+        if event is None:
+            await asyncio.sleep(seconds)
+            return
+        event.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await event.wait()
+
+    async def _watch(self, job_id: str, provider: object, handle: object, seconds: float) -> None:
+        """Until the workload may have changed (the provider's watch) or the job was poked."""
+        event = self._pokes.get(job_id)
+        watch = asyncio.ensure_future(provider.watch(handle, seconds))  # type: ignore[attr-defined]
+        waiters: set[asyncio.Future[object]] = {watch}
+        if event is not None:
+            event.clear()
+            waiters.add(asyncio.ensure_future(event.wait()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)

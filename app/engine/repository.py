@@ -1,0 +1,187 @@
+"""The engine's queries: claiming jobs, holding leases, storing what providers report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.jobs import repository as jobs_repository
+from app.models import job_batches, jobs, log_lines, metric_samples
+from providers.types import LogLine, MetricSample
+
+UNFINISHED = ("pending", "scheduled", "running", "cancelling")
+
+# Jobs an engine must act on: unfinished ones, and finished ones whose workload still holds
+# something (a container, a lease) because the process ended before releasing it.
+NEEDS_ENGINE = sa.or_(jobs.c.status.in_(UNFINISHED), jobs.c.needs_release)
+
+# A batch job waiting for its turn: pending, and taken by no engine yet. It may be claimed
+# only while its batch has fewer than `concurrency` jobs holding a turn (TAKING_TURN).
+WAITING_IN_BATCH = sa.and_(
+    jobs.c.batch_id.is_not(None), jobs.c.status == "pending", jobs.c.engine_owner.is_(None)
+)
+TAKING_TURN = sa.or_(
+    jobs.c.status.in_(("scheduled", "running", "cancelling")),
+    sa.and_(jobs.c.status == "pending", jobs.c.engine_owner.is_not(None)),
+)
+
+
+def _lease(seconds: float) -> sa.ColumnElement[Any]:
+    return sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+
+
+async def claim(
+    connection: AsyncConnection, owner: str, *, limit: int, lease_seconds: float
+) -> list[RowMapping]:
+    """Take up to `limit` unfinished jobs that no live engine holds, and return their rows as
+    claimed. SKIP LOCKED lets engines claim side by side without waiting on, or taking, each
+    other's jobs. Batch jobs that wait for their turn come after the others, as their
+    batches' concurrency allows."""
+    claimable = (
+        sa.select(jobs.c.id)
+        .where(
+            NEEDS_ENGINE,
+            sa.or_(jobs.c.engine_owner.is_(None), jobs.c.lease_expires_at < sa.func.now()),
+            sa.not_(WAITING_IN_BATCH),
+        )
+        .order_by(jobs.c.created_at)
+        .limit(limit)
+    )
+    claimed = await _take(connection, owner, claimable, lease_seconds)
+    if len(claimed) < limit:
+        claimed += await _claim_batch_turns(connection, owner, limit - len(claimed), lease_seconds)
+    return claimed
+
+
+async def _take(
+    connection: AsyncConnection, owner: str, candidates: sa.Select[Any], lease_seconds: float
+) -> list[RowMapping]:
+    chosen = candidates.with_for_update(skip_locked=True).scalar_subquery()
+    result = await connection.execute(
+        sa.update(jobs)
+        .where(jobs.c.id.in_(chosen))
+        .values(engine_owner=owner, lease_expires_at=_lease(lease_seconds))
+        .returning(*jobs.c)
+    )
+    return list(result.mappings())
+
+
+async def _claim_batch_turns(
+    connection: AsyncConnection, owner: str, limit: int, lease_seconds: float
+) -> list[RowMapping]:
+    """Start batch jobs while their batch has free turns.
+
+    Engines count a batch's turns one at a time: each holds the batch's row lock while it
+    counts and claims, and counts in a statement that starts after the lock is granted, so
+    it sees every claim committed before (READ COMMITTED takes a snapshot per statement).
+    """
+    batches = await connection.execute(
+        sa.select(job_batches.c.id, job_batches.c.concurrency)
+        .where(job_batches.c.id.in_(sa.select(jobs.c.batch_id).where(WAITING_IN_BATCH)))
+        .order_by(job_batches.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    concurrency = dict(batches.all())
+    if not concurrency:
+        return []
+    active = await connection.execute(
+        sa.select(jobs.c.batch_id, sa.func.count())
+        .where(jobs.c.batch_id.in_(list(concurrency)), TAKING_TURN)
+        .group_by(jobs.c.batch_id)
+    )
+    taken = dict(active.all())
+    claimed: list[RowMapping] = []
+    for batch_id, allowed in concurrency.items():
+        turns = min(allowed - taken.get(batch_id, 0), limit - len(claimed))
+        if turns <= 0:
+            continue
+        waiting = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.batch_id == batch_id, WAITING_IN_BATCH)
+            .order_by(jobs.c.batch_index)
+            .limit(turns)
+        )
+        claimed += await _take(connection, owner, waiting, lease_seconds)
+    return claimed
+
+
+async def renew(
+    connection: AsyncConnection, owner: str, job_ids: Sequence[str], *, lease_seconds: float
+) -> set[str]:
+    """Extend the leases this engine still holds; returns the ids it still owns."""
+    if not job_ids:
+        return set()
+    result = await connection.execute(
+        sa.update(jobs)
+        .where(jobs.c.id.in_(job_ids), jobs.c.engine_owner == owner)
+        .values(lease_expires_at=_lease(lease_seconds))
+        .returning(jobs.c.id)
+    )
+    return {row[0] for row in result}
+
+
+async def let_go(connection: AsyncConnection, owner: str, job_ids: Sequence[str]) -> None:
+    """Give jobs back (on shutdown, or once finished) so that any engine may take them."""
+    if job_ids:
+        await connection.execute(
+            sa.update(jobs)
+            .where(jobs.c.id.in_(job_ids), jobs.c.engine_owner == owner)
+            .values(engine_owner=None, lease_expires_at=None)
+        )
+
+
+async def lock_owned(connection: AsyncConnection, owner: str, job_id: str) -> RowMapping | None:
+    """The job, row-locked, if this engine still holds it (a fence against a lapsed lease)."""
+    result = await connection.execute(
+        sa.select(jobs).where(jobs.c.id == job_id, jobs.c.engine_owner == owner).with_for_update()
+    )
+    return result.mappings().one_or_none()
+
+
+async def read(connection: AsyncConnection, job_id: str) -> RowMapping | None:
+    result = await connection.execute(sa.select(jobs).where(jobs.c.id == job_id))
+    return result.mappings().one_or_none()
+
+
+async def append_logs(
+    connection: AsyncConnection, job_id: str, after_seq: int, lines: Sequence[LogLine]
+) -> int:
+    """Store lines with the sequence numbers after `after_seq`; returns the last one."""
+    if not lines:
+        return after_seq
+    await jobs_repository.notify_job(connection, job_id)
+    await connection.execute(
+        sa.insert(log_lines),
+        [
+            {
+                "job_id": job_id,
+                "seq": after_seq + index,
+                "timestamp": line.timestamp,
+                "stream": line.stream,
+                "line": line.line,
+            }
+            for index, line in enumerate(lines, start=1)
+        ],
+    )
+    return after_seq + len(lines)
+
+
+async def add_metric(connection: AsyncConnection, job_id: str, sample: MetricSample) -> None:
+    await connection.execute(
+        pg_insert(metric_samples)
+        .values(
+            job_id=job_id,
+            timestamp=sample.timestamp,
+            cpu_millicores=sample.cpu_millicores,
+            memory_bytes=sample.memory_bytes,
+            network_rx_bytes=sample.network_rx_bytes,
+            network_tx_bytes=sample.network_tx_bytes,
+        )
+        .on_conflict_do_nothing()
+    )

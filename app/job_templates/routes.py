@@ -1,0 +1,105 @@
+"""HTTP handlers for /jobs/templates and /jobs/from-template."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import database, envelope, validation
+from app.auth.requests import require_scope
+from app.auth.scopes import Scope
+from app.idempotency.requests import respond_once
+from app.job_templates import schemas, service
+from app.routing import resource
+
+
+async def create_template(request: Request) -> Response:
+    body = await request.body()
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.TEMPLATES_WRITE)
+        data = validation.parse_json(request, body, schemas.TemplateCreate)
+        template = await service.create_template(
+            connection, auth.account_id, data, request.state.providers
+        )
+    return envelope.ok(template, status_code=201)
+
+
+async def list_templates(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.TEMPLATES_READ)
+        query = validation.validate_query(request, schemas.TemplateListQuery)
+        templates, meta = await service.list_templates(connection, auth.account_id, query)
+    return envelope.ok(templates, meta=meta)
+
+
+async def get_template(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.TEMPLATES_READ)
+        row = await service.find_template(
+            connection, auth.account_id, request.path_params["template_id"]
+        )
+    return envelope.ok(service.to_template(row))
+
+
+async def update_template(request: Request) -> Response:
+    body = await request.body()
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.TEMPLATES_WRITE)
+        data = validation.parse_json(request, body, schemas.TemplateUpdate)
+        template = await service.update_template(
+            connection,
+            auth.account_id,
+            request.path_params["template_id"],
+            data,
+            request.state.providers,
+        )
+    return envelope.ok(template)
+
+
+async def delete_template(request: Request) -> Response:
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.TEMPLATES_WRITE)
+        await service.delete_template(
+            connection, auth.account_id, request.path_params["template_id"]
+        )
+    return Response(status_code=204)
+
+
+async def create_job_from_template(request: Request) -> Response:
+    """Needs jobs:write (it submits a job) and templates:read (it reads the template)."""
+    body = await request.body()
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        await require_scope(connection, request, Scope.TEMPLATES_READ)
+
+        async def submit() -> Response:
+            data = (
+                validation.parse_json(request, body, schemas.JobFromTemplate)
+                if body.strip()
+                else schemas.JobFromTemplate()
+            )
+            job = await service.create_job(
+                connection,
+                auth.account_id,
+                request.path_params["template_id"],
+                data,
+                request.state.providers,
+            )
+            return envelope.ok(job, status_code=201)
+
+        response = await respond_once(connection, request, auth.account_id, body, submit)
+    if request.state.engine is not None:
+        request.state.engine.wake()
+    return response
+
+
+routes = [
+    resource("/jobs/templates", GET=list_templates, POST=create_template),
+    resource(
+        "/jobs/templates/{template_id}",
+        GET=get_template,
+        PATCH=update_template,
+        DELETE=delete_template,
+    ),
+    resource("/jobs/from-template/{template_id}", POST=create_job_from_template),
+]

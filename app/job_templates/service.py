@@ -1,0 +1,197 @@
+"""Template use cases: CRUD, and jobs made from a template with overrides. Never commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import errors, ids, pagination, validation
+from app.engine.providers import ProviderSet
+from app.job_templates import repository, schemas
+from app.jobs import schemas as job_schemas
+from app.jobs import service as jobs_service
+
+# JSONB keeps an object's keys in its own order; a template shows them as a job does:
+# the resources first, then the rest of the configuration.
+_FIELDS = job_schemas.JobSpec.model_fields
+_SPEC_ORDER = {
+    (_FIELDS[name].alias or name): position
+    for position, name in enumerate(
+        sorted(_FIELDS, key=lambda name: name in job_schemas.JobConfig.model_fields)
+    )
+}
+
+
+def to_template(row: RowMapping) -> schemas.Template:
+    config = dict(
+        sorted(row["config"].items(), key=lambda item: _SPEC_ORDER.get(item[0], len(_SPEC_ORDER)))
+    )
+    return schemas.Template.model_validate({**row, "config": config})
+
+
+def _stored(spec: job_schemas.JobSpec) -> dict[str, Any]:
+    return spec.model_dump(mode="json", by_alias=True)
+
+
+def _name_taken(name: str) -> errors.TemplateNameTaken:
+    return errors.TemplateNameTaken(
+        f"This account already has a template named {name!r}.",
+        [{"field": "name", "message": "already used by another template", "type": "unique"}],
+    )
+
+
+async def _check_config(providers: ProviderSet, spec: job_schemas.JobSpec) -> None:
+    """The checks POST /jobs makes beyond the schema (the provider can run it), with the
+    fields named inside `config`."""
+    try:
+        await jobs_service.check_job(providers, spec)
+    except errors.ValidationError as exc:
+        exc.details = [{**d, "field": f"config.{d['field']}"} for d in exc.details]
+        raise
+
+
+async def create_template(
+    connection: AsyncConnection,
+    account_id: str,
+    body: schemas.TemplateCreate,
+    providers: ProviderSet,
+) -> schemas.Template:
+    await _check_config(providers, body.config)
+    try:
+        row = await repository.insert_template(
+            connection,
+            {
+                "id": ids.new_id("tpl"),
+                "account_id": account_id,
+                "name": body.name,
+                "description": body.description,
+                "config": _stored(body.config),
+            },
+        )
+    except repository.NameTaken as exc:
+        raise _name_taken(body.name) from exc
+    return to_template(row)
+
+
+async def find_template(
+    connection: AsyncConnection, account_id: str, template_id: str, *, for_update: bool = False
+) -> RowMapping:
+    row = None
+    if ids.looks_like("tpl", template_id):
+        row = await repository.get_template(
+            connection, account_id, template_id, for_update=for_update
+        )
+    if row is None:
+        raise errors.TemplateNotFound(f"Template {template_id} not found.")
+    return row
+
+
+async def list_templates(
+    connection: AsyncConnection, account_id: str, query: schemas.TemplateListQuery
+) -> tuple[list[schemas.Template], dict[str, Any]]:
+    sort = pagination.parse_sort(query.sort, schemas.SORT_FIELDS)
+    rows, total = await repository.list_templates(
+        connection,
+        account_id,
+        sort_field=sort.field,
+        descending=sort.descending,
+        limit=query.limit,
+        offset=(query.page - 1) * query.limit,
+    )
+    meta = {
+        "pagination": {
+            "total": total,
+            "page": query.page,
+            "limit": query.limit,
+            "pages": pagination.pages(total, query.limit),
+        }
+    }
+    return [to_template(row) for row in rows], meta
+
+
+async def update_template(
+    connection: AsyncConnection,
+    account_id: str,
+    template_id: str,
+    body: schemas.TemplateUpdate,
+    providers: ProviderSet,
+) -> schemas.Template:
+    row = await find_template(connection, account_id, template_id, for_update=True)
+    given = body.model_fields_set
+    null = sorted(name for name in given & {"name", "config"} if getattr(body, name) is None)
+    if null:
+        raise errors.ValidationError(
+            "Invalid request body.",
+            [{"field": name, "message": "cannot be null", "type": "null"} for name in null],
+        )
+    values: dict[str, Any] = {}
+    if body.name is not None:
+        values["name"] = body.name
+    if "description" in given:
+        values["description"] = body.description
+    if body.config is not None:
+        await _check_config(providers, body.config)
+        values["config"] = _stored(body.config)
+    if values:
+        try:
+            row = await repository.update_template(connection, row["id"], values)
+        except repository.NameTaken as exc:
+            raise _name_taken(values["name"]) from exc
+    return to_template(row)
+
+
+async def delete_template(connection: AsyncConnection, account_id: str, template_id: str) -> None:
+    row = await find_template(connection, account_id, template_id, for_update=True)
+    await repository.delete_template(connection, row["id"])
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """JSON Merge Patch (RFC 7386): objects merge by key, null removes a key, anything else
+    (lists included) replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def _overrides_field(field: str, overrides: dict[str, Any]) -> str:
+    top = field.split(".", 1)[0].split("[", 1)[0]
+    return f"overrides.{field}" if top in overrides else field
+
+
+async def create_job(
+    connection: AsyncConnection,
+    account_id: str,
+    template_id: str,
+    body: schemas.JobFromTemplate,
+    providers: ProviderSet,
+) -> job_schemas.Job:
+    """A job from the template with the overrides applied, checked as any submitted job."""
+    template = await find_template(connection, account_id, template_id)
+    document = merge_patch(template["config"], body.overrides)
+    try:
+        spec = job_schemas.JobSpec.model_validate(document)
+    except pydantic.ValidationError as exc:
+        details = validation.details_of(exc)
+        for detail in details:
+            detail["field"] = _overrides_field(detail["field"], body.overrides)
+        raise errors.ValidationError(
+            f"Template {template_id} with these overrides is not a valid job.", details
+        ) from exc
+    try:
+        job_id = await jobs_service.check_job(providers, spec)
+    except errors.ValidationError as exc:
+        for detail in exc.details:
+            detail["field"] = _overrides_field(detail["field"], body.overrides)
+        raise
+    return await jobs_service.add_job(
+        connection, account_id, spec, job_id, template_id=template["id"]
+    )

@@ -1,0 +1,324 @@
+"""Every job query. Account-owned queries always take the account: another account's job
+and a missing job look the same from here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.models import job_counts, job_events, jobs
+
+# The transaction's start time, as a value: a job's timestamps match its events' exactly.
+NOW = sa.func.now()
+
+# Once an account's count deltas pile past this, a list request folds them together.
+COMPACT_COUNTS_AFTER = 256
+
+SORT_COLUMNS: dict[str, sa.Column[Any]] = {
+    "createdAt": jobs.c.created_at,
+    "startedAt": jobs.c.started_at,
+    "endedAt": jobs.c.ended_at,
+    "status": jobs.c.status,
+    "provider": jobs.c.provider,
+}
+_NULLABLE_SORTS = {"startedAt", "endedAt"}
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    account_id: str
+    statuses: Sequence[str] | None = None
+    providers: Sequence[str] | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    batch_id: str | None = None
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        clauses = [jobs.c.account_id == self.account_id]
+        if self.statuses:
+            clauses.append(jobs.c.status.in_(self.statuses))
+        if self.providers:
+            clauses.append(jobs.c.provider.in_(self.providers))
+        if self.created_from is not None:
+            clauses.append(jobs.c.created_at >= self.created_from)
+        if self.created_to is not None:
+            clauses.append(jobs.c.created_at < self.created_to)
+        if self.batch_id is not None:
+            clauses.append(jobs.c.batch_id == self.batch_id)
+        return clauses
+
+
+# Statements on the request path are built once: building one (and its cache key) costs more
+# than running it. Values travel as bound parameters.
+@functools.cache
+def _insert_job_statement(columns: tuple[str, ...]) -> sa.Select[Any]:
+    new_job = (
+        sa.insert(jobs)
+        .values({name: sa.bindparam(name, type_=jobs.c[name].type) for name in columns})
+        .returning(*jobs.c)
+        .cte("new_job")
+    )
+    created_event = sa.insert(job_events).from_select(
+        ["job_id", "account_id", "seq", "type", "timestamp"],
+        sa.select(
+            new_job.c.id,
+            new_job.c.account_id,
+            sa.literal(1),
+            sa.literal("created"),
+            new_job.c.created_at,
+        ),
+    )
+    return sa.select(new_job, *notifications(new_job.c.id, new_job.c.account_id)).add_cte(
+        created_event.cte("created_event")
+    )
+
+
+async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> RowMapping:
+    """Insert the job and its `created` event in one statement (one round trip)."""
+    statement = _insert_job_statement(tuple(sorted(values)))
+    result = await connection.execute(statement, values)
+    return result.mappings().one()
+
+
+_GET_JOB = sa.select(jobs).where(
+    jobs.c.id == sa.bindparam("job_id"), jobs.c.account_id == sa.bindparam("account_id")
+)
+_GET_JOB_FOR_UPDATE = _GET_JOB.with_for_update()
+_LIST_EVENTS = (
+    sa.select(job_events)
+    .where(job_events.c.job_id == sa.bindparam("job_id"))
+    .order_by(job_events.c.seq)
+)
+
+
+async def get_job(
+    connection: AsyncConnection, account_id: str, job_id: str, *, for_update: bool = False
+) -> RowMapping | None:
+    statement = _GET_JOB_FOR_UPDATE if for_update else _GET_JOB
+    result = await connection.execute(statement, {"job_id": job_id, "account_id": account_id})
+    return result.mappings().one_or_none()
+
+
+async def list_events(connection: AsyncConnection, job_id: str) -> Sequence[RowMapping]:
+    result = await connection.execute(_LIST_EVENTS, {"job_id": job_id})
+    return result.mappings().all()
+
+
+async def append_event(
+    connection: AsyncConnection,
+    job_id: str,
+    event_type: str,
+    *,
+    message: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> RowMapping:
+    """Append an event with the job's next sequence number. The caller holds the job's row
+    lock, so sequence numbers never collide."""
+    next_seq = (
+        sa.select(sa.func.coalesce(sa.func.max(job_events.c.seq), 0) + 1)
+        .where(job_events.c.job_id == job_id)
+        .scalar_subquery()
+    )
+    account = sa.select(jobs.c.account_id).where(jobs.c.id == job_id).scalar_subquery()
+    result = await connection.execute(
+        sa.insert(job_events)
+        .values(
+            job_id=job_id,
+            account_id=account,
+            seq=next_seq,
+            type=event_type,
+            message=message,
+            data=data,
+        )
+        .returning(*job_events.c, *notifications(job_events.c.job_id, job_events.c.account_id))
+    )
+    return result.mappings().one()
+
+
+# Listeners learn that a job (and its account) has new rows; streams then read the rows.
+NOTIFY_CHANNEL = "cortex_jobs"
+
+
+def notifications(
+    job_id: sa.ColumnElement[Any], account_id: sa.ColumnElement[Any]
+) -> tuple[sa.ColumnElement[Any], ...]:
+    """Expressions that queue the notifications of a row about a job, to add to the
+    statement writing it. They are sent when the transaction commits (never on rollback), and
+    Postgres folds repeats within one transaction."""
+    return (
+        sa.func.pg_notify(NOTIFY_CHANNEL, sa.literal("job:") + job_id).label("notified_job"),
+        sa.func.pg_notify(NOTIFY_CHANNEL, sa.literal("account:") + account_id).label(
+            "notified_account"
+        ),
+    )
+
+
+async def notify_job(connection: AsyncConnection, job_id: str) -> None:
+    await connection.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, f"job:{job_id}")))
+
+
+async def update_job(
+    connection: AsyncConnection, job_id: str, values: dict[str, Any]
+) -> RowMapping:
+    result = await connection.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(**values, updated_at=sa.func.now())
+        .returning(*jobs.c)
+    )
+    return result.mappings().one()
+
+
+def _after(
+    sort_key: list[sa.ColumnElement[Any]], values: list[Any], descending: bool, nullable_first: bool
+) -> sa.ColumnElement[bool]:
+    """Rows strictly after `values` in the order (sort_key..., all one direction).
+
+    Postgres sorts NULL above every value; a nullable leading column is compared by hand,
+    the rest with a row comparison that the (account, column, created_at, id) indexes serve.
+    """
+    rest = sa.tuple_(*sort_key[1:])
+    rest_values = sa.tuple_(*[sa.literal(value) for value in values[1:]])
+    rest_after = rest < rest_values if descending else rest > rest_values
+    if not nullable_first:
+        key = sa.tuple_(*sort_key)
+        key_values = sa.tuple_(*[sa.literal(value) for value in values])
+        return key < key_values if descending else key > key_values
+    column, value = sort_key[0], values[0]
+    if value is None:
+        ties = sa.and_(column.is_(None), rest_after)
+        return sa.or_(column.is_not(None), ties) if descending else ties
+    ties = sa.and_(column == value, rest_after)
+    beyond = column < value if descending else sa.or_(column > value, column.is_(None))
+    return sa.or_(beyond, ties)
+
+
+# What a listed job shows: decoding config and results for every row would be wasted work.
+_SUMMARY_COLUMNS = tuple(
+    jobs.c[name]
+    for name in (
+        "id",
+        "account_id",
+        "provider",
+        "status",
+        "image",
+        "cpu",
+        "memory",
+        "storage",
+        "duration",
+        "cost_current",
+        "cost_projected",
+        "usd_per_hour",
+        "native_price",
+        "created_at",
+        "started_at",
+        "ended_at",
+        "endpoints",
+        "template_id",
+        "batch_id",
+    )
+)
+
+
+async def list_jobs(
+    connection: AsyncConnection,
+    job_filter: JobFilter,
+    *,
+    sort_field: str,
+    descending: bool,
+    limit: int,
+    offset: int = 0,
+    after: list[Any] | None = None,
+) -> Sequence[RowMapping]:
+    """One page plus one row, so the caller knows whether another page follows."""
+    sort_key = sort_key_columns(sort_field)
+    statement = sa.select(*_SUMMARY_COLUMNS).where(*job_filter.where())
+    if after is not None:
+        statement = statement.where(
+            _after(sort_key, after, descending, sort_field in _NULLABLE_SORTS)
+        )
+    order = [
+        (column.desc().nulls_first() if descending else column.asc().nulls_last())
+        for column in sort_key
+    ]
+    statement = statement.order_by(*order).limit(limit + 1).offset(offset)
+    result = await connection.execute(statement)
+    return result.mappings().all()
+
+
+def sort_key_columns(sort_field: str) -> list[sa.ColumnElement[Any]]:
+    column = SORT_COLUMNS[sort_field]
+    if sort_field == "createdAt":
+        return [jobs.c.created_at, jobs.c.id]
+    return [column, jobs.c.created_at, jobs.c.id]
+
+
+async def count_jobs(connection: AsyncConnection, job_filter: JobFilter) -> int:
+    """The total for a filter: from the running totals when no date bounds and no batch
+    are given (a batch is small enough to count)."""
+    if (
+        job_filter.created_from is not None
+        or job_filter.created_to is not None
+        or job_filter.batch_id is not None
+    ):
+        result = await connection.execute(
+            sa.select(sa.func.count()).select_from(jobs).where(*job_filter.where())
+        )
+        return int(result.scalar_one())
+    clauses = [job_counts.c.account_id == job_filter.account_id]
+    if job_filter.statuses:
+        clauses.append(job_counts.c.status.in_(job_filter.statuses))
+    if job_filter.providers:
+        clauses.append(job_counts.c.provider.in_(job_filter.providers))
+    result = await connection.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(job_counts.c.n), 0), sa.func.count()).where(*clauses)
+    )
+    total, rows = result.one()
+    if rows > COMPACT_COUNTS_AFTER:
+        await compact_counts(connection, job_filter.account_id)
+    return int(total)
+
+
+async def compact_counts(connection: AsyncConnection, account_id: str) -> None:
+    """Fold an account's count deltas into one row per (provider, status).
+
+    Rows a concurrent transaction adds are invisible to the DELETE and stay as deltas, so no
+    count is lost; the advisory lock keeps two compactions of one account from interleaving.
+    """
+    locked = await connection.scalar(
+        sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext("job_counts:" + account_id)))
+    )
+    if not locked:
+        return
+    await connection.execute(
+        sa.text(
+            """
+            WITH folded AS (
+                DELETE FROM job_counts WHERE account_id = :account_id
+                RETURNING account_id, provider, status, n
+            )
+            INSERT INTO job_counts (account_id, provider, status, n)
+            SELECT account_id, provider, status, sum(n) FROM folded
+            GROUP BY account_id, provider, status HAVING sum(n) <> 0
+            """
+        ),
+        {"account_id": account_id},
+    )
+
+
+async def get_job_by_id(
+    connection: AsyncConnection, job_id: str, *, for_update: bool = True
+) -> RowMapping | None:
+    """A job whatever its account: for the engine, which acts for every account."""
+    statement = sa.select(jobs).where(jobs.c.id == job_id)
+    if for_update:
+        statement = statement.with_for_update()
+    result = await connection.execute(statement)
+    return result.mappings().one_or_none()

@@ -1,0 +1,97 @@
+"""HTTP handlers for /jobs: authorize, open the transaction, call the service, render."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import database, envelope, errors, validation
+from app.auth.requests import require_scope
+from app.auth.scopes import Scope
+from app.idempotency.requests import respond_once
+from app.jobs import schemas, service
+from app.routing import resource
+
+_LIST_PARAMETERS = (
+    "status",
+    "provider",
+    "from",
+    "to",
+    "page",
+    "limit",
+    "sort",
+    "cursor",
+    "batchId",
+)
+_MULTI_VALUED = ("status", "provider")
+
+
+async def create_job(request: Request) -> Response:
+    body = await request.body()
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+
+        async def submit() -> Response:
+            spec = validation.parse_json(request, body, schemas.JobSpec)
+            job = await service.create_job(
+                connection, auth.account_id, spec, request.state.providers
+            )
+            return envelope.ok(job, status_code=201)
+
+        response = await respond_once(connection, request, auth.account_id, body, submit)
+    if request.state.engine is not None:
+        request.state.engine.wake()
+    return response
+
+
+async def list_jobs(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        query = _list_query(request)
+        jobs, meta = await service.list_jobs(connection, auth.account_id, query)
+    return envelope.ok(jobs, meta=meta)
+
+
+async def get_job(request: Request) -> Response:
+    async with database.reading(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        job = await service.get_job(connection, auth.account_id, request.path_params["job_id"])
+    return envelope.ok(job)
+
+
+async def cancel_job(request: Request) -> Response:
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        job = await service.cancel_job(connection, auth.account_id, request.path_params["job_id"])
+    if request.state.engine is not None:
+        request.state.engine.poke(job.id)
+    return envelope.ok(job)
+
+
+def _list_query(request: Request) -> schemas.JobListQuery:
+    params = request.query_params
+    unknown = sorted(set(params) - set(_LIST_PARAMETERS))
+    if unknown:
+        raise errors.ValidationError(
+            "Invalid query parameters.",
+            [{"field": name, "message": "unknown query parameter"} for name in unknown],
+        )
+    data: dict[str, object] = {}
+    for name in params:
+        values = params.getlist(name)
+        if name in _MULTI_VALUED:
+            data[name] = [part.strip() for value in values for part in value.split(",")]
+        elif len(values) > 1:
+            raise errors.ValidationError(
+                "Invalid query parameters.", [{"field": name, "message": "give it only once"}]
+            )
+        else:
+            data[name] = values[0]
+    return validation.validate(schemas.JobListQuery, data, context="query parameters")
+
+
+routes = [
+    resource("/jobs", GET=list_jobs, POST=create_job),
+    resource("/jobs/{job_id}", GET=get_job),
+    resource("/jobs/{job_id}/cancel", POST=cancel_job),
+]

@@ -1,0 +1,391 @@
+"""Job use cases: the rules, no SQL, never commits (the caller's transaction does)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import errors, ids, pagination
+from app.engine import placement
+from app.engine.providers import ProviderSet
+from app.engine.workload import workload_spec
+from app.envelope import utc_iso
+from app.jobs import repository, schemas
+from app.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
+from app.observability import metrics as observability_metrics
+from app.webhooks import service as webhooks_service
+from providers.registry import AUTO
+
+_TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
+
+
+def _summary_fields(row: RowMapping) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "provider": row["provider"],
+        "status": row["status"],
+        "image": row["image"],
+        "cpu": row["cpu"],
+        "memory": row["memory"],
+        "storage": row["storage"],
+        "duration": row["duration"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+        "cost": _cost(row),
+        "endpoints": [schemas.JobEndpoint(**endpoint) for endpoint in row["endpoints"]],
+        "template_id": row["template_id"],
+        "batch_id": row["batch_id"],
+    }
+
+
+def spec_document(row: RowMapping) -> dict[str, Any]:
+    """The job's specification as the API shows it: what a workload finds in its spec file."""
+    return {
+        "id": row["id"],
+        "provider": row["provider"],
+        "image": row["image"],
+        "cpu": row["cpu"],
+        "memory": row["memory"],
+        "storage": row["storage"],
+        "duration": row["duration"],
+        "createdAt": utc_iso(row["created_at"]),
+        "config": row["config"],
+    }
+
+
+def _cost(row: RowMapping) -> schemas.Cost:
+    current, projected = _current_cost(row), float(row["cost_projected"])
+    return schemas.Cost(current=current, projected=projected, native=_native_cost(row, current))
+
+
+def _native_cost(row: RowMapping, current_usd: float) -> schemas.NativeCost | None:
+    """The same costs in the network's unit, at the accepted price's exchange rate (USD and
+    native amounts accrue over the same time)."""
+    price = row.get("native_price")
+    usd_per_hour = float(row["usd_per_hour"])
+    if not price:
+        return None
+    per_hour = Decimal(price["amount"]) * Decimal(str(price["unitsPerHour"]))
+    hours = Decimal(str(current_usd / usd_per_hour)) if usd_per_hour else Decimal(0)
+    quantum = Decimal("0.000001")
+    return schemas.NativeCost(
+        denom=price["denom"],
+        amount=str((per_hour * hours).quantize(quantum)),
+        projected=str((per_hour * row["duration"] / 3600).quantize(quantum)),
+        price=price["amount"],
+        unit=price["unit"],
+    )
+
+
+def _current_cost(row: RowMapping) -> float:
+    """Accrued cost: stored once a job ends; while it runs, the quote's rate times the time
+    since it started (computed here, so that the engine need not write it every second)."""
+    if row["status"] in (JobStatus.RUNNING, JobStatus.CANCELLING) and row["started_at"]:
+        hours = (datetime.now(UTC) - row["started_at"]).total_seconds() / 3600
+        return round(float(row["usd_per_hour"]) * max(hours, 0.0), 6)
+    return float(row["cost_current"])
+
+
+def to_summary(row: RowMapping) -> schemas.JobSummary:
+    return schemas.JobSummary(**_summary_fields(row))
+
+
+def to_job(row: RowMapping, events: Sequence[RowMapping]) -> schemas.Job:
+    return schemas.Job(
+        **_summary_fields(row),
+        config=schemas.JobConfig.model_validate(row["config"], strict=False),
+        results=schemas.Results.model_validate(row["results"]),
+        events=[
+            schemas.JobEvent(type=e["type"], timestamp=e["timestamp"], message=e["message"])
+            for e in events
+        ],
+    )
+
+
+async def check_provider(providers: ProviderSet, document: dict[str, Any]) -> None:
+    """Refuse, before anything is stored, a job its provider cannot take: 503 when the
+    provider is down or missing, 400 naming each field it cannot honour."""
+    name = document["provider"]
+    if name == AUTO:
+        await placement.check_auto(providers, workload_spec(document))
+        return
+    provider = providers.get(name)
+    if provider is None:
+        raise errors.ProviderUnavailable(
+            f"Provider {name!r} is not available in this gateway yet: no adapter is installed."
+        )
+    health = await provider.health()
+    if not health.healthy:
+        state = "unavailable" if health.configured else "not configured"
+        raise errors.ProviderUnavailable(f"Provider {name!r} is {state}: {health.reason}")
+    refusals = provider.check(workload_spec(document))
+    if refusals:
+        raise errors.ValidationError(
+            f"Provider {name!r} cannot run this job.",
+            [
+                {"field": r.field, "message": r.message, "type": "provider_capability"}
+                for r in refusals
+            ],
+        )
+
+
+async def create_job(
+    connection: AsyncConnection,
+    account_id: str,
+    spec: schemas.JobSpec,
+    providers: ProviderSet,
+) -> schemas.Job:
+    job_id = await check_job(providers, spec)
+    return await add_job(connection, account_id, spec, job_id)
+
+
+async def check_job(providers: ProviderSet, spec: schemas.JobSpec) -> str:
+    """Everything POST /jobs checks beyond the schema; returns the new job's id."""
+    job_id = ids.new_id("job")
+    await check_provider(providers, job_document(spec, job_id))
+    return job_id
+
+
+def job_document(spec: schemas.JobSpec, job_id: str) -> dict[str, Any]:
+    config = spec.model_dump(
+        mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
+    )
+    return {
+        **spec.model_dump(mode="json", by_alias=True, exclude=set(config)),
+        "id": job_id,
+        "config": config,
+    }
+
+
+async def add_job(
+    connection: AsyncConnection,
+    account_id: str,
+    spec: schemas.JobSpec,
+    job_id: str,
+    *,
+    template_id: str | None = None,
+    batch_id: str | None = None,
+    batch_index: int | None = None,
+) -> schemas.Job:
+    """Store a checked job with its `created` event and webhook deliveries; the template or
+    the batch it came from, if any."""
+    config = spec.model_dump(
+        mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
+    )
+    row = await repository.insert_job(
+        connection,
+        {
+            "id": job_id,
+            "account_id": account_id,
+            "provider": spec.provider,
+            "status": JobStatus.PENDING.value,
+            "image": spec.image,
+            "cpu": spec.cpu,
+            "memory": spec.memory,
+            "storage": spec.storage,
+            "duration": spec.duration,
+            "config": config,
+            "results": {"exitCode": None, "outputUrl": None},
+            "template_id": template_id,
+            "batch_id": batch_id,
+            "batch_index": batch_index,
+        },
+    )
+    await _publish(connection, row, EVENT_FOR[JobStatus.PENDING])
+    created = {
+        "type": EVENT_FOR[JobStatus.PENDING],
+        "timestamp": row["created_at"],
+        "message": None,
+    }
+    return to_job(row, [created])  # type: ignore[list-item]
+
+
+async def get_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:
+    row = await find_job(connection, account_id, job_id)
+    return to_job(row, await repository.list_events(connection, job_id))
+
+
+async def find_job(
+    connection: AsyncConnection, account_id: str, job_id: str, *, for_update: bool = False
+) -> RowMapping:
+    row = None
+    if ids.looks_like("job", job_id):
+        row = await repository.get_job(connection, account_id, job_id, for_update=for_update)
+    if row is None:
+        raise errors.JobNotFound(f"Job {job_id} not found.")
+    return row
+
+
+async def transition(
+    connection: AsyncConnection,
+    row: RowMapping,
+    target: JobStatus,
+    *,
+    message: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> RowMapping:
+    """Move a locked job to `target`, recording the event in the same transaction."""
+    current = JobStatus(row["status"])
+    if not can_move(current, target):
+        raise IllegalTransition(f"job {row['id']} cannot go from {current} to {target}")
+    values: dict[str, Any] = {"status": target.value, **(changes or {})}
+    if target.is_terminal and row["ended_at"] is None:
+        values.setdefault("ended_at", repository.NOW)
+    updated = await repository.update_job(connection, row["id"], values)
+    await repository.append_event(connection, row["id"], EVENT_FOR[target], message=message)
+    await _publish(connection, updated, EVENT_FOR[target])
+    return updated
+
+
+async def _publish(connection: AsyncConnection, row: RowMapping, event: str) -> None:
+    """Webhook deliveries of a job event, written in the same transaction as the event."""
+
+    async def document() -> Any:
+        job = to_job(row, await repository.list_events(connection, row["id"]))
+        return job.model_dump(mode="json", by_alias=True)
+
+    await webhooks_service.publish_job_event(
+        connection,
+        account_id=row["account_id"],
+        job_id=row["id"],
+        event=event,
+        job_document=document,
+    )
+    observability_metrics.job_event(connection, row, event)
+
+
+async def cancel_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:
+    row = await find_job(connection, account_id, job_id, for_update=True)
+    status = JobStatus(row["status"])
+    if status.is_terminal:
+        raise errors.JobAlreadyFinished(
+            f"Job {job_id} already ended with status {status.value}; there is nothing to cancel."
+        )
+    row = await request_cancel(connection, row)
+    return to_job(row, await repository.list_events(connection, job_id))
+
+
+async def request_cancel(connection: AsyncConnection, row: RowMapping) -> RowMapping:
+    """Cancel a locked, unfinished job: a pending one ends now, others once the engine has
+    stopped their workload."""
+    status = JobStatus(row["status"])
+    if status is JobStatus.PENDING:
+        row = await transition(
+            connection, row, JobStatus.CANCELLED, message="Cancelled before it was scheduled."
+        )
+    elif status is not JobStatus.CANCELLING:
+        row = await transition(connection, row, JobStatus.CANCELLING, message="Cancel requested.")
+    return row
+
+
+async def list_jobs(
+    connection: AsyncConnection, account_id: str, query: schemas.JobListQuery
+) -> tuple[list[schemas.JobSummary], dict[str, Any]]:
+    sort = pagination.parse_sort(query.sort, schemas.SORT_FIELDS)
+    job_filter = repository.JobFilter(
+        account_id=account_id,
+        statuses=[status.value for status in query.status] if query.status else None,
+        providers=query.provider,
+        created_from=query.from_,
+        created_to=query.to,
+        batch_id=query.batch_id,
+    )
+    fingerprint = pagination.fingerprint(
+        {
+            "batchId": query.batch_id,
+            "status": job_filter.statuses,
+            "provider": job_filter.providers,
+            "from": query.from_,
+            "to": query.to,
+            "limit": query.limit,
+        }
+    )
+    page, offset, after = query.page, (query.page - 1) * query.limit, None
+    if query.cursor is not None:
+        cursor = pagination.Cursor.decode(query.cursor)
+        pagination.check_cursor(cursor, sort=sort, query=fingerprint)
+        page, offset, after = cursor.page, 0, _decode_sort_values(sort.field, cursor.after)
+    rows = await repository.list_jobs(
+        connection,
+        job_filter,
+        sort_field=sort.field,
+        descending=sort.descending,
+        limit=query.limit,
+        offset=offset,
+        after=after,
+    )
+    total = await repository.count_jobs(connection, job_filter)
+    has_more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = None
+    if has_more:
+        next_cursor = pagination.Cursor(
+            sort=sort.text,
+            after=_encode_sort_values(sort.field, rows[-1]),
+            page=page + 1,
+            query=fingerprint,
+        ).encode()
+    meta = {
+        "pagination": {
+            "total": total,
+            "page": page,
+            "limit": query.limit,
+            "pages": pagination.pages(total, query.limit),
+            "nextCursor": next_cursor,
+        }
+    }
+    return [to_summary(row) for row in rows], meta
+
+
+def _sort_key_names(sort_field: str) -> list[str]:
+    return ["createdAt", "id"] if sort_field == "createdAt" else [sort_field, "createdAt", "id"]
+
+
+_ROW_KEYS = {
+    "createdAt": "created_at",
+    "startedAt": "started_at",
+    "endedAt": "ended_at",
+    "status": "status",
+    "provider": "provider",
+    "id": "id",
+}
+
+
+def _encode_sort_values(sort_field: str, row: RowMapping) -> list[Any]:
+    values = []
+    for name in _sort_key_names(sort_field):
+        value = row[_ROW_KEYS[name]]
+        values.append(value.isoformat() if isinstance(value, datetime) else value)
+    return values
+
+
+def _decode_sort_values(sort_field: str, raw: list[Any]) -> list[Any]:
+    names = _sort_key_names(sort_field)
+    if len(raw) != len(names):
+        raise _cursor_error()
+    values: list[Any] = []
+    for name, value in zip(names, raw, strict=True):
+        if value is None and name in ("startedAt", "endedAt"):
+            values.append(None)
+        elif name in _TIMESTAMP_SORT_KEYS:
+            try:
+                values.append(datetime.fromisoformat(value))
+            except (TypeError, ValueError) as exc:
+                raise _cursor_error() from exc
+        elif isinstance(value, str):
+            values.append(value)
+        else:
+            raise _cursor_error()
+    return values
+
+
+def _cursor_error() -> errors.ValidationError:
+    return errors.ValidationError(
+        "Invalid cursor.", [{"field": "cursor", "message": "cursor is not one this API issued"}]
+    )

@@ -1,0 +1,34 @@
+"""The database schema. Alembic and the repositories import tables from here."""
+
+from app.models.accounts import accounts, api_keys
+from app.models.base import metadata
+from app.models.batches import job_batches
+from app.models.idempotency import idempotency_keys
+from app.models.job_templates import job_templates
+from app.models.jobs import (
+    gateway_secrets,
+    job_counts,
+    job_events,
+    jobs,
+    log_lines,
+    metric_samples,
+)
+from app.models.webhooks import webhook_attempts, webhook_deliveries, webhook_endpoints
+
+__all__ = [
+    "accounts",
+    "api_keys",
+    "gateway_secrets",
+    "idempotency_keys",
+    "job_batches",
+    "job_counts",
+    "job_events",
+    "job_templates",
+    "jobs",
+    "log_lines",
+    "metadata",
+    "metric_samples",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
+]

@@ -1,0 +1,289 @@
+"""Prometheus metrics of one gateway app.
+
+Counters and histograms live in a registry of the app's own (tests build many apps in one
+process), and count what happened in this process: a Prometheus server sums them over the
+processes it scrapes. Job totals by status are different: they are read at scrape time from
+the running totals the database's triggers keep (`job_counts`), so every process reports the
+same truth however many there are.
+
+Code that records something finds the app's metrics through a context variable: the lifespan
+binds it before it starts the background loops (whose tasks inherit it) and the request
+middleware binds it for each request. Code running outside an app (a CLI command, a test
+calling a service) finds none, and records nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import __version__
+from app.jobs.lifecycle import JobStatus
+from providers.base import Provider
+from providers.errors import ProviderError
+from providers.types import FailureReason
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Seconds. A claim normally follows a submission within one poll interval; minutes mean the
+# engines are saturated (CORTEX_ENGINE_MAX_JOBS) or none is running.
+CLAIM_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+# Seconds. Most API requests take milliseconds; a submission asks its provider first.
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Seconds. A local container API answers in milliseconds; a DePIN network's in seconds.
+PROVIDER_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# What a webhook attempt led to: delivered, another attempt scheduled, or given up.
+WEBHOOK_OUTCOMES = {"succeeded": "succeeded", "pending": "retrying", "failed": "failed"}
+# The adapter methods that talk to a network; `check` is local and `watch` is a wait.
+PROVIDER_OPERATIONS = frozenset(
+    {"health", "quote", "submit", "status", "logs", "metrics", "cancel", "release"}
+)
+
+_current: ContextVar[GatewayMetrics | None] = ContextVar("cortex_metrics", default=None)
+
+# Counters' `_created` series (one per label set, the time it was first used) are noise to
+# every dashboard; the setting is process-wide, and this process is the gateway.
+disable_created_metrics()
+
+
+def bind(metrics: GatewayMetrics) -> None:
+    """Make `metrics` the ones this task (and the tasks it starts from now on) records to."""
+    _current.set(metrics)
+
+
+class GatewayMetrics:
+    def __init__(self, providers: Sequence[str] = ()) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.providers = tuple(providers)
+        self.submissions = Counter(
+            "cortex_job_submissions",
+            "Jobs accepted by the API, by provider.",
+            ["provider"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "cortex_job_failures",
+            "Jobs that ended failed, by provider and results.reason.",
+            ["provider", "reason"],
+            registry=registry,
+        )
+        self.claim_lag = Histogram(
+            "cortex_engine_claim_lag_seconds",
+            "Time from a job's creation until an engine claimed it to submit it.",
+            buckets=CLAIM_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.provider_calls = Counter(
+            "cortex_provider_calls",
+            "Calls to provider adapters, by provider, operation and outcome "
+            "(ok, or the provider error: unavailable, rejected, handle_not_found, ...).",
+            ["provider", "operation", "outcome"],
+            registry=registry,
+        )
+        self.provider_latency = Histogram(
+            "cortex_provider_call_duration_seconds",
+            "How long provider adapter calls took, by provider and operation.",
+            ["provider", "operation"],
+            buckets=PROVIDER_CALL_BUCKETS,
+            registry=registry,
+        )
+        self.webhook_deliveries = Counter(
+            "cortex_webhook_deliveries",
+            "Webhook delivery attempts, by outcome (succeeded, retrying, failed).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.http_requests = Counter(
+            "cortex_http_requests",
+            "HTTP requests answered, by method, route (its template) and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.http_latency = Histogram(
+            "cortex_http_request_duration_seconds",
+            "Time to answer HTTP requests (event streams excluded), by method and route.",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        self.sse_streams = Gauge(
+            "cortex_sse_streams_open",
+            "Server-Sent Event streams open in this process.",
+            registry=registry,
+        )
+        Gauge("cortex_build_info", "The gateway's version.", ["version"], registry=registry).labels(
+            __version__
+        ).set(1)
+        # Series that exist from the start read 0 rather than missing, so rate() and alerts
+        # work before the first event.
+        for outcome in WEBHOOK_OUTCOMES.values():
+            self.webhook_deliveries.labels(outcome)
+        for provider in self.providers:
+            self.submissions.labels(provider)
+            for reason in FailureReason:
+                self.failures.labels(provider, reason.value)
+
+    def meter(self, adapter: Provider) -> Provider:
+        """`adapter`, with every network call counted and timed."""
+        return cast(Provider, _MeteredProvider(adapter, self))
+
+    def request_answered(
+        self, method: str, route: str, status: int, seconds: float, *, stream: bool
+    ) -> None:
+        method = method if method in HTTP_METHODS else "OTHER"
+        self.http_requests.labels(method, route, str(status)).inc()
+        if not stream:
+            self.http_latency.labels(method, route).observe(seconds)
+
+    def render(self, *collectors: Collector) -> bytes:
+        """The text exposition of this app's metrics and of per-scrape `collectors`."""
+        return generate_latest(_Scrape(self.registry, collectors))
+
+
+def job_event(connection: AsyncConnection, row: RowMapping, event: str) -> None:
+    """A job event is being recorded in `connection`'s transaction: count submissions and
+    failures once (and only if) that transaction commits."""
+    metrics = _current.get()
+    if metrics is None or event not in ("created", "failed"):
+        return
+    provider = row["provider"]
+    if event == "created":
+        counter = metrics.submissions.labels(provider)
+    else:
+        reason = (row["results"] or {}).get("reason") or "unknown"
+        counter = metrics.failures.labels(provider, reason)
+    sa.event.listen(connection.sync_connection, "commit", lambda _: counter.inc(), once=True)
+
+
+def job_claimed(row: RowMapping) -> None:
+    """An engine took a job on; for a job still pending, how long it waited for that."""
+    metrics = _current.get()
+    if metrics is None or row["status"] != JobStatus.PENDING:
+        return
+    waited = (datetime.now(UTC) - row["created_at"]).total_seconds()
+    metrics.claim_lag.observe(max(waited, 0.0))
+
+
+def webhook_attempted(status: str) -> None:
+    """A delivery attempt ended and left the delivery `status` (pending: a retry is due)."""
+    metrics = _current.get()
+    if metrics is not None:
+        metrics.webhook_deliveries.labels(WEBHOOK_OUTCOMES.get(status, status)).inc()
+
+
+def jobs_collector(totals: Iterable[tuple[str, str, int]], providers: Sequence[str]) -> Collector:
+    """`cortex_jobs{provider,status}` from (provider, status, count) rows; every status of
+    every known provider is present, at 0 when it has no job."""
+    counts: dict[tuple[str, str], int] = {
+        (provider, status.value): 0 for provider in providers for status in JobStatus
+    }
+    for provider, status, count in totals:
+        counts[(provider, status)] = counts.get((provider, status), 0) + count
+    family = GaugeMetricFamily(
+        "cortex_jobs",
+        "Jobs by provider and status, from the database (the same in every process).",
+        labels=["provider", "status"],
+    )
+    for (provider, status), count in sorted(counts.items()):
+        family.add_metric([provider, status], count)
+    return _Families([family])
+
+
+def engine_collector(driving: int | None) -> Collector:
+    family = GaugeMetricFamily(
+        "cortex_engine_jobs_driving", "Jobs this process's engine is driving now (0: no engine)."
+    )
+    family.add_metric([], driving or 0)
+    return _Families([family])
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+class _Scrape(Collector):
+    """The app's registry plus what was read for this scrape alone."""
+
+    def __init__(self, registry: CollectorRegistry, extra: Sequence[Collector]) -> None:
+        self._registry = registry
+        self._extra = extra
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._registry.collect()
+        for collector in self._extra:
+            yield from collector.collect()
+
+
+def _outcome(exc: Exception) -> str:
+    """`HandleNotFound` -> `handle_not_found`; anything not a provider error -> `error`."""
+    if not isinstance(exc, ProviderError):
+        return "error"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+class _MeteredProvider:
+    """Passes everything through to the adapter; its network calls are counted and timed."""
+
+    def __init__(self, adapter: Provider, metrics: GatewayMetrics) -> None:
+        self._adapter = adapter
+        self._metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._adapter, name)
+        if name not in PROVIDER_OPERATIONS:
+            return value
+
+        async def metered(*args: Any, **kwargs: Any) -> Any:
+            return await self._call(name, value, args, kwargs)
+
+        return metered
+
+    async def _call(
+        self,
+        operation: str,
+        method: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        provider = self._adapter.name
+        started = time.perf_counter()
+        try:
+            result = await method(*args, **kwargs)
+        except Exception as exc:
+            self._record(provider, operation, _outcome(exc), started)
+            raise
+        self._record(provider, operation, "ok", started)
+        return result
+
+    def _record(self, provider: str, operation: str, outcome: str, started: float) -> None:
+        self._metrics.provider_latency.labels(provider, operation).observe(
+            time.perf_counter() - started
+        )
+        self._metrics.provider_calls.labels(provider, operation, outcome).inc()
+
+    def __repr__(self) -> str:
+        return f"metered({self._adapter!r})"

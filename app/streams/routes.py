@@ -1,0 +1,126 @@
+"""A job's events (JSON or live), the account's status changes, and stream tokens."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import database, envelope, errors, validation
+from app.auth import stream_tokens
+from app.auth.requests import (
+    require_account_stream_access,
+    require_job_stream_access,
+    require_scope,
+)
+from app.auth.scopes import Scope
+from app.envelope import utc_iso
+from app.jobs import service as jobs_service
+from app.routing import resource
+from app.streams import repository, schemas, sse
+
+
+def last_event_id(request: Request) -> str | None:
+    """Where a reconnecting client left off: the header browsers send, or a query parameter
+    for clients that cannot set headers."""
+    return request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+
+
+def seq_cursor(request: Request) -> int | None:
+    raw = last_event_id(request)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise errors.ValidationError(
+            "Invalid Last-Event-ID.",
+            [{"field": "Last-Event-ID", "message": "expected the id of an event this stream sent"}],
+        )
+    return int(raw)
+
+
+async def get_job_events(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_job_stream_access(connection, request, job_id)
+        query = validation.validate_query(request, schemas.JobEventsQuery)
+        job = await jobs_service.find_job(connection, auth.account_id, job_id)
+        if not query.follow:
+            rows = await repository.events_after(connection, job["id"], 0, limit=10_000)
+    if query.follow:
+        after = seq_cursor(request) or 0
+        stream = sse.job_events(request.state.feeds, job["id"], after)
+        return sse.response(stream, request.state.settings)
+    events = [
+        {
+            "seq": r["seq"],
+            "type": r["type"],
+            "timestamp": utc_iso(r["timestamp"]),
+            "message": r["message"],
+        }
+        for r in rows
+    ]
+    return envelope.ok({"events": events})
+
+
+async def get_account_events(request: Request) -> Response:
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_account_stream_access(connection, request)
+        query = validation.validate_query(request, schemas.AccountEventsQuery)
+        if query.follow:
+            after = _account_cursor(request) or await repository.settled_cursor(connection)
+        else:
+            rows = await repository.recent_account_events(connection, auth.account_id, query.limit)
+    if query.follow:
+        stream = sse.account_events(
+            request.state.db, request.state.listener, auth.account_id, after
+        )
+        return sse.response(stream, request.state.settings)
+    events = [{"id": sse.account_event_id(r), **sse.account_event_data(r)} for r in rows]
+    return envelope.ok({"events": events})
+
+
+def _account_cursor(request: Request) -> tuple[int, int] | None:
+    raw = last_event_id(request)
+    if raw is None:
+        return None
+    txid, _, event_id = raw.partition(".")
+    if not (txid.isdigit() and event_id.isdigit()):
+        raise errors.ValidationError(
+            "Invalid Last-Event-ID.",
+            [{"field": "Last-Event-ID", "message": "expected the id of an event this stream sent"}],
+        )
+    return int(txid), int(event_id)
+
+
+async def create_stream_token(request: Request) -> Response:
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        job = await jobs_service.find_job(
+            connection, auth.account_id, request.path_params["job_id"]
+        )
+    return _issued_token(request, job["id"], auth.account_id)
+
+
+async def create_account_stream_token(request: Request) -> Response:
+    """A token for the account's status stream, for browsers' EventSource."""
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+    return _issued_token(request, None, auth.account_id)
+
+
+def _issued_token(request: Request, job_id: str | None, account_id: str) -> Response:
+    token, expires_at = stream_tokens.issue(
+        request.state.stream_key,
+        job_id=job_id,
+        account_id=account_id,
+        ttl_seconds=request.state.settings.stream_token_ttl,
+    )
+    return envelope.ok(schemas.StreamToken(token=token, expires_at=expires_at), status_code=201)
+
+
+routes = [
+    resource("/jobs/events", GET=get_account_events),
+    # Before /jobs/{job_id}/stream-token, which would read "events" as a job id.
+    resource("/jobs/events/stream-token", POST=create_account_stream_token),
+    resource("/jobs/{job_id}/events", GET=get_job_events),
+    resource("/jobs/{job_id}/stream-token", POST=create_stream_token),
+]

@@ -1,0 +1,73 @@
+"""GET /jobs/{id}/logs (JSON, or live with follow=true) and GET /jobs/{id}/metrics."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import database, envelope, validation
+from app.auth.requests import require_job_stream_access, require_scope
+from app.auth.scopes import Scope
+from app.jobs import service as jobs_service
+from app.routing import resource
+from app.streams import repository as streams_repository
+from app.streams import sse
+from app.streams.routes import seq_cursor
+from app.telemetry import repository, schemas
+
+
+async def get_logs(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_job_stream_access(connection, request, job_id)
+        query = validation.validate_query(request, schemas.LogQuery)
+        job = await jobs_service.find_job(connection, auth.account_id, job_id)
+        if query.follow:
+            after = seq_cursor(request)
+            if after is None:
+                after = await streams_repository.log_start(
+                    connection, job["id"], tail=query.tail, since=query.since
+                )
+        else:
+            rows = await repository.tail_logs(
+                connection, job["id"], tail=query.tail or schemas.MAX_LOG_LINES, since=query.since
+            )
+    if query.follow:
+        stream = sse.job_logs(request.state.feeds, job["id"], after)
+        return sse.response(stream, request.state.settings)
+    return envelope.ok(schemas.Logs(logs=[schemas.LogEntry(**row) for row in rows]))
+
+
+async def get_metrics(request: Request) -> Response:
+    async with database.transaction(request.state.db) as connection:
+        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        query = validation.validate_query(request, schemas.MetricQuery)
+        job = await jobs_service.find_job(
+            connection, auth.account_id, request.path_params["job_id"]
+        )
+        rows = await repository.metric_buckets(
+            connection,
+            job["id"],
+            period=schemas.PERIODS[query.period],
+            resolution=schemas.RESOLUTIONS[query.resolution],
+        )
+
+    def series(key: str) -> list[schemas.Point]:
+        return [
+            schemas.Point(timestamp=row["bucket"], value=float(row[key]))
+            for row in rows
+            if row[key] is not None
+        ]
+
+    metrics = schemas.Metrics(
+        cpu=series("cpu"),
+        memory=series("memory"),
+        network=schemas.Network(rx=series("rx"), tx=series("tx")),
+    )
+    return envelope.ok(metrics)
+
+
+routes = [
+    resource("/jobs/{job_id}/logs", GET=get_logs),
+    resource("/jobs/{job_id}/metrics", GET=get_metrics),
+]

@@ -1,0 +1,126 @@
+"""Webhook endpoints and deliveries in the API's camelCase shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from app.webhooks import signing
+
+EVENT_TYPES = (
+    "job.created",
+    "job.scheduled",
+    "job.started",
+    "job.completed",
+    "job.failed",
+    "job.cancelled",
+)
+EventName = Literal[
+    "job.created",
+    "job.scheduled",
+    "job.started",
+    "job.completed",
+    "job.failed",
+    "job.cancelled",
+    "*",
+]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+    )
+
+
+def _unique(events: list[str]) -> list[str]:
+    return list(dict.fromkeys(events))
+
+
+def _secret_form(value: str) -> str:
+    if not signing.is_valid_secret(value):
+        raise ValueError("must be whsec_ followed by base64 of 24 to 64 random bytes")
+    return value
+
+
+Events = Annotated[
+    list[EventName], Field(min_length=1, max_length=len(EVENT_TYPES) + 1), AfterValidator(_unique)
+]
+Secret = Annotated[
+    str,
+    AfterValidator(_secret_form),
+    Field(description="whsec_ + base64 of 24-64 bytes; generated when omitted."),
+]
+URL = Annotated[str, Field(max_length=2048, description="Where deliveries are POSTed.")]
+
+
+class EndpointCreate(_Input):
+    url: URL
+    events: Events
+    secret: Secret | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+
+class EndpointUpdate(_Input):
+    url: URL | None = None
+    events: Events | None = None
+    active: bool | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+
+class SecretRotation(_Input):
+    secret: Secret | None = None
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Endpoint(_Output):
+    id: str
+    url: str
+    description: str | None
+    events: list[str]
+    active: bool
+    disabled_reason: str | None = Field(description="Why the gateway disabled it, if it did.")
+    failing_since: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EndpointWithSecret(Endpoint):
+    secret: str = Field(description="Shown when created or rotated, never in listings.")
+
+
+class Attempt(_Output):
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class Delivery(_Output):
+    id: str
+    event_type: str
+    job_id: str | None
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: list[Attempt]
+    next_attempt_at: datetime | None
+    created_at: datetime
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(default=1, ge=1, le=100_000)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class DeliveryQuery(ListQuery):
+    status: Literal["pending", "succeeded", "failed"] | None = None

@@ -1,0 +1,3 @@
+from cortex_client.cli import main
+
+main()

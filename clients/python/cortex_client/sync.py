@@ -1,0 +1,464 @@
+"""`Client`: the gateway's API from blocking code, on an `httpx.Client`."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+from httpx_sse import EventSource
+
+from app.batches.schemas import Batch, BatchSubmitted, BatchSummary
+from app.catalog.schemas import Provider, QuoteComparison
+from app.job_templates.schemas import Template
+from app.jobs.schemas import Job, JobSpec, JobSummary, Port, Volume
+from app.streams.schemas import AccountEvent, JobEventEntry, StreamToken
+from app.telemetry.schemas import LogEntry, Metrics
+from app.webhooks.schemas import Delivery, Endpoint, EndpointWithSecret
+from cortex_client import _core, calls
+from cortex_client._core import Page
+
+T = TypeVar("T")
+
+
+class Client:
+    """A gateway at `url` (`http://host:8000`, with or without `/api/plugin-core`).
+
+    Answers are the gateway's own pydantic models; error answers raise the `ApiError` subclass
+    of their code. 429 and 503 are retried after `Retry-After` (`max_retries` times, waits of
+    at most `max_retry_wait` s). Followed streams resume after a lost connection for up to
+    `reconnect_for` s. Use it as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_retry_wait: float = 60.0,
+        reconnect_for: float = 300.0,
+        stream_read_timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.url = _core.api_base(url)
+        self.retry = _core.RetryPolicy(max_retries=max_retries, max_wait=max_retry_wait)
+        self.reconnect_for = reconnect_for
+        self._stream_timeout = httpx.Timeout(timeout, read=stream_read_timeout)
+        self._http = httpx.Client(
+            base_url=self.url, headers=_core.headers(api_key), timeout=timeout, transport=transport
+        )
+        self.jobs = Jobs(self)
+        self.webhooks = Webhooks(self)
+        self.providers = Providers(self)
+        self.templates = Templates(self)
+        self.batches = Batches(self)
+
+    def send(self, call: _core.Call[T]) -> T:
+        """Send one call, retrying 429/503 as the retry policy says."""
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    json=call.body,
+                    headers=call.headers,
+                )
+            except httpx.TransportError as exc:
+                raise _core.connection_failed(exc, self.url) from exc
+            delay = self.retry.delay(response, attempt)
+            if delay is None:
+                return call.read(response)
+            attempt += 1
+            time.sleep(delay)
+
+    def iterate(self, call: _core.Call[Page[T]]) -> Iterator[T]:
+        """Every item of a listing, page after page."""
+        next_call: _core.Call[Page[T]] | None = call
+        while next_call is not None:
+            page = self.send(next_call)
+            yield from page.items
+            next_call = next_call.next_page(page)
+
+    def follow(self, call: _core.StreamCall[T], *, last_event_id: str | None = None) -> Iterator[T]:
+        """The items of a Server-Sent Events stream until its `end` event, reconnecting with
+        `Last-Event-ID` whenever the connection is lost."""
+        state = _core.Resume(call, last_event_id, self.reconnect_for, self.url)
+        while True:
+            try:
+                with self._http.stream(
+                    "GET",
+                    call.path,
+                    params=state.params(),
+                    headers=state.headers(),
+                    timeout=self._stream_timeout,
+                ) as response:
+                    if not response.is_success:
+                        response.read()
+                        time.sleep(state.refused(response))
+                        continue
+                    state.connected()
+                    for event in EventSource(response).iter_sse():
+                        item = state.receive(event)
+                        if item is _core.END:
+                            return
+                        if item is not None:
+                            yield item
+                wait = state.dropped(ConnectionError("the stream closed before its end"))
+            except httpx.TransportError as exc:
+                wait = state.dropped(exc)
+            time.sleep(wait)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Jobs:
+    def __init__(self, client: Client):
+        self._client = client
+
+    def submit(
+        self,
+        spec: JobSpec | Mapping[str, Any] | None = None,
+        *,
+        provider: str | None = None,
+        image: str | None = None,
+        cpu: int | None = None,
+        memory: str | None = None,
+        storage: str | None = None,
+        duration: int | None = None,
+        env: Mapping[str, str] | None = None,
+        ports: Iterable[Port | Mapping[str, Any]] | None = None,
+        volumes: Iterable[Volume | Mapping[str, Any]] | None = None,
+        command: Iterable[str] | None = None,
+        args: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Submit a job: a `JobSpec`, a mapping in the API's camelCase, and/or keywords
+        (snake_case; other fields the gateway accepts pass through `fields`). A retry of the
+        submission carries the same `Idempotency-Key` (yours, or one made for the call)."""
+        payload = calls.body(
+            spec,
+            dict(
+                provider=provider,
+                image=image,
+                cpu=cpu,
+                memory=memory,
+                storage=storage,
+                duration=duration,
+                env=env,
+                ports=None if ports is None else list(ports),
+                volumes=None if volumes is None else list(volumes),
+                command=None if command is None else list(command),
+                args=None if args is None else list(args),
+                **fields,
+            ),
+        )
+        return self._client.send(calls.submit_job(payload, idempotency_key))
+
+    def get(self, job_id: str) -> Job:
+        return self._client.send(calls.get_job(job_id))
+
+    def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        provider: str | Iterable[str] | None = None,
+        from_: datetime | str | None = None,
+        to: datetime | str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        page: int | None = None,
+        cursor: str | None = None,
+        batch_id: str | None = None,
+    ) -> Page[JobSummary]:
+        """One page of jobs, newest first unless `sort` says otherwise."""
+        return self._client.send(
+            calls.list_jobs(
+                status=status,
+                provider=provider,
+                from_=from_,
+                to=to,
+                sort=sort,
+                limit=limit,
+                page=page,
+                cursor=cursor,
+                batch_id=batch_id,
+            )
+        )
+
+    def iterate(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        provider: str | Iterable[str] | None = None,
+        from_: datetime | str | None = None,
+        to: datetime | str | None = None,
+        sort: str | None = None,
+        batch_id: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[JobSummary]:
+        """Every matching job, following the listing's cursors."""
+        call = calls.list_jobs(
+            status=status,
+            provider=provider,
+            from_=from_,
+            to=to,
+            sort=sort,
+            limit=page_size,
+            batch_id=batch_id,
+        )
+        return self._client.iterate(call)
+
+    def cancel(self, job_id: str) -> Job:
+        return self._client.send(calls.cancel_job(job_id))
+
+    def logs(
+        self, job_id: str, *, tail: int | None = None, since: datetime | str | None = None
+    ) -> builtins.list[LogEntry]:
+        return self._client.send(calls.job_logs(job_id, tail=tail, since=since)).logs
+
+    def follow_logs(
+        self,
+        job_id: str,
+        *,
+        tail: int | None = None,
+        since: datetime | str | None = None,
+        last_event_id: str | None = None,
+    ) -> Iterator[LogEntry]:
+        """Log lines as the job prints them, until it has ended; resumes after a lost
+        connection without losing or repeating a line."""
+        call = calls.follow_logs(job_id, tail=tail, since=since)
+        return self._client.follow(call, last_event_id=last_event_id)
+
+    def events(self, job_id: str) -> builtins.list[JobEventEntry]:
+        return self._client.send(calls.job_events(job_id)).events
+
+    def follow_events(
+        self, job_id: str, *, last_event_id: str | None = None
+    ) -> Iterator[JobEventEntry]:
+        """The job's events, stored ones first, until it has ended."""
+        return self._client.follow(calls.follow_job_events(job_id), last_event_id=last_event_id)
+
+    def account_events(self, *, limit: int | None = None) -> builtins.list[AccountEvent]:
+        """The latest status changes of every job of the account."""
+        return self._client.send(calls.account_events(limit=limit)).events
+
+    def follow_account_events(self, *, last_event_id: str | None = None) -> Iterator[AccountEvent]:
+        """Status changes of every job of the account from now on (never ends by itself)."""
+        return self._client.follow(calls.follow_account_events(), last_event_id=last_event_id)
+
+    def wait(self, job_id: str) -> Job:
+        """Block until the job has ended; the job as it ended."""
+        for _ in self.follow_events(job_id):
+            pass
+        return self.get(job_id)
+
+    def metrics(
+        self, job_id: str, *, period: str | None = None, resolution: str | None = None
+    ) -> Metrics:
+        return self._client.send(calls.job_metrics(job_id, period=period, resolution=resolution))
+
+    def stream_token(self, job_id: str) -> StreamToken:
+        return self._client.send(calls.stream_token(job_id))
+
+    def account_stream_token(self) -> StreamToken:
+        """A short-lived token that opens the account's status stream (for EventSource)."""
+        return self._client.send(calls.account_stream_token())
+
+
+class Webhooks:
+    def __init__(self, client: Client):
+        self._client = client
+
+    def create(
+        self,
+        url: str,
+        events: Iterable[str],
+        *,
+        secret: str | None = None,
+        description: str | None = None,
+    ) -> EndpointWithSecret:
+        payload = calls.body(
+            None, dict(url=url, events=list(events), secret=secret, description=description)
+        )
+        return self._client.send(calls.create_webhook(payload))
+
+    def list(self, *, page: int | None = None, limit: int | None = None) -> Page[Endpoint]:
+        return self._client.send(calls.list_webhooks(page=page, limit=limit))
+
+    def iterate(self, *, page_size: int = 100) -> Iterator[Endpoint]:
+        return self._client.iterate(calls.list_webhooks(page=None, limit=page_size))
+
+    def get(self, endpoint_id: str) -> Endpoint:
+        return self._client.send(calls.get_webhook(endpoint_id))
+
+    def update(
+        self,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        events: Iterable[str] | None = None,
+        active: bool | None = None,
+        description: str | None = None,
+    ) -> Endpoint:
+        """Change the fields given; the others stay as they are."""
+        fields = dict(
+            url=url,
+            events=None if events is None else list(events),
+            active=active,
+            description=description,
+        )
+        return self._client.send(calls.update_webhook(endpoint_id, calls.body(None, fields)))
+
+    def delete(self, endpoint_id: str) -> None:
+        self._client.send(calls.delete_webhook(endpoint_id))
+
+    def rotate_secret(self, endpoint_id: str, *, secret: str | None = None) -> EndpointWithSecret:
+        """A new signing secret (generated unless given); the old one keeps signing for the
+        gateway's rotation grace period."""
+        payload = calls.body(None, dict(secret=secret))
+        return self._client.send(calls.rotate_webhook_secret(endpoint_id, payload))
+
+    def test(self, endpoint_id: str) -> Delivery:
+        """Send a `webhook.test` event to the endpoint."""
+        return self._client.send(calls.send_test_webhook(endpoint_id))
+
+    def deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        status: str | None = None,
+        page: int | None = None,
+        limit: int | None = None,
+    ) -> Page[Delivery]:
+        call = calls.list_deliveries(endpoint_id, status=status, page=page, limit=limit)
+        return self._client.send(call)
+
+    def iterate_deliveries(
+        self, endpoint_id: str, *, status: str | None = None, page_size: int = 100
+    ) -> Iterator[Delivery]:
+        call = calls.list_deliveries(endpoint_id, status=status, page=None, limit=page_size)
+        return self._client.iterate(call)
+
+    def retry(self, endpoint_id: str, delivery_id: str) -> Delivery:
+        """Send a delivery again now."""
+        return self._client.send(calls.retry_delivery(endpoint_id, delivery_id))
+
+
+class Providers:
+    def __init__(self, client: Client):
+        self._client = client
+
+    def list(self) -> builtins.list[Provider]:
+        """Every provider this gateway knows, with its health, capabilities and pricing."""
+        return self._client.send(calls.list_providers())
+
+    def get(self, name: str) -> Provider:
+        return self._client.send(calls.get_provider(name))
+
+    def quote(
+        self, spec: JobSpec | Mapping[str, Any] | None = None, **fields: Any
+    ) -> QuoteComparison:
+        """Where a job would be placed and at what price, without submitting it: a job
+        specification (as `jobs.submit` takes it; `provider` defaults to "auto")."""
+        return self._client.send(calls.quote(calls.body(spec, fields)))
+
+
+class Templates:
+    def __init__(self, client: Client):
+        self._client = client
+
+    def create(
+        self,
+        name: str,
+        config: JobSpec | Mapping[str, Any],
+        *,
+        description: str | None = None,
+    ) -> Template:
+        """A named job specification, checked as POST /jobs checks a job."""
+        payload = calls.body(None, dict(name=name, description=description))
+        payload["config"] = calls.body(config, {})
+        return self._client.send(calls.create_template(payload))
+
+    def list(
+        self, *, page: int | None = None, limit: int | None = None, sort: str | None = None
+    ) -> Page[Template]:
+        return self._client.send(calls.list_templates(page=page, limit=limit, sort=sort))
+
+    def iterate(self, *, sort: str | None = None, page_size: int = 100) -> Iterator[Template]:
+        return self._client.iterate(calls.list_templates(page=None, limit=page_size, sort=sort))
+
+    def get(self, template_id: str) -> Template:
+        return self._client.send(calls.get_template(template_id))
+
+    def update(
+        self,
+        template_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        config: JobSpec | Mapping[str, Any] | None = None,
+    ) -> Template:
+        """Change the fields given; a new config replaces the old one whole."""
+        payload = calls.body(None, dict(name=name, description=description))
+        if config is not None:
+            payload["config"] = calls.body(config, {})
+        return self._client.send(calls.update_template(template_id, payload))
+
+    def delete(self, template_id: str) -> None:
+        self._client.send(calls.delete_template(template_id))
+
+    def submit(
+        self,
+        template_id: str,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """A job from the template, `overrides` (camelCase, as the API takes them) merged in
+        as a JSON merge patch: objects such as env merge by key, lists replace."""
+        call = calls.submit_from_template(template_id, dict(overrides or {}), idempotency_key)
+        return self._client.send(call)
+
+
+class Batches:
+    def __init__(self, client: Client):
+        self._client = client
+
+    def submit(
+        self,
+        jobs: Iterable[JobSpec | Mapping[str, Any]],
+        *,
+        concurrency: int,
+        idempotency_key: str | None = None,
+    ) -> BatchSubmitted:
+        """All the jobs or none; at most `concurrency` of them run at once."""
+        payload = {"jobs": [calls.body(job, {}) for job in jobs], "concurrency": concurrency}
+        return self._client.send(calls.submit_batch(payload, idempotency_key))
+
+    def get(self, batch_id: str) -> Batch:
+        """The batch with how many of its jobs are in each status."""
+        return self._client.send(calls.get_batch(batch_id))
+
+    def list(self, *, page: int | None = None, limit: int | None = None) -> Page[BatchSummary]:
+        return self._client.send(calls.list_batches(page=page, limit=limit))
+
+    def iterate(self, *, page_size: int = 100) -> Iterator[BatchSummary]:
+        return self._client.iterate(calls.list_batches(page=None, limit=page_size))
+
+    def cancel(self, batch_id: str) -> Batch:
+        """Cancel every unfinished job of the batch."""
+        return self._client.send(calls.cancel_batch(batch_id))

@@ -1,3 +1,0 @@
-from cortex_gateway.cli import main
-
-raise SystemExit(main())

@@ -1,5 +1,0 @@
-"""Render's compute subnet (OTOY's Dispersed API): signed REST calls, BATCH container jobs."""
-
-from cortex_gateway.providers.render.adapter import RenderProvider
-
-__all__ = ["RenderProvider"]

@@ -1,3 +1,0 @@
-from cortex_gateway.user_cli import main
-
-main()

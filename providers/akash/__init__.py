@@ -1,0 +1,5 @@
+"""Akash Network through the Console API."""
+
+from providers.akash.adapter import AkashProvider
+
+__all__ = ["AkashProvider"]
