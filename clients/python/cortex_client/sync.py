@@ -11,15 +11,29 @@ from typing import Any, TypeVar
 import httpx
 from httpx_sse import EventSource
 
-from app.batches.schemas import Batch, BatchSubmitted, BatchSummary
-from app.catalog.schemas import Provider, QuoteComparison
-from app.job_templates.schemas import Template
-from app.jobs.schemas import Job, JobSpec, JobSummary, Port, Volume
-from app.streams.schemas import AccountEvent, JobEventEntry, StreamToken
-from app.telemetry.schemas import LogEntry, Metrics
-from app.webhooks.schemas import Delivery, Endpoint, EndpointWithSecret
 from cortex_client import _core, calls
 from cortex_client._core import Page
+from cortex_client.models import (
+    AccountEvent,
+    Batch,
+    BatchSubmitted,
+    BatchSummary,
+    Delivery,
+    Endpoint,
+    EndpointWithSecret,
+    Job,
+    JobEventEntry,
+    JobSpec,
+    JobSummary,
+    LogEntry,
+    Metrics,
+    Port,
+    Provider,
+    QuoteComparison,
+    StreamToken,
+    Template,
+    Volume,
+)
 
 T = TypeVar("T")
 
@@ -27,7 +41,7 @@ T = TypeVar("T")
 class Client:
     """A gateway at `url` (`http://host:8000`, with or without `/api/plugin-core`).
 
-    Answers are the gateway's own pydantic models; error answers raise the `ApiError` subclass
+    Answers are the models of `cortex_client.models`; error answers raise the `ApiError` subclass
     of their code. 429 and 503 are retried after `Retry-After` (`max_retries` times, waits of
     at most `max_retry_wait` s). Followed streams resume after a lost connection for up to
     `reconnect_for` s. Use it as a context manager, or call `close()`."""
