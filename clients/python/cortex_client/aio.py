@@ -101,7 +101,10 @@ class AsyncClient:
             next_call = next_call.next_page(page)
 
     async def follow(
-        self, call: _core.StreamCall[T], *, last_event_id: str | None = None
+        self,
+        call: _core.StreamCall[T],
+        *,
+        last_event_id: str | None = None,
     ) -> AsyncIterator[T]:
         """The items of a Server-Sent Events stream until its `end` event, reconnecting with
         `Last-Event-ID` whenever the connection is lost."""
@@ -245,7 +248,8 @@ class Jobs:
     async def logs(
         self, job_id: str, *, tail: int | None = None, since: datetime | str | None = None
     ) -> builtins.list[LogEntry]:
-        return (await self._client.send(calls.job_logs(job_id, tail=tail, since=since))).logs
+        answer = await self._client.send(calls.job_logs(job_id, tail=tail, since=since))
+        return answer.logs
 
     def follow_logs(
         self,
@@ -261,7 +265,8 @@ class Jobs:
         return self._client.follow(call, last_event_id=last_event_id)
 
     async def events(self, job_id: str) -> builtins.list[JobEventEntry]:
-        return (await self._client.send(calls.job_events(job_id))).events
+        answer = await self._client.send(calls.job_events(job_id))
+        return answer.events
 
     def follow_events(
         self, job_id: str, *, last_event_id: str | None = None
@@ -271,10 +276,13 @@ class Jobs:
 
     async def account_events(self, *, limit: int | None = None) -> builtins.list[AccountEvent]:
         """The latest status changes of every job of the account."""
-        return (await self._client.send(calls.account_events(limit=limit))).events
+        answer = await self._client.send(calls.account_events(limit=limit))
+        return answer.events
 
     def follow_account_events(
-        self, *, last_event_id: str | None = None
+        self,
+        *,
+        last_event_id: str | None = None,
     ) -> AsyncIterator[AccountEvent]:
         """Status changes of every job of the account from now on (never ends by itself)."""
         return self._client.follow(calls.follow_account_events(), last_event_id=last_event_id)
@@ -288,9 +296,8 @@ class Jobs:
     async def metrics(
         self, job_id: str, *, period: str | None = None, resolution: str | None = None
     ) -> Metrics:
-        return await self._client.send(
-            calls.job_metrics(job_id, period=period, resolution=resolution)
-        )
+        call = calls.job_metrics(job_id, period=period, resolution=resolution)
+        return await self._client.send(call)
 
     async def stream_token(self, job_id: str) -> StreamToken:
         return await self._client.send(calls.stream_token(job_id))
@@ -348,7 +355,10 @@ class Webhooks:
         await self._client.send(calls.delete_webhook(endpoint_id))
 
     async def rotate_secret(
-        self, endpoint_id: str, *, secret: str | None = None
+        self,
+        endpoint_id: str,
+        *,
+        secret: str | None = None,
     ) -> EndpointWithSecret:
         """A new signing secret (generated unless given); the old one keeps signing for the
         gateway's rotation grace period."""
@@ -477,7 +487,10 @@ class Batches:
         return await self._client.send(calls.get_batch(batch_id))
 
     async def list(
-        self, *, page: int | None = None, limit: int | None = None
+        self,
+        *,
+        page: int | None = None,
+        limit: int | None = None,
     ) -> Page[BatchSummary]:
         return await self._client.send(calls.list_batches(page=page, limit=limit))
 
