@@ -9,24 +9,37 @@
         for line in cortex.jobs.follow_logs(job.id):
             print(line.line)
 
-Answers are the gateway's own models (`Job`, `LogEntry`, `Endpoint`, …); errors raise the
-`ApiError` subclass of their code (`errors.JobNotFound`, …). See docs/client.md.
+Answers are the models of `cortex_client.models` (`Job`, `LogEntry`, `Endpoint`, …), in the
+gateway's shapes; errors raise the `ApiError` subclass of their code (`errors.JobNotFound`, …).
+See docs/client.md.
 """
 
 from __future__ import annotations
 
-from app.batches.schemas import Batch, BatchSubmitted, BatchSummary
-from app.catalog.schemas import Provider, QuoteComparison
-from app.job_templates.schemas import Template
-from app.jobs.schemas import Job, JobSpec, JobSummary
-from app.pagination import Pagination
-from app.streams.schemas import AccountEvent, JobEventEntry, StreamToken
-from app.telemetry.schemas import LogEntry, Metrics
-from app.webhooks.schemas import Delivery, Endpoint, EndpointWithSecret
 from cortex_client import errors
 from cortex_client._core import Page
 from cortex_client.aio import AsyncClient
 from cortex_client.errors import ApiError, ConnectionFailed, CortexError
+from cortex_client.models import (
+    AccountEvent,
+    Batch,
+    BatchSubmitted,
+    BatchSummary,
+    Delivery,
+    Endpoint,
+    EndpointWithSecret,
+    Job,
+    JobEventEntry,
+    JobSpec,
+    JobSummary,
+    LogEntry,
+    Metrics,
+    Pagination,
+    Provider,
+    QuoteComparison,
+    StreamToken,
+    Template,
+)
 from cortex_client.signatures import WebhookVerificationError, verify_webhook
 from cortex_client.sync import Client
 

@@ -14,8 +14,8 @@ import httpx
 from httpx_sse import ServerSentEvent
 from pydantic import BaseModel, TypeAdapter
 
-from app.pagination import Pagination
 from cortex_client import errors
+from cortex_client.models import Pagination
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -88,7 +88,7 @@ _adapters: dict[Any, TypeAdapter[Any]] = {}
 
 def _adapter(model: Any) -> TypeAdapter[Any]:
     if model not in _adapters:
-        _adapters[model] = TypeAdapter(Envelope[model])  # type: ignore[valid-type]
+        _adapters[model] = TypeAdapter(Envelope[model])
     return _adapters[model]
 
 
@@ -234,7 +234,7 @@ class Resume:
                 f"for {self.reconnect_for:.0f} s: {cause}"
             ) from cause
         self._attempt += 1
-        return max(at_least, min(2.0, 0.1 * 2 ** (self._attempt - 1)))
+        return max(at_least, min(2.0, 0.1 * 2.0 ** (self._attempt - 1)))
 
 
 def connection_failed(exc: httpx.TransportError, url: str) -> errors.ConnectionFailed:

@@ -11,15 +11,29 @@ from typing import Any, TypeVar
 import httpx
 from httpx_sse import EventSource
 
-from app.batches.schemas import Batch, BatchSubmitted, BatchSummary
-from app.catalog.schemas import Provider, QuoteComparison
-from app.job_templates.schemas import Template
-from app.jobs.schemas import Job, JobSpec, JobSummary, Port, Volume
-from app.streams.schemas import AccountEvent, JobEventEntry, StreamToken
-from app.telemetry.schemas import LogEntry, Metrics
-from app.webhooks.schemas import Delivery, Endpoint, EndpointWithSecret
 from cortex_client import _core, calls
 from cortex_client._core import Page
+from cortex_client.models import (
+    AccountEvent,
+    Batch,
+    BatchSubmitted,
+    BatchSummary,
+    Delivery,
+    Endpoint,
+    EndpointWithSecret,
+    Job,
+    JobEventEntry,
+    JobSpec,
+    JobSummary,
+    LogEntry,
+    Metrics,
+    Port,
+    Provider,
+    QuoteComparison,
+    StreamToken,
+    Template,
+    Volume,
+)
 
 T = TypeVar("T")
 
@@ -27,7 +41,7 @@ T = TypeVar("T")
 class AsyncClient:
     """A gateway at `url` (`http://host:8000`, with or without `/api/plugin-core`).
 
-    Answers are the gateway's own pydantic models; error answers raise the `ApiError` subclass
+    Answers are the models of `cortex_client.models`; error answers raise the `ApiError` subclass
     of their code. 429 and 503 are retried after `Retry-After` (`max_retries` times, waits of
     at most `max_retry_wait` s). Followed streams resume after a lost connection for up to
     `reconnect_for` s. Use it as an async context manager, or call `aclose()`."""
@@ -87,7 +101,10 @@ class AsyncClient:
             next_call = next_call.next_page(page)
 
     async def follow(
-        self, call: _core.StreamCall[T], *, last_event_id: str | None = None
+        self,
+        call: _core.StreamCall[T],
+        *,
+        last_event_id: str | None = None,
     ) -> AsyncIterator[T]:
         """The items of a Server-Sent Events stream until its `end` event, reconnecting with
         `Last-Event-ID` whenever the connection is lost."""
@@ -231,7 +248,8 @@ class Jobs:
     async def logs(
         self, job_id: str, *, tail: int | None = None, since: datetime | str | None = None
     ) -> builtins.list[LogEntry]:
-        return (await self._client.send(calls.job_logs(job_id, tail=tail, since=since))).logs
+        answer = await self._client.send(calls.job_logs(job_id, tail=tail, since=since))
+        return answer.logs
 
     def follow_logs(
         self,
@@ -247,7 +265,8 @@ class Jobs:
         return self._client.follow(call, last_event_id=last_event_id)
 
     async def events(self, job_id: str) -> builtins.list[JobEventEntry]:
-        return (await self._client.send(calls.job_events(job_id))).events
+        answer = await self._client.send(calls.job_events(job_id))
+        return answer.events
 
     def follow_events(
         self, job_id: str, *, last_event_id: str | None = None
@@ -257,10 +276,13 @@ class Jobs:
 
     async def account_events(self, *, limit: int | None = None) -> builtins.list[AccountEvent]:
         """The latest status changes of every job of the account."""
-        return (await self._client.send(calls.account_events(limit=limit))).events
+        answer = await self._client.send(calls.account_events(limit=limit))
+        return answer.events
 
     def follow_account_events(
-        self, *, last_event_id: str | None = None
+        self,
+        *,
+        last_event_id: str | None = None,
     ) -> AsyncIterator[AccountEvent]:
         """Status changes of every job of the account from now on (never ends by itself)."""
         return self._client.follow(calls.follow_account_events(), last_event_id=last_event_id)
@@ -274,9 +296,8 @@ class Jobs:
     async def metrics(
         self, job_id: str, *, period: str | None = None, resolution: str | None = None
     ) -> Metrics:
-        return await self._client.send(
-            calls.job_metrics(job_id, period=period, resolution=resolution)
-        )
+        call = calls.job_metrics(job_id, period=period, resolution=resolution)
+        return await self._client.send(call)
 
     async def stream_token(self, job_id: str) -> StreamToken:
         return await self._client.send(calls.stream_token(job_id))
@@ -334,7 +355,10 @@ class Webhooks:
         await self._client.send(calls.delete_webhook(endpoint_id))
 
     async def rotate_secret(
-        self, endpoint_id: str, *, secret: str | None = None
+        self,
+        endpoint_id: str,
+        *,
+        secret: str | None = None,
     ) -> EndpointWithSecret:
         """A new signing secret (generated unless given); the old one keeps signing for the
         gateway's rotation grace period."""
@@ -463,7 +487,10 @@ class Batches:
         return await self._client.send(calls.get_batch(batch_id))
 
     async def list(
-        self, *, page: int | None = None, limit: int | None = None
+        self,
+        *,
+        page: int | None = None,
+        limit: int | None = None,
     ) -> Page[BatchSummary]:
         return await self._client.send(calls.list_batches(page=page, limit=limit))
 

@@ -1,5 +1,5 @@
-"""Every route of the API as a `Call`: its method, path, parameters, body and the server's own
-model its answer is read into. The sync and async clients only send these."""
+"""Every route of the API as a `Call`: its method, path, parameters, body and the model of
+`cortex_client.models` its answer is read into. The sync and async clients only send these."""
 
 from __future__ import annotations
 
@@ -12,20 +12,28 @@ from httpx_sse import ServerSentEvent
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
-from app.batches.schemas import Batch, BatchSubmitted, BatchSummary
-from app.catalog.schemas import Provider, QuoteComparison
-from app.job_templates.schemas import Template
-from app.jobs.schemas import Job, JobSummary
-from app.streams.schemas import (
+from cortex_client._core import Call, Page, StreamCall, idempotent, query
+from cortex_client.models import (
     AccountEvent,
     AccountEvents,
+    Batch,
+    BatchSubmitted,
+    BatchSummary,
+    Delivery,
+    Endpoint,
+    EndpointWithSecret,
+    Job,
     JobEventEntry,
     JobEvents,
+    JobSummary,
+    LogEntry,
+    Logs,
+    Metrics,
+    Provider,
+    QuoteComparison,
     StreamToken,
+    Template,
 )
-from app.telemetry.schemas import LogEntry, Logs, Metrics
-from app.webhooks.schemas import Delivery, Endpoint, EndpointWithSecret
-from cortex_client._core import Call, Page, StreamCall, idempotent, query
 
 
 def body(spec: BaseModel | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, Any]:

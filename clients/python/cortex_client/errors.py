@@ -1,8 +1,8 @@
 """What the client raises: one `ApiError` subclass per code of the gateway's error table.
 
-The classes are derived from `app.errors`, the table the server answers from, so a
-code the server gains is a class here too. Each has the server class's name:
-`except JobNotFound` catches exactly a 404 `JOB_NOT_FOUND`.
+Each class has the name and code of the gateway's own (tests/client/test_models.py checks the
+table against the server's), so `except JobNotFound` catches exactly a 404 `JOB_NOT_FOUND`. A
+code this client does not know yet raises a plain `ApiError` carrying that code.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-
-from app import errors as _server
 
 
 class CortexError(Exception):
@@ -36,7 +34,7 @@ class ApiError(CortexError):
         status_code: int | None = None,
         details: list[dict[str, Any]] | None = None,
         response: httpx.Response | None = None,
-    ):
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -50,29 +48,187 @@ class ApiError(CortexError):
         return f"{self.code}: {self.message}"
 
 
-def _derive(server_class: type[_server.GatewayError]) -> type[ApiError]:
-    return type(
-        server_class.__name__,
-        (ApiError,),
-        {
-            "__doc__": server_class.__doc__,
-            "__module__": __name__,
-            "status_code": server_class.status_code,
-            "code": server_class.code,
-        },
-    )
+class ValidationError(ApiError):
+    """Invalid request parameters."""
+
+    status_code = 400
+    code = "VALIDATION_ERROR"
+
+
+class Unauthorized(ApiError):
+    """Missing or invalid API key."""
+
+    status_code = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(ApiError):
+    """This API key does not have the scope this request needs."""
+
+    status_code = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(ApiError):
+    """No such route."""
+
+    status_code = 404
+    code = "NOT_FOUND"
+
+
+class JobNotFound(ApiError):
+    """Job not found."""
+
+    status_code = 404
+    code = "JOB_NOT_FOUND"
+
+
+class WebhookNotFound(ApiError):
+    """Webhook endpoint not found."""
+
+    status_code = 404
+    code = "WEBHOOK_NOT_FOUND"
+
+
+class DeliveryNotFound(ApiError):
+    """Webhook delivery not found."""
+
+    status_code = 404
+    code = "DELIVERY_NOT_FOUND"
+
+
+class TemplateNotFound(ApiError):
+    """Job template not found."""
+
+    status_code = 404
+    code = "TEMPLATE_NOT_FOUND"
+
+
+class BatchNotFound(ApiError):
+    """Batch not found."""
+
+    status_code = 404
+    code = "BATCH_NOT_FOUND"
+
+
+class ProviderNotFound(ApiError):
+    """Provider not found."""
+
+    status_code = 404
+    code = "PROVIDER_NOT_FOUND"
+
+
+class MethodNotAllowed(ApiError):
+    """This route does not answer that HTTP method."""
+
+    status_code = 405
+    code = "METHOD_NOT_ALLOWED"
+
+
+class ProviderConflict(ApiError):
+    """Provider-specific conflict."""
+
+    status_code = 409
+    code = "PROVIDER_CONFLICT"
+
+
+class JobAlreadyFinished(ApiError):
+    """The job has already finished; it can no longer be cancelled."""
+
+    status_code = 409
+    code = "JOB_ALREADY_FINISHED"
+
+
+class TemplateNameTaken(ApiError):
+    """This account already has a template with that name."""
+
+    status_code = 409
+    code = "TEMPLATE_NAME_TAKEN"
+
+
+class BatchAlreadyFinished(ApiError):
+    """Every job of the batch has already finished; there is nothing to cancel."""
+
+    status_code = 409
+    code = "BATCH_ALREADY_FINISHED"
+
+
+class IdempotencyKeyReused(ApiError):
+    """This Idempotency-Key was already used for a different request; use a new key."""
+
+    status_code = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class PayloadTooLarge(ApiError):
+    """The request body is larger than this gateway accepts."""
+
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(ApiError):
+    """The request body must be JSON, sent with Content-Type: application/json."""
+
+    status_code = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class RateLimitExceeded(ApiError):
+    """Too many requests."""
+
+    status_code = 429
+    code = "RATE_LIMIT_EXCEEDED"
+
+
+class InternalError(ApiError):
+    """Internal server error."""
+
+    status_code = 500
+    code = "INTERNAL_ERROR"
+
+
+class ProviderUnavailable(ApiError):
+    """Provider network unavailable."""
+
+    status_code = 503
+    code = "PROVIDER_UNAVAILABLE"
+
+
+class NotReady(ApiError):
+    """The gateway is not ready to serve; `details` names each failing check."""
+
+    status_code = 503
+    code = "NOT_READY"
 
 
 BY_CODE: dict[str, type[ApiError]] = {
-    cls.code: _derive(cls) for cls in _server.ALL_ERRORS if cls is not _server.GatewayError
+    cls.code: cls
+    for cls in (
+        ValidationError,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        JobNotFound,
+        WebhookNotFound,
+        DeliveryNotFound,
+        TemplateNotFound,
+        BatchNotFound,
+        ProviderNotFound,
+        MethodNotAllowed,
+        ProviderConflict,
+        JobAlreadyFinished,
+        TemplateNameTaken,
+        BatchAlreadyFinished,
+        IdempotencyKeyReused,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        RateLimitExceeded,
+        InternalError,
+        ProviderUnavailable,
+        NotReady,
+    )
 }
-globals().update({cls.__name__: cls for cls in BY_CODE.values()})
-
-
-def __getattr__(name: str) -> type[ApiError]:
-    """Only reached for names that are not classes of the table; it tells type checkers that
-    `errors.JobNotFound` and the other generated names are ApiError classes."""
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def from_response(response: httpx.Response) -> ApiError:
@@ -98,8 +254,29 @@ def from_response(response: httpx.Response) -> ApiError:
 
 __all__ = [
     "ApiError",
+    "BatchAlreadyFinished",
+    "BatchNotFound",
     "ConnectionFailed",
     "CortexError",
+    "DeliveryNotFound",
+    "Forbidden",
+    "IdempotencyKeyReused",
+    "InternalError",
+    "JobAlreadyFinished",
+    "JobNotFound",
+    "MethodNotAllowed",
+    "NotFound",
+    "NotReady",
+    "PayloadTooLarge",
+    "ProviderConflict",
+    "ProviderNotFound",
+    "ProviderUnavailable",
+    "RateLimitExceeded",
+    "TemplateNameTaken",
+    "TemplateNotFound",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "ValidationError",
+    "WebhookNotFound",
     "from_response",
-    *(cls.__name__ for cls in BY_CODE.values()),
 ]

@@ -6,7 +6,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import typer
 from rich.live import Live
@@ -18,8 +18,16 @@ from cortex_client.cli.app import context
 
 app = typer.Typer(help="Submit, list, follow and cancel jobs.", no_args_is_help=True)
 
+
+class Defaults(TypedDict):
+    cpu: int
+    memory: str
+    storage: str
+    duration: int
+
+
 # Without a template, a job needs every resource; these make a quick `submit` possible.
-DEFAULTS = {"cpu": 1000, "memory": "512Mi", "storage": "1Gi", "duration": 3600}
+DEFAULTS: Defaults = {"cpu": 1000, "memory": "512Mi", "storage": "1Gi", "duration": 3600}
 # What each event of a job's timeline means for its status.
 STATUS_AFTER = {"created": "pending", "started": "running"}
 

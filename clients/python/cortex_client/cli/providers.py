@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from app.catalog.schemas import Provider
 from cortex_client.cli import jobs, output
 from cortex_client.cli.app import context
+from cortex_client.models import Provider
 
 app = typer.Typer(help="Providers: health, capabilities and pricing.")
 
