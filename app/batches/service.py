@@ -8,8 +8,8 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors, ids, pagination
+from app.admission.providers import ProviderSet
 from app.batches import repository, schemas
-from app.engine.providers import ProviderSet
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from app import errors
+from app.admission import placement
+from app.admission.providers import ProviderSet
+from app.admission.workload import workload_spec
 from app.catalog import schemas
-from app.engine import placement
-from app.engine.providers import ProviderSet
-from app.engine.workload import workload_spec
 from app.jobs import service as jobs_service
 from providers import registry
 from providers.base import Provider

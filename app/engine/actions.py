@@ -19,9 +19,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import database
+from app.admission.providers import ProviderSet
+from app.admission.workload import workload_spec
 from app.engine import auto, repository
-from app.engine.providers import ProviderSet
-from app.engine.workload import workload_spec
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus

@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.engine import actions, placement
-from app.engine.workload import workload_spec
+from app.admission import placement
+from app.admission.workload import workload_spec
+from app.engine import actions
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus

@@ -19,8 +19,8 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import database
+from app.admission.providers import ProviderSet
 from app.engine import actions, auto, repository
-from app.engine.providers import ProviderSet
 from app.jobs.lifecycle import JobStatus
 from app.observability import logs
 from app.observability import metrics as observability_metrics

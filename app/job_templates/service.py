@@ -9,7 +9,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors, ids, pagination, validation
-from app.engine.providers import ProviderSet
+from app.admission.providers import ProviderSet
 from app.job_templates import repository, schemas
 from app.jobs import schemas as job_schemas
 from app.jobs import service as jobs_service

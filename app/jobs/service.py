@@ -11,9 +11,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors, ids, pagination
-from app.engine import placement
-from app.engine.providers import ProviderSet
-from app.engine.workload import workload_spec
+from app.admission import placement
+from app.admission.providers import ProviderSet
+from app.admission.workload import workload_spec
 from app.envelope import utc_iso
 from app.jobs import repository, schemas
 from app.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move

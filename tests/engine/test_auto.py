@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import database
+from app.admission.workload import workload_spec
 from app.application import create_app
-from app.engine.workload import workload_spec
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from providers.akash.adapter import usd_per_hour

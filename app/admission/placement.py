@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from app import errors
-from app.engine.providers import ProviderSet
+from app.admission.providers import ProviderSet
 from providers import registry
 from providers.errors import ProviderError, Rejected
 from providers.types import FailureReason, Quote, Refusal, WorkloadSpec
