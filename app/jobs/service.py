@@ -10,16 +10,13 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import errors, ids, pagination
-from app.admission import placement
-from app.admission.providers import ProviderSet
-from app.admission.workload import workload_spec
+from app import admission, errors, ids, pagination
+from app.admission import Admission, ProviderSet, workload_spec
 from app.envelope import utc_iso
 from app.jobs import repository, schemas
 from app.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
 from app.observability import metrics as observability_metrics
 from app.webhooks import service as webhooks_service
-from providers.registry import AUTO
 
 _TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
 
@@ -108,48 +105,10 @@ def to_job(row: RowMapping, events: Sequence[RowMapping]) -> schemas.Job:
     )
 
 
-async def check_provider(providers: ProviderSet, document: dict[str, Any]) -> None:
-    """Refuse, before anything is stored, a job its provider cannot take: 503 when the
-    provider is down or missing, 400 naming each field it cannot honour."""
-    name = document["provider"]
-    if name == AUTO:
-        await placement.check_auto(providers, workload_spec(document))
-        return
-    provider = providers.get(name)
-    if provider is None:
-        raise errors.ProviderUnavailable(
-            f"Provider {name!r} is not available in this gateway yet: no adapter is installed."
-        )
-    health = await provider.health()
-    if not health.healthy:
-        state = "unavailable" if health.configured else "not configured"
-        raise errors.ProviderUnavailable(f"Provider {name!r} is {state}: {health.reason}")
-    refusals = provider.check(workload_spec(document))
-    if refusals:
-        raise errors.ValidationError(
-            f"Provider {name!r} cannot run this job.",
-            [
-                {"field": r.field, "message": r.message, "type": "provider_capability"}
-                for r in refusals
-            ],
-        )
-
-
-async def create_job(
-    connection: AsyncConnection,
-    account_id: str,
-    spec: schemas.JobSpec,
-    providers: ProviderSet,
-) -> schemas.Job:
-    job_id = await check_job(providers, spec)
-    return await add_job(connection, account_id, spec, job_id)
-
-
-async def check_job(providers: ProviderSet, spec: schemas.JobSpec) -> str:
-    """Everything POST /jobs checks beyond the schema; returns the new job's id."""
-    job_id = ids.new_id("job")
-    await check_provider(providers, job_document(spec, job_id))
-    return job_id
+async def admit(providers: ProviderSet, spec: schemas.JobSpec) -> Admission:
+    """Everything POST /jobs checks beyond the schema, asked of the providers before any
+    transaction opens; the admission carries the new job's id. Raises the refusal (400, 503)."""
+    return await admission.admit(providers, workload_spec(job_document(spec, ids.new_id("job"))))
 
 
 def job_document(spec: schemas.JobSpec, job_id: str) -> dict[str, Any]:
@@ -163,17 +122,17 @@ def job_document(spec: schemas.JobSpec, job_id: str) -> dict[str, Any]:
     }
 
 
-async def add_job(
+async def create_job(
     connection: AsyncConnection,
     account_id: str,
     spec: schemas.JobSpec,
-    job_id: str,
+    admitted: Admission,
     *,
     template_id: str | None = None,
     batch_id: str | None = None,
     batch_index: int | None = None,
 ) -> schemas.Job:
-    """Store a checked job with its `created` event and webhook deliveries; the template or
+    """Store an admitted job with its `created` event and webhook deliveries; the template or
     the batch it came from, if any."""
     config = spec.model_dump(
         mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
@@ -181,7 +140,7 @@ async def add_job(
     row = await repository.insert_job(
         connection,
         {
-            "id": job_id,
+            "id": admitted.job_id,
             "account_id": account_id,
             "provider": spec.provider,
             "status": JobStatus.PENDING.value,
