@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import database
-from app.admission.providers import ProviderSet
 from app.admission.workload import workload_spec
-from app.engine import auto, repository
+from app.engine import auto, repository, steps
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
@@ -38,89 +33,11 @@ from providers.types import (
     Handle,
     LogBatch,
     MetricSample,
-    Quote,
     WorkloadState,
     WorkloadStatus,
 )
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-class LeaseLost(Exception):
-    """Another engine holds the job now; this one must stop driving it."""
-
-
-@dataclass
-class Context:
-    db: AsyncEngine
-    providers: ProviderSet
-    owner: str
-    metrics_interval: float
-
-
-async def _record(
-    ctx: Context, job_id: str, step: Callable[[AsyncConnection, RowMapping], Awaitable[T]]
-) -> T:
-    async with database.transaction(ctx.db) as connection:
-        row = await repository.lock_owned(connection, ctx.owner, job_id)
-        if row is None:
-            raise LeaseLost(job_id)
-        return await step(connection, row)
-
-
-def _cost(row: RowMapping, until: datetime) -> float:
-    started = row["started_at"]
-    if started is None:
-        return 0.0
-    hours = max((until - started).total_seconds(), 0.0) / 3600
-    return round(float(row["usd_per_hour"]) * hours, 6)
-
-
-def _final_cost(row: RowMapping, ended_at: datetime) -> dict[str, Any]:
-    """The end time and the cost up to it, from one clock reading: cost = rate x (endedAt -
-    startedAt), exactly."""
-    return {"ended_at": ended_at, "cost_current": _cost(row, ended_at)}
-
-
-async def fail(
-    ctx: Context,
-    job_id: str,
-    reason: FailureReason,
-    message: str,
-    *,
-    exit_code: int | None = None,
-    batch: LogBatch | None = None,
-) -> None:
-    async def step(connection: AsyncConnection, row: RowMapping) -> None:
-        if JobStatus(row["status"]).is_terminal:
-            return
-        changes = _log_changes(row, batch)
-        await _store_logs(connection, row, batch)
-        changes["results"] = {
-            **(row["results"] or {}),
-            "exitCode": exit_code,
-            "reason": reason.value,
-            "message": message,
-        }
-        changes["endpoints"] = []
-        changes.update(_final_cost(row, datetime.now(UTC)))
-        await jobs_service.transition(
-            connection, row, JobStatus.FAILED, message=message, changes=changes
-        )
-
-    await _record(ctx, job_id, step)
-
-
-def _log_changes(row: RowMapping, batch: LogBatch | None) -> dict[str, Any]:
-    if batch is None or not batch.lines:
-        return {} if batch is None else {"log_cursor": batch.cursor}
-    return {"log_cursor": batch.cursor, "log_seq": row["log_seq"] + len(batch.lines)}
-
-
-async def _store_logs(connection: AsyncConnection, row: RowMapping, batch: LogBatch | None) -> None:
-    if batch is not None and batch.lines:
-        await repository.append_logs(connection, row["id"], row["log_seq"], batch.lines)
 
 
 async def _read_logs(provider: Provider, handle: Handle, cursor: str | None) -> LogBatch | None:
@@ -152,13 +69,13 @@ async def _final_logs(provider: Provider, handle: Handle, cursor: str | None) ->
     return batch
 
 
-async def start(ctx: Context, row: RowMapping, provider: Provider) -> float | None:
+async def start(ctx: steps.Context, row: RowMapping, provider: Provider) -> float | None:
     """Submit a pending job. Returns seconds to wait before trying again, or None."""
     spec = workload_spec(jobs_service.spec_document(row))
     refusals = provider.check(spec)
     if refusals:
         message = "; ".join(f"{r.field}: {r.message}" for r in refusals)
-        await fail(ctx, row["id"], FailureReason.REJECTED, message)
+        await steps.fail(ctx, row["id"], FailureReason.REJECTED, message)
         return None
     try:
         quote = await provider.quote(spec)
@@ -167,10 +84,10 @@ async def start(ctx: Context, row: RowMapping, provider: Provider) -> float | No
         logger.warning("submitting %s to %s failed, will retry: %s", row["id"], provider.name, exc)
         return 5.0
     except ImagePullFailed as exc:
-        await fail(ctx, row["id"], FailureReason.IMAGE_PULL, str(exc))
+        await steps.fail(ctx, row["id"], FailureReason.IMAGE_PULL, str(exc))
         return None
     except Rejected as exc:
-        await fail(ctx, row["id"], FailureReason.REJECTED, str(exc))
+        await steps.fail(ctx, row["id"], FailureReason.REJECTED, str(exc))
         return None
 
     async def step(connection: AsyncConnection, current: RowMapping) -> bool:
@@ -188,56 +105,29 @@ async def start(ctx: Context, row: RowMapping, provider: Provider) -> float | No
             changes={
                 "handle": handle,
                 "needs_release": True,
-                **price_changes(quote, current["duration"]),
+                **steps.price_changes(quote, current["duration"]),
             },
         )
         return True
 
-    if not await _record(ctx, row["id"], step):
-        await _stop_quietly(provider, handle)
+    if not await steps.record(ctx, row["id"], step):
+        await steps.stop_quietly(provider, handle)
     return None
 
 
-def price_changes(quote: Quote, duration: int) -> dict[str, Any]:
-    """The job's price columns from a quote: the one taken at submission, or the price the
-    network settled on later (an accepted bid)."""
-    native = quote.native
-    return {
-        "usd_per_hour": quote.usd_per_hour,
-        "cost_projected": round(quote.usd_per_hour * duration / 3600, 6),
-        "native_price": None
-        if native is None
-        else {
-            "denom": native.denom,
-            "amount": native.amount,
-            "unit": native.unit,
-            "unitsPerHour": native.units_per_hour,
-        },
-    }
-
-
-async def _stop_quietly(provider: Provider, handle: Handle) -> None:
-    with contextlib.suppress(HandleNotFound):
-        await provider.cancel(handle)
-
-
-class Progress(Enum):
-    ENDED = "ended"
-    CHANGED = "changed"
-    QUIET = "quiet"  # nothing new: the engine may look less often
-
-
-async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: bool) -> Progress:
+async def follow(
+    ctx: steps.Context, row: RowMapping, provider: Provider, *, sample: bool
+) -> steps.Progress:
     """Follow a scheduled or running job one step."""
     handle: Handle = row["handle"]
     try:
         status = await provider.status(handle)
     except HandleNotFound as exc:
-        await fail(ctx, row["id"], FailureReason.LOST, str(exc))
-        return Progress.ENDED
+        await steps.fail(ctx, row["id"], FailureReason.LOST, str(exc))
+        return steps.Progress.ENDED
     except Unavailable as exc:
         logger.warning("status of %s unavailable: %s", row["id"], exc)
-        return Progress.QUIET
+        return steps.Progress.QUIET
     if auto.fails_over(row, status):
         return await auto.fail_over(ctx, row, provider, status)
     handle = status.handle or handle
@@ -246,7 +136,7 @@ async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: b
             batch = await _final_logs(provider, handle, row["log_cursor"])
         except Unavailable as exc:
             logger.warning("final logs of %s unavailable, will retry: %s", row["id"], exc)
-            return Progress.QUIET
+            return steps.Progress.QUIET
     else:
         batch = await _read_logs(provider, handle, row["log_cursor"])
     metric = None
@@ -265,32 +155,32 @@ async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: b
     ):
         cursor = batch.cursor if batch else row["log_cursor"]
         try:
-            await _stop_quietly(provider, handle)
+            await steps.stop_quietly(provider, handle)
             final = await _final_logs(provider, handle, cursor)
         except Unavailable as exc:
             logger.warning("stopping %s past its duration failed, will retry: %s", row["id"], exc)
-            return Progress.QUIET
+            return steps.Progress.QUIET
         merged = _merge(batch, final)
-        await fail(
+        await steps.fail(
             ctx,
             row["id"],
             FailureReason.TIMEOUT,
             f"Ran past its duration of {row['duration']} s and was stopped.",
             batch=merged,
         )
-        return Progress.ENDED
+        return steps.Progress.ENDED
     quiet = _nothing_new(row, status, handle, batch)
     if quiet and metric is None:
-        return Progress.QUIET
+        return steps.Progress.QUIET
 
     async def step(connection: AsyncConnection, current: RowMapping) -> bool:
         return await _record_status(connection, current, status, handle, batch, metric)
 
-    ended = await _record(ctx, row["id"], step)
+    ended = await steps.record(ctx, row["id"], step)
     if ended:
-        return Progress.ENDED
+        return steps.Progress.ENDED
     # A metric sample alone is not a change: the workload is as quiet as before.
-    return Progress.QUIET if quiet else Progress.CHANGED
+    return steps.Progress.QUIET if quiet else steps.Progress.CHANGED
 
 
 def _endpoints(status: WorkloadStatus) -> list[dict[str, Any]]:
@@ -321,7 +211,7 @@ def _ending(
         "reason": reason.value if reason is not None else None,
         "message": status.message,
     }
-    return {"results": results, "endpoints": [], **_final_cost(row, now)}
+    return {"results": results, "endpoints": [], **steps.final_cost(row, now)}
 
 
 def _merge(first: LogBatch | None, second: LogBatch | None) -> LogBatch | None:
@@ -343,14 +233,14 @@ async def _record_status(
     current = JobStatus(row["status"])
     if current.is_terminal:
         return True
-    changes = _log_changes(row, batch)
-    await _store_logs(connection, row, batch)
+    changes = steps.log_changes(row, batch)
+    await steps.store_logs(connection, row, batch)
     if metric is not None:
         await repository.add_metric(connection, row["id"], metric)
     if handle != row["handle"]:
         changes["handle"] = handle
     if status.price is not None:
-        changes.update(price_changes(status.price, row["duration"]))
+        changes.update(steps.price_changes(status.price, row["duration"]))
     for note in status.notes:
         await jobs_repository.append_event(connection, row["id"], "provider", message=note)
     now = datetime.now(UTC)
@@ -390,7 +280,7 @@ async def _record_status(
     return False
 
 
-async def stop(ctx: Context, row: RowMapping, provider: Provider) -> bool:
+async def stop(ctx: steps.Context, row: RowMapping, provider: Provider) -> bool:
     """Carry out a cancel request. Returns whether the job is now cancelled."""
     handle: Handle | None = row["handle"]
     batch = None
@@ -406,9 +296,9 @@ async def stop(ctx: Context, row: RowMapping, provider: Provider) -> bool:
     async def step(connection: AsyncConnection, current: RowMapping) -> None:
         if JobStatus(current["status"]).is_terminal:
             return
-        changes = _log_changes(current, batch)
-        await _store_logs(connection, current, batch)
-        changes.update(endpoints=[], **_final_cost(current, datetime.now(UTC)))
+        changes = steps.log_changes(current, batch)
+        await steps.store_logs(connection, current, batch)
+        changes.update(endpoints=[], **steps.final_cost(current, datetime.now(UTC)))
         await jobs_service.transition(
             connection,
             current,
@@ -417,11 +307,11 @@ async def stop(ctx: Context, row: RowMapping, provider: Provider) -> bool:
             changes=changes,
         )
 
-    await _record(ctx, row["id"], step)
+    await steps.record(ctx, row["id"], step)
     return True
 
 
-async def release(ctx: Context, row: RowMapping, provider: Provider | None) -> bool:
+async def release(ctx: steps.Context, row: RowMapping, provider: Provider | None) -> bool:
     """Free what a finished job's workload holds, then give the job up. Returns whether it
     is done (False: try again later)."""
     if row["needs_release"] and row["handle"] is not None and provider is not None:
@@ -439,5 +329,5 @@ async def release(ctx: Context, row: RowMapping, provider: Provider | None) -> b
         )
         await repository.let_go(connection, current["engine_owner"], [current["id"]])
 
-    await _record(ctx, row["id"], step)
+    await steps.record(ctx, row["id"], step)
     return True

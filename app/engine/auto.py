@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.admission import placement
 from app.admission.workload import workload_spec
-from app.engine import actions
+from app.engine import steps
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
@@ -64,7 +64,7 @@ def _tried(row: RowMapping) -> list[dict[str, str]]:
     return list(((row["results"] or {}).get("placement") or {}).get("tried") or [])
 
 
-async def place(ctx: actions.Context, row: RowMapping) -> float | None:
+async def place(ctx: steps.Context, row: RowMapping) -> float | None:
     """One placement step. Returns seconds to wait before the next, or None."""
     spec = workload_spec(jobs_service.spec_document(row))
     if row["provider"] == AUTO:
@@ -79,7 +79,7 @@ async def place(ctx: actions.Context, row: RowMapping) -> float | None:
         quote = await adapter.quote(spec)
         handle = await adapter.submit(spec)
     except ImagePullFailed as exc:
-        await actions.fail(ctx, row["id"], FailureReason.IMAGE_PULL, str(exc))
+        await steps.fail(ctx, row["id"], FailureReason.IMAGE_PULL, str(exc))
         return None
     except Rejected as exc:
         await _move_on(ctx, row, f"refused it at submission: {exc}")
@@ -95,7 +95,7 @@ async def place(ctx: actions.Context, row: RowMapping) -> float | None:
             # Cancelled while it was being submitted: what started must not keep running.
             await jobs_repository.update_job(connection, current["id"], placed)
             return False
-        price = actions.price_changes(quote, current["duration"])
+        price = steps.price_changes(quote, current["duration"])
         message = f"Submitted to {name}, placed automatically."
         if status is JobStatus.PENDING:
             await jobs_service.transition(
@@ -106,12 +106,12 @@ async def place(ctx: actions.Context, row: RowMapping) -> float | None:
             await jobs_repository.append_event(connection, current["id"], EVENT, message=message)
         return True
 
-    if not await actions._record(ctx, row["id"], step):
-        await actions._stop_quietly(adapter, handle)
+    if not await steps.record(ctx, row["id"], step):
+        await steps.stop_quietly(adapter, handle)
     return None
 
 
-async def _choose(ctx: actions.Context, row: RowMapping, spec: Any) -> None:
+async def _choose(ctx: steps.Context, row: RowMapping, spec: Any) -> None:
     config = row["config"] or {}
     tried = {entry["provider"]: entry["said"] for entry in _tried(row)}
     candidates = await placement.compare(
@@ -141,8 +141,8 @@ async def _choose(ctx: actions.Context, row: RowMapping, spec: Any) -> None:
             )
         return chosen is None
 
-    if await actions._record(ctx, row["id"], step):
-        await actions.fail(
+    if await steps.record(ctx, row["id"], step):
+        await steps.fail(
             ctx,
             row["id"],
             FailureReason.REJECTED,
@@ -150,7 +150,7 @@ async def _choose(ctx: actions.Context, row: RowMapping, spec: Any) -> None:
         )
 
 
-async def _move_on(ctx: actions.Context, row: RowMapping, said: str) -> None:
+async def _move_on(ctx: steps.Context, row: RowMapping, said: str) -> None:
     """Forget the provider the job was at (its workload already released), remember what it
     said, and let the next placement step choose among the others."""
     name = row["provider"]
@@ -180,12 +180,12 @@ async def _move_on(ctx: actions.Context, row: RowMapping, said: str) -> None:
             data={"provider": name, "verdict": placement.Verdict.TRIED.value, "reason": said},
         )
 
-    await actions._record(ctx, row["id"], step)
+    await steps.record(ctx, row["id"], step)
 
 
 async def fail_over(
-    ctx: actions.Context, row: RowMapping, provider: Provider, status: WorkloadStatus
-) -> actions.Progress:
+    ctx: steps.Context, row: RowMapping, provider: Provider, status: WorkloadStatus
+) -> steps.Progress:
     """Release what the job holds where it never started, and place it again."""
     try:
         await provider.release(row["handle"])
@@ -193,7 +193,7 @@ async def fail_over(
         pass
     except Unavailable as exc:
         logger.warning("releasing %s before failing over failed, will retry: %s", row["id"], exc)
-        return actions.Progress.QUIET
+        return steps.Progress.QUIET
     reason = status.reason.value if status.reason is not None else "failed"
     await _move_on(ctx, row, f"{reason}: {status.message}" if status.message else reason)
-    return actions.Progress.CHANGED
+    return steps.Progress.CHANGED

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import database
 from app.admission.providers import ProviderSet
-from app.engine import actions, auto, repository
+from app.engine import actions, auto, repository, steps
 from app.jobs.lifecycle import JobStatus
 from app.observability import logs
 from app.observability import metrics as observability_metrics
@@ -48,7 +48,7 @@ class Engine:
         self.poll_interval = settings.engine_poll_interval
         self.lease_seconds = settings.engine_lease_seconds
         self.max_jobs = settings.engine_max_jobs
-        self.ctx = actions.Context(db, providers, self.owner, settings.metrics_interval)
+        self.ctx = steps.Context(db, providers, self.owner, settings.metrics_interval)
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._pokes: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
@@ -161,7 +161,7 @@ class Engine:
                     # The row as claimed saves the first read; after an error, read afresh.
                     await self._drive_once(job_id, first)
                     return
-                except actions.LeaseLost:
+                except steps.LeaseLost:
                     return
                 except asyncio.CancelledError:
                     raise
@@ -208,7 +208,7 @@ class Engine:
                     await self._pause(job_id, retry_in)
                 continue
             if provider is None:
-                await actions.fail(
+                await steps.fail(
                     self.ctx,
                     job_id,
                     FailureReason.REJECTED,
@@ -228,9 +228,9 @@ class Engine:
             if sample:
                 next_sample = time.monotonic() + self.ctx.metrics_interval
             progress = await actions.follow(self.ctx, row, provider, sample=sample)
-            if progress is actions.Progress.ENDED:
+            if progress is steps.Progress.ENDED:
                 continue
-            if progress is actions.Progress.CHANGED:
+            if progress is steps.Progress.CHANGED:
                 interval = self.poll_interval
             else:
                 interval = min(interval * 1.5, max(QUIET_POLL_MAX, self.poll_interval))
