@@ -14,6 +14,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import job_counts, job_events, jobs
+from app.notify import NOTIFY_CHANNEL
 
 # The transaction's start time, as a value: a job's timestamps match its events' exactly.
 NOW = sa.func.now()
@@ -143,9 +144,6 @@ async def append_event(
 
 
 # Listeners learn that a job (and its account) has new rows; streams then read the rows.
-NOTIFY_CHANNEL = "cortex_jobs"
-
-
 def notifications(
     job_id: sa.ColumnElement[Any], account_id: sa.ColumnElement[Any]
 ) -> tuple[sa.ColumnElement[Any], ...]:
