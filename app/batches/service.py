@@ -14,6 +14,7 @@ from app.admission import Admission, ProviderSet
 from app.batches import repository, schemas
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
+from app.jobs.record import JobRecord
 
 
 async def admit_batch(providers: ProviderSet, body: schemas.BatchCreate) -> list[Admission]:
@@ -140,9 +141,9 @@ async def cancel_batch(
             f"Every job of batch {batch_id} has already ended; there is nothing to cancel."
         )
     stopping = []
-    for job in unfinished:
-        job = await jobs_service.request_cancel(connection, job)
-        if job["status"] == JobStatus.CANCELLING:
-            stopping.append(job["id"])
+    for unfinished_row in unfinished:
+        job = await jobs_service.request_cancel(connection, JobRecord.from_row(unfinished_row))
+        if job.status is JobStatus.CANCELLING:
+            stopping.append(job.id)
     row = await repository.mark_cancelled(connection, row["id"])
     return await _describe(connection, row), stopping

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import database
@@ -20,6 +19,7 @@ from app.admission.providers import ProviderSet
 from app.engine import repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
+from app.jobs.record import JobRecord
 from providers.base import Provider
 from providers.errors import HandleNotFound
 from providers.types import FailureReason, Handle, LogBatch, Quote
@@ -40,7 +40,7 @@ class Context:
 
 
 async def record(
-    ctx: Context, job_id: str, step: Callable[[AsyncConnection, RowMapping], Awaitable[T]]
+    ctx: Context, job_id: str, step: Callable[[AsyncConnection, JobRecord], Awaitable[T]]
 ) -> T:
     """Run `step` on the job, re-read under its row lock, in one transaction; LeaseLost when
     this engine no longer holds the job (a lapsed lease must never write twice)."""
@@ -48,7 +48,7 @@ async def record(
         row = await repository.lock_owned(connection, ctx.owner, job_id)
         if row is None:
             raise LeaseLost(job_id)
-        return await step(connection, row)
+        return await step(connection, JobRecord.from_row(row))
 
 
 class Progress(Enum):
@@ -57,29 +57,29 @@ class Progress(Enum):
     QUIET = "quiet"  # nothing new: the engine may look less often
 
 
-def _cost(row: RowMapping, until: datetime) -> float:
-    started = row["started_at"]
+def _cost(row: JobRecord, until: datetime) -> float:
+    started = row.started_at
     if started is None:
         return 0.0
     hours = max((until - started).total_seconds(), 0.0) / 3600
-    return round(float(row["usd_per_hour"]) * hours, 6)
+    return round(float(row.usd_per_hour) * hours, 6)
 
 
-def final_cost(row: RowMapping, ended_at: datetime) -> dict[str, Any]:
+def final_cost(row: JobRecord, ended_at: datetime) -> dict[str, Any]:
     """The end time and the cost up to it, from one clock reading: cost = rate x (endedAt -
     startedAt), exactly."""
     return {"ended_at": ended_at, "cost_current": _cost(row, ended_at)}
 
 
-def log_changes(row: RowMapping, batch: LogBatch | None) -> dict[str, Any]:
+def log_changes(row: JobRecord, batch: LogBatch | None) -> dict[str, Any]:
     if batch is None or not batch.lines:
         return {} if batch is None else {"log_cursor": batch.cursor}
-    return {"log_cursor": batch.cursor, "log_seq": row["log_seq"] + len(batch.lines)}
+    return {"log_cursor": batch.cursor, "log_seq": row.log_seq + len(batch.lines)}
 
 
-async def store_logs(connection: AsyncConnection, row: RowMapping, batch: LogBatch | None) -> None:
+async def store_logs(connection: AsyncConnection, row: JobRecord, batch: LogBatch | None) -> None:
     if batch is not None and batch.lines:
-        await repository.append_logs(connection, row["id"], row["log_seq"], batch.lines)
+        await repository.append_logs(connection, row.id, row.log_seq, batch.lines)
 
 
 async def fail(
@@ -91,13 +91,13 @@ async def fail(
     exit_code: int | None = None,
     batch: LogBatch | None = None,
 ) -> None:
-    async def step(connection: AsyncConnection, row: RowMapping) -> None:
-        if JobStatus(row["status"]).is_terminal:
+    async def step(connection: AsyncConnection, row: JobRecord) -> None:
+        if row.status.is_terminal:
             return
         changes = log_changes(row, batch)
         await store_logs(connection, row, batch)
         changes["results"] = {
-            **(row["results"] or {}),
+            **(row.results or {}),
             "exitCode": exit_code,
             "reason": reason.value,
             "message": message,

@@ -85,7 +85,8 @@ async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> Row
     """Insert the job and its `created` event in one statement (one round trip)."""
     statement = _insert_job_statement(tuple(sorted(values)))
     result = await connection.execute(statement, values)
-    return result.mappings().one()
+    row: RowMapping = result.mappings().one()
+    return row
 
 
 _GET_JOB = sa.select(jobs).where(
@@ -278,7 +279,8 @@ async def count_jobs(connection: AsyncConnection, job_filter: JobFilter) -> int:
     result = await connection.execute(
         sa.select(sa.func.coalesce(sa.func.sum(job_counts.c.n), 0), sa.func.count()).where(*clauses)
     )
-    total, rows = result.one()
+    counted = result.one()
+    total, rows = counted[0], counted[1]
     if rows > COMPACT_COUNTS_AFTER:
         await compact_counts(connection, job_filter.account_id)
     return int(total)
