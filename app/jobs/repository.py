@@ -7,7 +7,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
@@ -279,8 +279,7 @@ async def count_jobs(connection: AsyncConnection, job_filter: JobFilter) -> int:
     result = await connection.execute(
         sa.select(sa.func.coalesce(sa.func.sum(job_counts.c.n), 0), sa.func.count()).where(*clauses)
     )
-    counted = result.one()
-    total, rows = counted[0], counted[1]
+    total, rows = cast(tuple[int, int], tuple(result.one()))
     if rows > COMPACT_COUNTS_AFTER:
         await compact_counts(connection, job_filter.account_id)
     return int(total)
