@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount
 
 from app import database, envelope, errors, exception_handlers, openapi
+from app.admission.providers import ProviderSet
 from app.auth import repository as auth_repository
 from app.auth import stream_tokens
 from app.auth.cache import KeyCache
@@ -25,7 +26,6 @@ from app.body_limit import BodyLimitMiddleware
 from app.catalog import routes as catalog_routes
 from app.dashboard import routes as dashboard_routes
 from app.engine.loop import Engine
-from app.engine.providers import ProviderSet
 from app.job_templates import routes as template_routes
 from app.jobs import routes as job_routes
 from app.observability import metrics as app_metrics

@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     engine_max_jobs: int = Field(default=1000, gt=0, description="jobs one process drives")
     metrics_interval: float = Field(default=10.0, gt=0, description="seconds between samples")
 
+    # Admission: a provider that does not answer a health check or a quote within this many
+    # seconds counts as unavailable (a submission gets 503 PROVIDER_UNAVAILABLE, a listing
+    # shows it unhealthy, `auto` skips it) rather than holding the request.
+    provider_timeout: float = Field(
+        default=10.0, gt=0, le=120, description="seconds a provider has to answer health/quote"
+    )
+
     # The local provider: a Docker Engine API (Docker, or podman's compatible service).
     docker_host: str = Field(
         default="unix:///var/run/docker.sock",

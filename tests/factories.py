@@ -13,6 +13,7 @@ from app.auth import scopes, service
 from app.jobs import repository
 from app.jobs import service as job_service
 from app.jobs.lifecycle import JobStatus
+from app.jobs.record import JobRecord
 
 API = "/api/plugin-core"
 
@@ -65,9 +66,10 @@ async def move_job(db: AsyncEngine, job_id: str, *path: JobStatus) -> None:
     async with database.transaction(db) as connection:
         row = await repository.get_job_by_id(connection, job_id)
         assert row is not None
+        job = JobRecord.from_row(row)
         for status in path:
             changes = {"started_at": repository.NOW} if status is JobStatus.RUNNING else None
-            row = await job_service.transition(connection, row, status, changes=changes)
+            job = await job_service.transition(connection, job, status, changes=changes)
 
 
 async def seed_jobs(db: AsyncEngine, account: str, rows: Sequence[dict[str, Any]]) -> list[str]:

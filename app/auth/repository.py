@@ -10,12 +10,13 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import accounts, api_keys, gateway_secrets
+from app.notify import NOTIFY_CHANNEL
 
 # last_used_at is refreshed at most this often, so a busy key does not write on every request.
 LAST_USED_RESOLUTION = sa.text("interval '60 seconds'")
 
 # Heard by every gateway process's listener (app.streams.listener).
-NOTIFY_CHANNEL, KEYS_CHANGED = "cortex_jobs", "keys"
+KEYS_CHANGED = "keys"
 
 _KEY_COLUMNS = (*api_keys.c, accounts.c.name.label("account_name"))
 

@@ -9,20 +9,24 @@ from app import database, envelope, validation
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.batches import schemas, service
-from app.idempotency.requests import respond_once
+from app.idempotency.requests import replay, respond_once
 from app.routing import resource
 
 
 async def create_batch(request: Request) -> Response:
+    """Every job is admitted before the transaction opens (see jobs.routes.create_job)."""
     body = await request.body()
-    async with database.transaction(request.state.db) as connection:
+    async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        replayed = await replay(connection, request, auth.account_id, body)
+    if replayed is not None:
+        return replayed
+    data = validation.parse_json(request, body, schemas.BatchCreate)
+    admitted = await service.admit_batch(request.state.providers, data)
+    async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            data = validation.parse_json(request, body, schemas.BatchCreate)
-            batch = await service.create_batch(
-                connection, auth.account_id, data, request.state.providers
-            )
+            batch = await service.create_batch(connection, auth.account_id, data, admitted)
             return envelope.ok(batch, status_code=201)
 
         response = await respond_once(connection, request, auth.account_id, body, submit)

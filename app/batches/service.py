@@ -2,39 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors, ids, pagination
+from app.admission import Admission, ProviderSet
 from app.batches import repository, schemas
-from app.engine.providers import ProviderSet
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
+from app.jobs.record import JobRecord
 
 
-async def create_batch(
-    connection: AsyncConnection,
-    account_id: str,
-    body: schemas.BatchCreate,
-    providers: ProviderSet,
-) -> schemas.BatchSubmitted:
-    """Every job is checked as POST /jobs checks it before any is stored; one that cannot run
-    fails the whole batch with a 400 naming each bad job by its index and field."""
-    job_ids: list[str] = []
+async def admit_batch(providers: ProviderSet, body: schemas.BatchCreate) -> list[Admission]:
+    """Every job is admitted as POST /jobs admits it before any is stored (all asked at once,
+    each within the provider timeout); one that cannot run fails the whole batch with a 400
+    naming each bad job by its index and field."""
+    answers = await asyncio.gather(
+        *(jobs_service.admit(providers, spec) for spec in body.jobs), return_exceptions=True
+    )
+    admitted: list[Admission] = []
     problems: list[dict[str, Any]] = []
-    for index, spec in enumerate(body.jobs):
-        try:
-            job_ids.append(await jobs_service.check_job(providers, spec))
-        except errors.ValidationError as exc:
-            problems += [{**d, "field": f"jobs[{index}].{d['field']}"} for d in exc.details]
+    for index, answer in enumerate(answers):
+        if isinstance(answer, errors.ValidationError):
+            problems += [{**d, "field": f"jobs[{index}].{d['field']}"} for d in answer.details]
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            admitted.append(answer)
     if problems:
         bad = len({problem["field"].split(".", 1)[0] for problem in problems})
         raise errors.ValidationError(
             f"{bad} of the batch's {len(body.jobs)} jobs cannot run; nothing was created.",
             problems,
         )
+    return admitted
+
+
+async def create_batch(
+    connection: AsyncConnection,
+    account_id: str,
+    body: schemas.BatchCreate,
+    admitted: Sequence[Admission],
+) -> schemas.BatchSubmitted:
+    """Store an admitted batch and its jobs (admit_batch's answers, in the same order)."""
     batch = await repository.insert_batch(
         connection,
         {
@@ -44,12 +58,14 @@ async def create_batch(
             "size": len(body.jobs),
         },
     )
-    for index, (spec, job_id) in enumerate(zip(body.jobs, job_ids, strict=True)):
-        await jobs_service.add_job(
-            connection, account_id, spec, job_id, batch_id=batch["id"], batch_index=index
+    for index, (spec, admission) in enumerate(zip(body.jobs, admitted, strict=True)):
+        await jobs_service.create_job(
+            connection, account_id, spec, admission, batch_id=batch["id"], batch_index=index
         )
     return schemas.BatchSubmitted(
-        batch_id=batch["id"], job_ids=job_ids, concurrency=body.concurrency
+        batch_id=batch["id"],
+        job_ids=[admission.job_id for admission in admitted],
+        concurrency=body.concurrency,
     )
 
 
@@ -125,9 +141,9 @@ async def cancel_batch(
             f"Every job of batch {batch_id} has already ended; there is nothing to cancel."
         )
     stopping = []
-    for job in unfinished:
-        job = await jobs_service.request_cancel(connection, job)
-        if job["status"] == JobStatus.CANCELLING:
-            stopping.append(job["id"])
+    for unfinished_row in unfinished:
+        job = await jobs_service.request_cancel(connection, JobRecord.from_row(unfinished_row))
+        if job.status is JobStatus.CANCELLING:
+            stopping.append(job.id)
     row = await repository.mark_cancelled(connection, row["id"])
     return await _describe(connection, row), stopping

@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from app import errors
+from app import admission, errors
+from app.admission import ProviderSet, Verdict, workload_spec
 from app.catalog import schemas
-from app.engine import placement
-from app.engine.providers import ProviderSet
-from app.engine.workload import workload_spec
 from app.jobs import service as jobs_service
 from providers import registry
-from providers.base import Provider
 from providers.types import Health
-
-# A listing must not hang on one network that does not answer.
-HEALTH_TIMEOUT_SECONDS = 5.0
 
 
 async def list_providers(providers: ProviderSet) -> list[schemas.Provider]:
@@ -46,7 +40,7 @@ async def _describe(providers: ProviderSet, name: str) -> schemas.Provider:
     caps = adapter.capabilities
     return schemas.Provider(
         name=name,
-        health=_health(await _ask_health(adapter)),
+        health=_health(await admission.ask_health(providers, adapter)),
         capabilities=schemas.ProviderCapabilities(
             ports=caps.exposed_ports,
             command_override=caps.command_override,
@@ -57,14 +51,6 @@ async def _describe(providers: ProviderSet, name: str) -> schemas.Provider:
         ),
         pricing=schemas.ProviderPricing(description=caps.pricing or "Not described."),
     )
-
-
-async def _ask_health(adapter: Provider) -> Health:
-    try:
-        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-            return await adapter.health()
-    except TimeoutError:
-        return Health(False, f"no answer within {HEALTH_TIMEOUT_SECONDS:.0f} s")
 
 
 def _health(health: Health) -> schemas.ProviderHealth:
@@ -80,13 +66,13 @@ async def quote(providers: ProviderSet, request: schemas.QuoteRequest) -> schema
     document = jobs_service.job_document(request, "job_quote")
     spec = workload_spec(document)
     if request.provider == registry.AUTO:
-        names = placement.candidate_names(document["config"])
+        names = admission.candidate_names(document["config"])
     else:
         names = [request.provider]
-    candidates = await placement.compare(
+    candidates = await admission.compare(
         providers, spec, names, max_price=request.max_price_per_hour
     )
-    chosen = next((c for c in candidates if c.verdict is placement.Verdict.CHOSEN), None)
+    chosen = next((c for c in candidates if c.verdict is Verdict.CHOSEN), None)
     return schemas.QuoteComparison(
         chosen=chosen.provider if chosen else None,
         usd_per_hour=chosen.quote.usd_per_hour if chosen and chosen.quote else None,

@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import database
-from app.engine import auto, repository
-from app.engine.providers import ProviderSet
-from app.engine.workload import workload_spec
+from app.admission.workload import workload_spec
+from app.engine import auto, repository, steps
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
+from app.jobs.record import JobRecord
 from providers.base import Provider
 from providers.errors import (
     HandleNotFound,
@@ -38,89 +33,11 @@ from providers.types import (
     Handle,
     LogBatch,
     MetricSample,
-    Quote,
     WorkloadState,
     WorkloadStatus,
 )
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-class LeaseLost(Exception):
-    """Another engine holds the job now; this one must stop driving it."""
-
-
-@dataclass
-class Context:
-    db: AsyncEngine
-    providers: ProviderSet
-    owner: str
-    metrics_interval: float
-
-
-async def _record(
-    ctx: Context, job_id: str, step: Callable[[AsyncConnection, RowMapping], Awaitable[T]]
-) -> T:
-    async with database.transaction(ctx.db) as connection:
-        row = await repository.lock_owned(connection, ctx.owner, job_id)
-        if row is None:
-            raise LeaseLost(job_id)
-        return await step(connection, row)
-
-
-def _cost(row: RowMapping, until: datetime) -> float:
-    started = row["started_at"]
-    if started is None:
-        return 0.0
-    hours = max((until - started).total_seconds(), 0.0) / 3600
-    return round(float(row["usd_per_hour"]) * hours, 6)
-
-
-def _final_cost(row: RowMapping, ended_at: datetime) -> dict[str, Any]:
-    """The end time and the cost up to it, from one clock reading: cost = rate x (endedAt -
-    startedAt), exactly."""
-    return {"ended_at": ended_at, "cost_current": _cost(row, ended_at)}
-
-
-async def fail(
-    ctx: Context,
-    job_id: str,
-    reason: FailureReason,
-    message: str,
-    *,
-    exit_code: int | None = None,
-    batch: LogBatch | None = None,
-) -> None:
-    async def step(connection: AsyncConnection, row: RowMapping) -> None:
-        if JobStatus(row["status"]).is_terminal:
-            return
-        changes = _log_changes(row, batch)
-        await _store_logs(connection, row, batch)
-        changes["results"] = {
-            **(row["results"] or {}),
-            "exitCode": exit_code,
-            "reason": reason.value,
-            "message": message,
-        }
-        changes["endpoints"] = []
-        changes.update(_final_cost(row, datetime.now(UTC)))
-        await jobs_service.transition(
-            connection, row, JobStatus.FAILED, message=message, changes=changes
-        )
-
-    await _record(ctx, job_id, step)
-
-
-def _log_changes(row: RowMapping, batch: LogBatch | None) -> dict[str, Any]:
-    if batch is None or not batch.lines:
-        return {} if batch is None else {"log_cursor": batch.cursor}
-    return {"log_cursor": batch.cursor, "log_seq": row["log_seq"] + len(batch.lines)}
-
-
-async def _store_logs(connection: AsyncConnection, row: RowMapping, batch: LogBatch | None) -> None:
-    if batch is not None and batch.lines:
-        await repository.append_logs(connection, row["id"], row["log_seq"], batch.lines)
 
 
 async def _read_logs(provider: Provider, handle: Handle, cursor: str | None) -> LogBatch | None:
@@ -152,32 +69,32 @@ async def _final_logs(provider: Provider, handle: Handle, cursor: str | None) ->
     return batch
 
 
-async def start(ctx: Context, row: RowMapping, provider: Provider) -> float | None:
+async def start(ctx: steps.Context, row: JobRecord, provider: Provider) -> float | None:
     """Submit a pending job. Returns seconds to wait before trying again, or None."""
     spec = workload_spec(jobs_service.spec_document(row))
     refusals = provider.check(spec)
     if refusals:
         message = "; ".join(f"{r.field}: {r.message}" for r in refusals)
-        await fail(ctx, row["id"], FailureReason.REJECTED, message)
+        await steps.fail(ctx, row.id, FailureReason.REJECTED, message)
         return None
     try:
         quote = await provider.quote(spec)
         handle = await provider.submit(spec)
     except Unavailable as exc:
-        logger.warning("submitting %s to %s failed, will retry: %s", row["id"], provider.name, exc)
+        logger.warning("submitting %s to %s failed, will retry: %s", row.id, provider.name, exc)
         return 5.0
     except ImagePullFailed as exc:
-        await fail(ctx, row["id"], FailureReason.IMAGE_PULL, str(exc))
+        await steps.fail(ctx, row.id, FailureReason.IMAGE_PULL, str(exc))
         return None
     except Rejected as exc:
-        await fail(ctx, row["id"], FailureReason.REJECTED, str(exc))
+        await steps.fail(ctx, row.id, FailureReason.REJECTED, str(exc))
         return None
 
-    async def step(connection: AsyncConnection, current: RowMapping) -> bool:
-        if current["status"] != JobStatus.PENDING:
+    async def step(connection: AsyncConnection, current: JobRecord) -> bool:
+        if current.status != JobStatus.PENDING:
             # Cancelled while it was being submitted: what started must not keep running.
             await jobs_repository.update_job(
-                connection, current["id"], {"handle": handle, "needs_release": True}
+                connection, current.id, {"handle": handle, "needs_release": True}
             )
             return False
         await jobs_service.transition(
@@ -188,67 +105,41 @@ async def start(ctx: Context, row: RowMapping, provider: Provider) -> float | No
             changes={
                 "handle": handle,
                 "needs_release": True,
-                **price_changes(quote, current["duration"]),
+                **steps.price_changes(quote, current.duration),
             },
         )
         return True
 
-    if not await _record(ctx, row["id"], step):
-        await _stop_quietly(provider, handle)
+    if not await steps.record(ctx, row.id, step):
+        await steps.stop_quietly(provider, handle)
     return None
 
 
-def price_changes(quote: Quote, duration: int) -> dict[str, Any]:
-    """The job's price columns from a quote: the one taken at submission, or the price the
-    network settled on later (an accepted bid)."""
-    native = quote.native
-    return {
-        "usd_per_hour": quote.usd_per_hour,
-        "cost_projected": round(quote.usd_per_hour * duration / 3600, 6),
-        "native_price": None
-        if native is None
-        else {
-            "denom": native.denom,
-            "amount": native.amount,
-            "unit": native.unit,
-            "unitsPerHour": native.units_per_hour,
-        },
-    }
-
-
-async def _stop_quietly(provider: Provider, handle: Handle) -> None:
-    with contextlib.suppress(HandleNotFound):
-        await provider.cancel(handle)
-
-
-class Progress(Enum):
-    ENDED = "ended"
-    CHANGED = "changed"
-    QUIET = "quiet"  # nothing new: the engine may look less often
-
-
-async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: bool) -> Progress:
+async def follow(
+    ctx: steps.Context, row: JobRecord, provider: Provider, *, sample: bool
+) -> steps.Progress:
     """Follow a scheduled or running job one step."""
-    handle: Handle = row["handle"]
+    handle = row.handle
+    assert handle is not None, "a scheduled or running job has its workload's handle"
     try:
         status = await provider.status(handle)
     except HandleNotFound as exc:
-        await fail(ctx, row["id"], FailureReason.LOST, str(exc))
-        return Progress.ENDED
+        await steps.fail(ctx, row.id, FailureReason.LOST, str(exc))
+        return steps.Progress.ENDED
     except Unavailable as exc:
-        logger.warning("status of %s unavailable: %s", row["id"], exc)
-        return Progress.QUIET
+        logger.warning("status of %s unavailable: %s", row.id, exc)
+        return steps.Progress.QUIET
     if auto.fails_over(row, status):
-        return await auto.fail_over(ctx, row, provider, status)
+        return await auto.fail_over(ctx, row, provider, handle, status)
     handle = status.handle or handle
     if status.state in (WorkloadState.EXITED, WorkloadState.FAILED):
         try:
-            batch = await _final_logs(provider, handle, row["log_cursor"])
+            batch = await _final_logs(provider, handle, row.log_cursor)
         except Unavailable as exc:
-            logger.warning("final logs of %s unavailable, will retry: %s", row["id"], exc)
-            return Progress.QUIET
+            logger.warning("final logs of %s unavailable, will retry: %s", row.id, exc)
+            return steps.Progress.QUIET
     else:
-        batch = await _read_logs(provider, handle, row["log_cursor"])
+        batch = await _read_logs(provider, handle, row.log_cursor)
     metric = None
     if sample and status.state is WorkloadState.RUNNING:
         try:
@@ -256,41 +147,41 @@ async def follow(ctx: Context, row: RowMapping, provider: Provider, *, sample: b
         except ProviderError:
             metric = None
 
-    started_at = row["started_at"] or status.started_at
+    started_at = row.started_at or status.started_at
     now = datetime.now(UTC)
     if (
         status.state in (WorkloadState.RUNNING, WorkloadState.STARTING)
         and started_at is not None
-        and (now - started_at).total_seconds() > row["duration"]
+        and (now - started_at).total_seconds() > row.duration
     ):
-        cursor = batch.cursor if batch else row["log_cursor"]
+        cursor = batch.cursor if batch else row.log_cursor
         try:
-            await _stop_quietly(provider, handle)
+            await steps.stop_quietly(provider, handle)
             final = await _final_logs(provider, handle, cursor)
         except Unavailable as exc:
-            logger.warning("stopping %s past its duration failed, will retry: %s", row["id"], exc)
-            return Progress.QUIET
+            logger.warning("stopping %s past its duration failed, will retry: %s", row.id, exc)
+            return steps.Progress.QUIET
         merged = _merge(batch, final)
-        await fail(
+        await steps.fail(
             ctx,
-            row["id"],
+            row.id,
             FailureReason.TIMEOUT,
-            f"Ran past its duration of {row['duration']} s and was stopped.",
+            f"Ran past its duration of {row.duration} s and was stopped.",
             batch=merged,
         )
-        return Progress.ENDED
+        return steps.Progress.ENDED
     quiet = _nothing_new(row, status, handle, batch)
     if quiet and metric is None:
-        return Progress.QUIET
+        return steps.Progress.QUIET
 
-    async def step(connection: AsyncConnection, current: RowMapping) -> bool:
+    async def step(connection: AsyncConnection, current: JobRecord) -> bool:
         return await _record_status(connection, current, status, handle, batch, metric)
 
-    ended = await _record(ctx, row["id"], step)
+    ended = await steps.record(ctx, row.id, step)
     if ended:
-        return Progress.ENDED
+        return steps.Progress.ENDED
     # A metric sample alone is not a change: the workload is as quiet as before.
-    return Progress.QUIET if quiet else Progress.CHANGED
+    return steps.Progress.QUIET if quiet else steps.Progress.CHANGED
 
 
 def _endpoints(status: WorkloadStatus) -> list[dict[str, Any]]:
@@ -298,30 +189,30 @@ def _endpoints(status: WorkloadStatus) -> list[dict[str, Any]]:
 
 
 def _nothing_new(
-    row: RowMapping, status: WorkloadStatus, handle: Handle, batch: LogBatch | None
+    row: JobRecord, status: WorkloadStatus, handle: Handle, batch: LogBatch | None
 ) -> bool:
     """True when the workload shows nothing new: the common case of a quiet, running
     workload, which then costs no transaction at all (unless a metric is due)."""
-    if batch is not None and (batch.lines or batch.cursor != row["log_cursor"]):
+    if batch is not None and (batch.lines or batch.cursor != row.log_cursor):
         return False
-    if status.notes or status.price is not None or handle != row["handle"]:
+    if status.notes or status.price is not None or handle != row.handle:
         return False
     if status.state is WorkloadState.RUNNING:
-        return row["status"] == JobStatus.RUNNING and row["endpoints"] == _endpoints(status)
+        return row.status == JobStatus.RUNNING and row.endpoints == _endpoints(status)
     return status.state in (WorkloadState.PENDING, WorkloadState.STARTING, WorkloadState.UNKNOWN)
 
 
 def _ending(
-    row: RowMapping, status: WorkloadStatus, reason: FailureReason | None, now: datetime
+    row: JobRecord, status: WorkloadStatus, reason: FailureReason | None, now: datetime
 ) -> dict[str, Any]:
     """The job's columns once its workload has ended."""
     results = {
-        **(row["results"] or {}),
+        **(row.results or {}),
         "exitCode": status.exit_code,
         "reason": reason.value if reason is not None else None,
         "message": status.message,
     }
-    return {"results": results, "endpoints": [], **_final_cost(row, now)}
+    return {"results": results, "endpoints": [], **steps.final_cost(row, now)}
 
 
 def _merge(first: LogBatch | None, second: LogBatch | None) -> LogBatch | None:
@@ -334,28 +225,28 @@ def _merge(first: LogBatch | None, second: LogBatch | None) -> LogBatch | None:
 
 async def _record_status(
     connection: AsyncConnection,
-    row: RowMapping,
+    row: JobRecord,
     status: WorkloadStatus,
     handle: Handle,
     batch: LogBatch | None,
     metric: MetricSample | None,
 ) -> bool:
-    current = JobStatus(row["status"])
+    current = row.status
     if current.is_terminal:
         return True
-    changes = _log_changes(row, batch)
-    await _store_logs(connection, row, batch)
+    changes = steps.log_changes(row, batch)
+    await steps.store_logs(connection, row, batch)
     if metric is not None:
-        await repository.add_metric(connection, row["id"], metric)
-    if handle != row["handle"]:
+        await repository.add_metric(connection, row.id, metric)
+    if handle != row.handle:
         changes["handle"] = handle
     if status.price is not None:
-        changes.update(price_changes(status.price, row["duration"]))
+        changes.update(steps.price_changes(status.price, row.duration))
     for note in status.notes:
-        await jobs_repository.append_event(connection, row["id"], "provider", message=note)
+        await jobs_repository.append_event(connection, row.id, "provider", message=note)
     now = datetime.now(UTC)
 
-    if status.state in (WorkloadState.RUNNING, WorkloadState.EXITED) and row["started_at"] is None:
+    if status.state in (WorkloadState.RUNNING, WorkloadState.EXITED) and row.started_at is None:
         started = status.started_at or now
         if current is JobStatus.SCHEDULED:
             row = await jobs_service.transition(
@@ -363,13 +254,15 @@ async def _record_status(
             )
             current = JobStatus.RUNNING
         else:
-            row = await jobs_repository.update_job(connection, row["id"], {"started_at": started})
+            row = JobRecord.from_row(
+                await jobs_repository.update_job(connection, row.id, {"started_at": started})
+            )
 
     if status.state is WorkloadState.RUNNING:
-        if row["endpoints"] != _endpoints(status):
+        if row.endpoints != _endpoints(status):
             changes["endpoints"] = _endpoints(status)
         if changes:
-            await jobs_repository.update_job(connection, row["id"], changes)
+            await jobs_repository.update_job(connection, row.id, changes)
         return False
     if status.state is WorkloadState.EXITED:
         succeeded = status.exit_code == 0 and status.reason is None
@@ -386,29 +279,29 @@ async def _record_status(
         )
         return True
     if changes:
-        await jobs_repository.update_job(connection, row["id"], changes)
+        await jobs_repository.update_job(connection, row.id, changes)
     return False
 
 
-async def stop(ctx: Context, row: RowMapping, provider: Provider) -> bool:
+async def stop(ctx: steps.Context, row: JobRecord, provider: Provider) -> bool:
     """Carry out a cancel request. Returns whether the job is now cancelled."""
-    handle: Handle | None = row["handle"]
+    handle: Handle | None = row.handle
     batch = None
     if handle is not None:
         try:
             with contextlib.suppress(HandleNotFound):
                 await provider.cancel(handle)
-            batch = await _final_logs(provider, handle, row["log_cursor"])
+            batch = await _final_logs(provider, handle, row.log_cursor)
         except Unavailable as exc:
-            logger.warning("cancelling %s failed, will retry: %s", row["id"], exc)
+            logger.warning("cancelling %s failed, will retry: %s", row.id, exc)
             return False
 
-    async def step(connection: AsyncConnection, current: RowMapping) -> None:
-        if JobStatus(current["status"]).is_terminal:
+    async def step(connection: AsyncConnection, current: JobRecord) -> None:
+        if current.status.is_terminal:
             return
-        changes = _log_changes(current, batch)
-        await _store_logs(connection, current, batch)
-        changes.update(endpoints=[], **_final_cost(current, datetime.now(UTC)))
+        changes = steps.log_changes(current, batch)
+        await steps.store_logs(connection, current, batch)
+        changes.update(endpoints=[], **steps.final_cost(current, datetime.now(UTC)))
         await jobs_service.transition(
             connection,
             current,
@@ -417,27 +310,27 @@ async def stop(ctx: Context, row: RowMapping, provider: Provider) -> bool:
             changes=changes,
         )
 
-    await _record(ctx, row["id"], step)
+    await steps.record(ctx, row.id, step)
     return True
 
 
-async def release(ctx: Context, row: RowMapping, provider: Provider | None) -> bool:
+async def release(ctx: steps.Context, row: JobRecord, provider: Provider | None) -> bool:
     """Free what a finished job's workload holds, then give the job up. Returns whether it
     is done (False: try again later)."""
-    if row["needs_release"] and row["handle"] is not None and provider is not None:
+    if row.needs_release and row.handle is not None and provider is not None:
         try:
-            await provider.release(row["handle"])
+            await provider.release(row.handle)
         except HandleNotFound:
             pass
         except Unavailable as exc:
-            logger.warning("releasing %s failed, will retry: %s", row["id"], exc)
+            logger.warning("releasing %s failed, will retry: %s", row.id, exc)
             return False
 
-    async def step(connection: AsyncConnection, current: RowMapping) -> None:
+    async def step(connection: AsyncConnection, current: JobRecord) -> None:
         await jobs_repository.update_job(
-            connection, current["id"], {"needs_release": False, "endpoints": []}
+            connection, current.id, {"needs_release": False, "endpoints": []}
         )
-        await repository.let_go(connection, current["engine_owner"], [current["id"]])
+        await repository.let_go(connection, ctx.owner, [current.id])
 
-    await _record(ctx, row["id"], step)
+    await steps.record(ctx, row.id, step)
     return True

@@ -19,9 +19,10 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import database
-from app.engine import actions, auto, repository
-from app.engine.providers import ProviderSet
+from app.admission.providers import ProviderSet
+from app.engine import actions, auto, repository, steps
 from app.jobs.lifecycle import JobStatus
+from app.jobs.record import JobRecord
 from app.observability import logs
 from app.observability import metrics as observability_metrics
 from app.settings import Settings
@@ -48,7 +49,7 @@ class Engine:
         self.poll_interval = settings.engine_poll_interval
         self.lease_seconds = settings.engine_lease_seconds
         self.max_jobs = settings.engine_max_jobs
-        self.ctx = actions.Context(db, providers, self.owner, settings.metrics_interval)
+        self.ctx = steps.Context(db, providers, self.owner, settings.metrics_interval)
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._pokes: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
@@ -161,7 +162,7 @@ class Engine:
                     # The row as claimed saves the first read; after an error, read afresh.
                     await self._drive_once(job_id, first)
                     return
-                except actions.LeaseLost:
+                except steps.LeaseLost:
                     return
                 except asyncio.CancelledError:
                     raise
@@ -192,49 +193,50 @@ class Engine:
             if first_look:
                 observability_metrics.job_claimed(row)
                 first_look = False
-            status = JobStatus(row["status"])
-            provider = self.providers.get(row["provider"])
+            job = JobRecord.from_row(row)
+            status = job.status
+            provider = self.providers.get(job.provider)
             if status.is_terminal:
-                if row["batch_id"] is not None:
+                if job.batch_id is not None:
                     # Its turn is over: the batch's next job may start before this release ends.
                     self._wake.set()
-                if await actions.release(self.ctx, row, provider):
+                if await actions.release(self.ctx, job, provider):
                     return
                 await self._pause(job_id, 5.0)
                 continue
-            if auto.needs_placing(row):
-                retry_in = await auto.place(self.ctx, row)
+            if auto.needs_placing(job):
+                retry_in = await auto.place(self.ctx, job)
                 if retry_in:
                     await self._pause(job_id, retry_in)
                 continue
             if provider is None:
-                await actions.fail(
+                await steps.fail(
                     self.ctx,
                     job_id,
                     FailureReason.REJECTED,
-                    f"This gateway has no adapter for provider {row['provider']!r}.",
+                    f"This gateway has no adapter for provider {job.provider!r}.",
                 )
                 continue
             if status is JobStatus.PENDING:
-                retry_in = await actions.start(self.ctx, row, provider)
+                retry_in = await actions.start(self.ctx, job, provider)
                 if retry_in:
                     await self._pause(job_id, retry_in)
                 continue
             if status is JobStatus.CANCELLING:
-                if not await actions.stop(self.ctx, row, provider):
+                if not await actions.stop(self.ctx, job, provider):
                     await self._pause(job_id, 5.0)
                 continue
             sample = time.monotonic() >= next_sample
             if sample:
                 next_sample = time.monotonic() + self.ctx.metrics_interval
-            progress = await actions.follow(self.ctx, row, provider, sample=sample)
-            if progress is actions.Progress.ENDED:
+            progress = await actions.follow(self.ctx, job, provider, sample=sample)
+            if progress is steps.Progress.ENDED:
                 continue
-            if progress is actions.Progress.CHANGED:
+            if progress is steps.Progress.CHANGED:
                 interval = self.poll_interval
             else:
                 interval = min(interval * 1.5, max(QUIET_POLL_MAX, self.poll_interval))
-            await self._watch(job_id, provider, row["handle"], interval)
+            await self._watch(job_id, provider, job.handle, interval)
 
     async def _pause(self, job_id: str, seconds: float) -> None:
         event = self._pokes.get(job_id)

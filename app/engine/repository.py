@@ -95,7 +95,7 @@ async def _claim_batch_turns(
         .where(jobs.c.batch_id.in_(list(concurrency)), TAKING_TURN)
         .group_by(jobs.c.batch_id)
     )
-    taken = dict(active.all())
+    taken: dict[str, int] = {batch_id: count for batch_id, count in active.all()}
     claimed: list[RowMapping] = []
     for batch_id, allowed in concurrency.items():
         turns = min(allowed - taken.get(batch_id, 0), limit - len(claimed))

@@ -12,8 +12,9 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
@@ -69,33 +70,57 @@ async def respond_once(
         return await produce()
     method, path = request.method, request.url.path
     await repository.purge_expired(connection, account_id, WINDOW)
-    claim = {
-        "account_id": account_id,
-        "key": key,
-        "fingerprint": fingerprint(method, path, body),
-        "method": method,
-        "path": path,
-        "window": WINDOW,
-    }
-    while not await repository.claim(connection, **claim):
+    request_fingerprint = fingerprint(method, path, body)
+    while not await repository.claim(
+        connection,
+        account_id=account_id,
+        key=key,
+        fingerprint=request_fingerprint,
+        method=method,
+        path=path,
+        window=WINDOW,
+    ):
         first = await repository.get(connection, account_id, key)
         if first is None:
             continue  # expired and purged in between: claim it afresh
-        if first["fingerprint"] != claim["fingerprint"]:
-            raise errors.IdempotencyKeyReused(
-                f"{HEADER} {key!r} was first used for {first['method']} {first['path']} with"
-                " another body. A retry must repeat the original request exactly; a new"
-                " request needs a new key.",
-                [{"field": HEADER, "message": "already used for a different request"}],
-            )
-        return Response(
-            first["response_body"],
-            status_code=first["status_code"],
-            media_type="application/json",
-            headers={REPLAYED_HEADER: "true"},
-        )
+        return _first_response(first, key, request_fingerprint)
     response = await produce()
     await repository.store_response(
         connection, account_id, key, response.status_code, bytes(response.body).decode()
     )
     return response
+
+
+async def replay(
+    connection: AsyncConnection, request: Request, account_id: str, body: bytes
+) -> Response | None:
+    """The stored first response to a retry of a keyed request, read before the route asks
+    the providers anything (a retry answers as the first request did, whatever the providers
+    say now). None when there is nothing to replay yet: `respond_once` settles the rest."""
+    key = _key(request)
+    if key is None:
+        return None
+    first = await repository.get(connection, account_id, key)
+    if (
+        first is None
+        or first["status_code"] is None  # claimed by a request still running
+        or first["created_at"] < datetime.now(UTC) - WINDOW
+    ):
+        return None
+    return _first_response(first, key, fingerprint(request.method, request.url.path, body))
+
+
+def _first_response(first: RowMapping, key: str, request_fingerprint: str) -> Response:
+    if first["fingerprint"] != request_fingerprint:
+        raise errors.IdempotencyKeyReused(
+            f"{HEADER} {key!r} was first used for {first['method']} {first['path']} with"
+            " another body. A retry must repeat the original request exactly; a new"
+            " request needs a new key.",
+            [{"field": HEADER, "message": "already used for a different request"}],
+        )
+    return Response(
+        first["response_body"],
+        status_code=first["status_code"],
+        media_type="application/json",
+        headers={REPLAYED_HEADER: "true"},
+    )

@@ -8,19 +8,20 @@ from starlette.responses import Response
 from app import database, envelope, validation
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
-from app.idempotency.requests import respond_once
+from app.idempotency.requests import replay, respond_once
 from app.job_templates import schemas, service
 from app.routing import resource
 
 
 async def create_template(request: Request) -> Response:
+    """The config's provider is asked before the transaction opens."""
     body = await request.body()
-    async with database.transaction(request.state.db) as connection:
+    async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.TEMPLATES_WRITE)
-        data = validation.parse_json(request, body, schemas.TemplateCreate)
-        template = await service.create_template(
-            connection, auth.account_id, data, request.state.providers
-        )
+    data = validation.parse_json(request, body, schemas.TemplateCreate)
+    await service.check_config(request.state.providers, data.config)
+    async with database.transaction(request.state.db) as connection:
+        template = await service.create_template(connection, auth.account_id, data)
     return envelope.ok(template, status_code=201)
 
 
@@ -42,17 +43,17 @@ async def get_template(request: Request) -> Response:
 
 
 async def update_template(request: Request) -> Response:
+    """A new config's provider is asked before the transaction opens (after the template is
+    found: an unknown template is 404 whatever the body says)."""
     body = await request.body()
-    async with database.transaction(request.state.db) as connection:
+    template_id = request.path_params["template_id"]
+    async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.TEMPLATES_WRITE)
         data = validation.parse_json(request, body, schemas.TemplateUpdate)
-        template = await service.update_template(
-            connection,
-            auth.account_id,
-            request.path_params["template_id"],
-            data,
-            request.state.providers,
-        )
+        await service.find_template(connection, auth.account_id, template_id)
+    await service.check_update(request.state.providers, data)
+    async with database.transaction(request.state.db) as connection:
+        template = await service.update_template(connection, auth.account_id, template_id, data)
     return envelope.ok(template)
 
 
@@ -66,25 +67,27 @@ async def delete_template(request: Request) -> Response:
 
 
 async def create_job_from_template(request: Request) -> Response:
-    """Needs jobs:write (it submits a job) and templates:read (it reads the template)."""
+    """Needs jobs:write (it submits a job) and templates:read (it reads the template). The
+    job is admitted before the transaction opens, as POST /jobs admits it."""
     body = await request.body()
-    async with database.transaction(request.state.db) as connection:
+    template_id = request.path_params["template_id"]
+    async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_WRITE)
         await require_scope(connection, request, Scope.TEMPLATES_READ)
+        replayed = await replay(connection, request, auth.account_id, body)
+        if replayed is not None:
+            return replayed
+        data = (
+            validation.parse_json(request, body, schemas.JobFromTemplate)
+            if body.strip()
+            else schemas.JobFromTemplate()
+        )
+        spec = await service.job_spec(connection, auth.account_id, template_id, data)
+    admitted = await service.admit_job(request.state.providers, spec, data)
+    async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            data = (
-                validation.parse_json(request, body, schemas.JobFromTemplate)
-                if body.strip()
-                else schemas.JobFromTemplate()
-            )
-            job = await service.create_job(
-                connection,
-                auth.account_id,
-                request.path_params["template_id"],
-                data,
-                request.state.providers,
-            )
+            job = await service.create_job(connection, auth.account_id, template_id, spec, admitted)
             return envelope.ok(job, status_code=201)
 
         response = await respond_once(connection, request, auth.account_id, body, submit)

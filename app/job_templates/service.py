@@ -9,7 +9,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors, ids, pagination, validation
-from app.engine.providers import ProviderSet
+from app.admission import Admission, ProviderSet
 from app.job_templates import repository, schemas
 from app.jobs import schemas as job_schemas
 from app.jobs import service as jobs_service
@@ -43,23 +43,20 @@ def _name_taken(name: str) -> errors.TemplateNameTaken:
     )
 
 
-async def _check_config(providers: ProviderSet, spec: job_schemas.JobSpec) -> None:
-    """The checks POST /jobs makes beyond the schema (the provider can run it), with the
-    fields named inside `config`."""
+async def check_config(providers: ProviderSet, spec: job_schemas.JobSpec) -> None:
+    """The admission POST /jobs asks of the providers (before any transaction opens), with
+    the fields named inside `config`."""
     try:
-        await jobs_service.check_job(providers, spec)
+        await jobs_service.admit(providers, spec)
     except errors.ValidationError as exc:
         exc.details = [{**d, "field": f"config.{d['field']}"} for d in exc.details]
         raise
 
 
 async def create_template(
-    connection: AsyncConnection,
-    account_id: str,
-    body: schemas.TemplateCreate,
-    providers: ProviderSet,
+    connection: AsyncConnection, account_id: str, body: schemas.TemplateCreate
 ) -> schemas.Template:
-    await _check_config(providers, body.config)
+    """Store a template whose config passed check_config."""
     try:
         row = await repository.insert_template(
             connection,
@@ -112,28 +109,35 @@ async def list_templates(
     return [to_template(row) for row in rows], meta
 
 
-async def update_template(
-    connection: AsyncConnection,
-    account_id: str,
-    template_id: str,
-    body: schemas.TemplateUpdate,
-    providers: ProviderSet,
-) -> schemas.Template:
-    row = await find_template(connection, account_id, template_id, for_update=True)
-    given = body.model_fields_set
-    null = sorted(name for name in given & {"name", "config"} if getattr(body, name) is None)
+async def check_update(providers: ProviderSet, body: schemas.TemplateUpdate) -> None:
+    """What PATCH checks before its transaction: no nulls where a value is required, and a new
+    config its provider admits."""
+    null = sorted(
+        name for name in body.model_fields_set & {"name", "config"} if getattr(body, name) is None
+    )
     if null:
         raise errors.ValidationError(
             "Invalid request body.",
             [{"field": name, "message": "cannot be null", "type": "null"} for name in null],
         )
+    if body.config is not None:
+        await check_config(providers, body.config)
+
+
+async def update_template(
+    connection: AsyncConnection,
+    account_id: str,
+    template_id: str,
+    body: schemas.TemplateUpdate,
+) -> schemas.Template:
+    """Apply a PATCH that passed check_update."""
+    row = await find_template(connection, account_id, template_id, for_update=True)
     values: dict[str, Any] = {}
     if body.name is not None:
         values["name"] = body.name
-    if "description" in given:
+    if "description" in body.model_fields_set:
         values["description"] = body.description
     if body.config is not None:
-        await _check_config(providers, body.config)
         values["config"] = _stored(body.config)
     if values:
         try:
@@ -167,18 +171,15 @@ def _overrides_field(field: str, overrides: dict[str, Any]) -> str:
     return f"overrides.{field}" if top in overrides else field
 
 
-async def create_job(
-    connection: AsyncConnection,
-    account_id: str,
-    template_id: str,
-    body: schemas.JobFromTemplate,
-    providers: ProviderSet,
-) -> job_schemas.Job:
-    """A job from the template with the overrides applied, checked as any submitted job."""
+async def job_spec(
+    connection: AsyncConnection, account_id: str, template_id: str, body: schemas.JobFromTemplate
+) -> job_schemas.JobSpec:
+    """The job the template makes with the overrides applied (400 naming the overridden
+    fields when the result is not a valid job)."""
     template = await find_template(connection, account_id, template_id)
     document = merge_patch(template["config"], body.overrides)
     try:
-        spec = job_schemas.JobSpec.model_validate(document)
+        return job_schemas.JobSpec.model_validate(document)
     except pydantic.ValidationError as exc:
         details = validation.details_of(exc)
         for detail in details:
@@ -186,12 +187,29 @@ async def create_job(
         raise errors.ValidationError(
             f"Template {template_id} with these overrides is not a valid job.", details
         ) from exc
+
+
+async def admit_job(
+    providers: ProviderSet, spec: job_schemas.JobSpec, body: schemas.JobFromTemplate
+) -> Admission:
+    """The job's admission, as any submitted job's, with refused fields named as overrides
+    where the overrides set them."""
     try:
-        job_id = await jobs_service.check_job(providers, spec)
+        return await jobs_service.admit(providers, spec)
     except errors.ValidationError as exc:
         for detail in exc.details:
             detail["field"] = _overrides_field(detail["field"], body.overrides)
         raise
-    return await jobs_service.add_job(
-        connection, account_id, spec, job_id, template_id=template["id"]
+
+
+async def create_job(
+    connection: AsyncConnection,
+    account_id: str,
+    template_id: str,
+    spec: job_schemas.JobSpec,
+    admitted: Admission,
+) -> job_schemas.Job:
+    """Store the admitted job, linked to its template."""
+    return await jobs_service.create_job(
+        connection, account_id, spec, admitted, template_id=template_id
     )

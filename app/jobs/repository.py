@@ -7,13 +7,14 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import job_counts, job_events, jobs
+from app.notify import NOTIFY_CHANNEL
 
 # The transaction's start time, as a value: a job's timestamps match its events' exactly.
 NOW = sa.func.now()
@@ -84,7 +85,8 @@ async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> Row
     """Insert the job and its `created` event in one statement (one round trip)."""
     statement = _insert_job_statement(tuple(sorted(values)))
     result = await connection.execute(statement, values)
-    return result.mappings().one()
+    row: RowMapping = result.mappings().one()
+    return row
 
 
 _GET_JOB = sa.select(jobs).where(
@@ -143,9 +145,6 @@ async def append_event(
 
 
 # Listeners learn that a job (and its account) has new rows; streams then read the rows.
-NOTIFY_CHANNEL = "cortex_jobs"
-
-
 def notifications(
     job_id: sa.ColumnElement[Any], account_id: sa.ColumnElement[Any]
 ) -> tuple[sa.ColumnElement[Any], ...]:
@@ -280,7 +279,7 @@ async def count_jobs(connection: AsyncConnection, job_filter: JobFilter) -> int:
     result = await connection.execute(
         sa.select(sa.func.coalesce(sa.func.sum(job_counts.c.n), 0), sa.func.count()).where(*clauses)
     )
-    total, rows = result.one()
+    total, rows = cast(tuple[int, int], tuple(result.one()))
     if rows > COMPACT_COUNTS_AFTER:
         await compact_counts(connection, job_filter.account_id)
     return int(total)

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from app import database, envelope, errors, validation
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
-from app.idempotency.requests import respond_once
+from app.idempotency.requests import replay, respond_once
 from app.jobs import schemas, service
 from app.routing import resource
 
@@ -27,15 +27,20 @@ _MULTI_VALUED = ("status", "provider")
 
 
 async def create_job(request: Request) -> Response:
+    """The providers are asked before the transaction opens, so a slow network holds no
+    connection or lock; a retry with an Idempotency-Key replays without asking them."""
     body = await request.body()
-    async with database.transaction(request.state.db) as connection:
+    async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        replayed = await replay(connection, request, auth.account_id, body)
+    if replayed is not None:
+        return replayed
+    spec = validation.parse_json(request, body, schemas.JobSpec)
+    admitted = await service.admit(request.state.providers, spec)
+    async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            spec = validation.parse_json(request, body, schemas.JobSpec)
-            job = await service.create_job(
-                connection, auth.account_id, spec, request.state.providers
-            )
+            job = await service.create_job(connection, auth.account_id, spec, admitted)
             return envelope.ok(job, status_code=201)
 
         response = await respond_once(connection, request, auth.account_id, body, submit)

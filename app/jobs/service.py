@@ -10,65 +10,63 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import errors, ids, pagination
-from app.engine import placement
-from app.engine.providers import ProviderSet
-from app.engine.workload import workload_spec
+from app import admission, errors, ids, pagination
+from app.admission import Admission, ProviderSet, workload_spec
 from app.envelope import utc_iso
 from app.jobs import repository, schemas
 from app.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
+from app.jobs.record import JobRecord
 from app.observability import metrics as observability_metrics
 from app.webhooks import service as webhooks_service
-from providers.registry import AUTO
 
 _TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
 
 
-def _summary_fields(row: RowMapping) -> dict[str, Any]:
+def _summary_fields(job: JobRecord) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "provider": row["provider"],
-        "status": row["status"],
-        "image": row["image"],
-        "cpu": row["cpu"],
-        "memory": row["memory"],
-        "storage": row["storage"],
-        "duration": row["duration"],
-        "created_at": row["created_at"],
-        "started_at": row["started_at"],
-        "ended_at": row["ended_at"],
-        "cost": _cost(row),
-        "endpoints": [schemas.JobEndpoint(**endpoint) for endpoint in row["endpoints"]],
-        "template_id": row["template_id"],
-        "batch_id": row["batch_id"],
+        "id": job.id,
+        "provider": job.provider,
+        "status": job.status,
+        "image": job.image,
+        "cpu": job.cpu,
+        "memory": job.memory,
+        "storage": job.storage,
+        "duration": job.duration,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "ended_at": job.ended_at,
+        "cost": _cost(job),
+        "endpoints": [schemas.JobEndpoint(**endpoint) for endpoint in job.endpoints],
+        "template_id": job.template_id,
+        "batch_id": job.batch_id,
     }
 
 
-def spec_document(row: RowMapping) -> dict[str, Any]:
+def spec_document(job: JobRecord) -> dict[str, Any]:
     """The job's specification as the API shows it: what a workload finds in its spec file."""
     return {
-        "id": row["id"],
-        "provider": row["provider"],
-        "image": row["image"],
-        "cpu": row["cpu"],
-        "memory": row["memory"],
-        "storage": row["storage"],
-        "duration": row["duration"],
-        "createdAt": utc_iso(row["created_at"]),
-        "config": row["config"],
+        "id": job.id,
+        "provider": job.provider,
+        "image": job.image,
+        "cpu": job.cpu,
+        "memory": job.memory,
+        "storage": job.storage,
+        "duration": job.duration,
+        "createdAt": utc_iso(job.created_at),
+        "config": job.config,
     }
 
 
-def _cost(row: RowMapping) -> schemas.Cost:
-    current, projected = _current_cost(row), float(row["cost_projected"])
-    return schemas.Cost(current=current, projected=projected, native=_native_cost(row, current))
+def _cost(job: JobRecord) -> schemas.Cost:
+    current, projected = _current_cost(job), float(job.cost_projected)
+    return schemas.Cost(current=current, projected=projected, native=_native_cost(job, current))
 
 
-def _native_cost(row: RowMapping, current_usd: float) -> schemas.NativeCost | None:
+def _native_cost(job: JobRecord, current_usd: float) -> schemas.NativeCost | None:
     """The same costs in the network's unit, at the accepted price's exchange rate (USD and
     native amounts accrue over the same time)."""
-    price = row.get("native_price")
-    usd_per_hour = float(row["usd_per_hour"])
+    price = job.native_price
+    usd_per_hour = float(job.usd_per_hour)
     if not price:
         return None
     per_hour = Decimal(price["amount"]) * Decimal(str(price["unitsPerHour"]))
@@ -77,30 +75,30 @@ def _native_cost(row: RowMapping, current_usd: float) -> schemas.NativeCost | No
     return schemas.NativeCost(
         denom=price["denom"],
         amount=str((per_hour * hours).quantize(quantum)),
-        projected=str((per_hour * row["duration"] / 3600).quantize(quantum)),
+        projected=str((per_hour * job.duration / 3600).quantize(quantum)),
         price=price["amount"],
         unit=price["unit"],
     )
 
 
-def _current_cost(row: RowMapping) -> float:
+def _current_cost(job: JobRecord) -> float:
     """Accrued cost: stored once a job ends; while it runs, the quote's rate times the time
     since it started (computed here, so that the engine need not write it every second)."""
-    if row["status"] in (JobStatus.RUNNING, JobStatus.CANCELLING) and row["started_at"]:
-        hours = (datetime.now(UTC) - row["started_at"]).total_seconds() / 3600
-        return round(float(row["usd_per_hour"]) * max(hours, 0.0), 6)
-    return float(row["cost_current"])
+    if job.status in (JobStatus.RUNNING, JobStatus.CANCELLING) and job.started_at:
+        hours = (datetime.now(UTC) - job.started_at).total_seconds() / 3600
+        return round(float(job.usd_per_hour) * max(hours, 0.0), 6)
+    return float(job.cost_current)
 
 
-def to_summary(row: RowMapping) -> schemas.JobSummary:
-    return schemas.JobSummary(**_summary_fields(row))
+def to_summary(job: JobRecord) -> schemas.JobSummary:
+    return schemas.JobSummary(**_summary_fields(job))
 
 
-def to_job(row: RowMapping, events: Sequence[RowMapping]) -> schemas.Job:
+def to_job(job: JobRecord, events: Sequence[RowMapping]) -> schemas.Job:
     return schemas.Job(
-        **_summary_fields(row),
-        config=schemas.JobConfig.model_validate(row["config"], strict=False),
-        results=schemas.Results.model_validate(row["results"]),
+        **_summary_fields(job),
+        config=schemas.JobConfig.model_validate(job.config, strict=False),
+        results=schemas.Results.model_validate(job.results),
         events=[
             schemas.JobEvent(type=e["type"], timestamp=e["timestamp"], message=e["message"])
             for e in events
@@ -108,48 +106,10 @@ def to_job(row: RowMapping, events: Sequence[RowMapping]) -> schemas.Job:
     )
 
 
-async def check_provider(providers: ProviderSet, document: dict[str, Any]) -> None:
-    """Refuse, before anything is stored, a job its provider cannot take: 503 when the
-    provider is down or missing, 400 naming each field it cannot honour."""
-    name = document["provider"]
-    if name == AUTO:
-        await placement.check_auto(providers, workload_spec(document))
-        return
-    provider = providers.get(name)
-    if provider is None:
-        raise errors.ProviderUnavailable(
-            f"Provider {name!r} is not available in this gateway yet: no adapter is installed."
-        )
-    health = await provider.health()
-    if not health.healthy:
-        state = "unavailable" if health.configured else "not configured"
-        raise errors.ProviderUnavailable(f"Provider {name!r} is {state}: {health.reason}")
-    refusals = provider.check(workload_spec(document))
-    if refusals:
-        raise errors.ValidationError(
-            f"Provider {name!r} cannot run this job.",
-            [
-                {"field": r.field, "message": r.message, "type": "provider_capability"}
-                for r in refusals
-            ],
-        )
-
-
-async def create_job(
-    connection: AsyncConnection,
-    account_id: str,
-    spec: schemas.JobSpec,
-    providers: ProviderSet,
-) -> schemas.Job:
-    job_id = await check_job(providers, spec)
-    return await add_job(connection, account_id, spec, job_id)
-
-
-async def check_job(providers: ProviderSet, spec: schemas.JobSpec) -> str:
-    """Everything POST /jobs checks beyond the schema; returns the new job's id."""
-    job_id = ids.new_id("job")
-    await check_provider(providers, job_document(spec, job_id))
-    return job_id
+async def admit(providers: ProviderSet, spec: schemas.JobSpec) -> Admission:
+    """Everything POST /jobs checks beyond the schema, asked of the providers before any
+    transaction opens; the admission carries the new job's id. Raises the refusal (400, 503)."""
+    return await admission.admit(providers, workload_spec(job_document(spec, ids.new_id("job"))))
 
 
 def job_document(spec: schemas.JobSpec, job_id: str) -> dict[str, Any]:
@@ -163,17 +123,17 @@ def job_document(spec: schemas.JobSpec, job_id: str) -> dict[str, Any]:
     }
 
 
-async def add_job(
+async def create_job(
     connection: AsyncConnection,
     account_id: str,
     spec: schemas.JobSpec,
-    job_id: str,
+    admitted: Admission,
     *,
     template_id: str | None = None,
     batch_id: str | None = None,
     batch_index: int | None = None,
 ) -> schemas.Job:
-    """Store a checked job with its `created` event and webhook deliveries; the template or
+    """Store an admitted job with its `created` event and webhook deliveries; the template or
     the batch it came from, if any."""
     config = spec.model_dump(
         mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
@@ -181,7 +141,7 @@ async def add_job(
     row = await repository.insert_job(
         connection,
         {
-            "id": job_id,
+            "id": admitted.job_id,
             "account_id": account_id,
             "provider": spec.provider,
             "status": JobStatus.PENDING.value,
@@ -203,52 +163,51 @@ async def add_job(
         "timestamp": row["created_at"],
         "message": None,
     }
-    return to_job(row, [created])  # type: ignore[list-item]
+    return to_job(JobRecord.from_row(row), [created])  # type: ignore[list-item]
 
 
 async def get_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:
-    row = await find_job(connection, account_id, job_id)
-    return to_job(row, await repository.list_events(connection, job_id))
+    job = await find_job(connection, account_id, job_id)
+    return to_job(job, await repository.list_events(connection, job_id))
 
 
 async def find_job(
     connection: AsyncConnection, account_id: str, job_id: str, *, for_update: bool = False
-) -> RowMapping:
+) -> JobRecord:
     row = None
     if ids.looks_like("job", job_id):
         row = await repository.get_job(connection, account_id, job_id, for_update=for_update)
     if row is None:
         raise errors.JobNotFound(f"Job {job_id} not found.")
-    return row
+    return JobRecord.from_row(row)
 
 
 async def transition(
     connection: AsyncConnection,
-    row: RowMapping,
+    job: JobRecord,
     target: JobStatus,
     *,
     message: str | None = None,
     changes: dict[str, Any] | None = None,
-) -> RowMapping:
+) -> JobRecord:
     """Move a locked job to `target`, recording the event in the same transaction."""
-    current = JobStatus(row["status"])
-    if not can_move(current, target):
-        raise IllegalTransition(f"job {row['id']} cannot go from {current} to {target}")
+    if not can_move(job.status, target):
+        raise IllegalTransition(f"job {job.id} cannot go from {job.status} to {target}")
     values: dict[str, Any] = {"status": target.value, **(changes or {})}
-    if target.is_terminal and row["ended_at"] is None:
+    if target.is_terminal and job.ended_at is None:
         values.setdefault("ended_at", repository.NOW)
-    updated = await repository.update_job(connection, row["id"], values)
-    await repository.append_event(connection, row["id"], EVENT_FOR[target], message=message)
+    updated = await repository.update_job(connection, job.id, values)
+    await repository.append_event(connection, job.id, EVENT_FOR[target], message=message)
     await _publish(connection, updated, EVENT_FOR[target])
-    return updated
+    return JobRecord.from_row(updated)
 
 
 async def _publish(connection: AsyncConnection, row: RowMapping, event: str) -> None:
     """Webhook deliveries of a job event, written in the same transaction as the event."""
 
     async def document() -> Any:
-        job = to_job(row, await repository.list_events(connection, row["id"]))
-        return job.model_dump(mode="json", by_alias=True)
+        events = await repository.list_events(connection, row["id"])
+        return to_job(JobRecord.from_row(row), events).model_dump(mode="json", by_alias=True)
 
     await webhooks_service.publish_job_event(
         connection,
@@ -261,27 +220,26 @@ async def _publish(connection: AsyncConnection, row: RowMapping, event: str) -> 
 
 
 async def cancel_job(connection: AsyncConnection, account_id: str, job_id: str) -> schemas.Job:
-    row = await find_job(connection, account_id, job_id, for_update=True)
-    status = JobStatus(row["status"])
-    if status.is_terminal:
+    job = await find_job(connection, account_id, job_id, for_update=True)
+    if job.status.is_terminal:
         raise errors.JobAlreadyFinished(
-            f"Job {job_id} already ended with status {status.value}; there is nothing to cancel."
+            f"Job {job_id} already ended with status {job.status.value}; there is nothing to"
+            " cancel."
         )
-    row = await request_cancel(connection, row)
-    return to_job(row, await repository.list_events(connection, job_id))
+    job = await request_cancel(connection, job)
+    return to_job(job, await repository.list_events(connection, job_id))
 
 
-async def request_cancel(connection: AsyncConnection, row: RowMapping) -> RowMapping:
+async def request_cancel(connection: AsyncConnection, job: JobRecord) -> JobRecord:
     """Cancel a locked, unfinished job: a pending one ends now, others once the engine has
     stopped their workload."""
-    status = JobStatus(row["status"])
-    if status is JobStatus.PENDING:
-        row = await transition(
-            connection, row, JobStatus.CANCELLED, message="Cancelled before it was scheduled."
+    if job.status is JobStatus.PENDING:
+        job = await transition(
+            connection, job, JobStatus.CANCELLED, message="Cancelled before it was scheduled."
         )
-    elif status is not JobStatus.CANCELLING:
-        row = await transition(connection, row, JobStatus.CANCELLING, message="Cancel requested.")
-    return row
+    elif job.status is not JobStatus.CANCELLING:
+        job = await transition(connection, job, JobStatus.CANCELLING, message="Cancel requested.")
+    return job
 
 
 async def list_jobs(
@@ -340,7 +298,7 @@ async def list_jobs(
             "nextCursor": next_cursor,
         }
     }
-    return [to_summary(row) for row in rows], meta
+    return [to_summary(JobRecord.from_row(row)) for row in rows], meta
 
 
 def _sort_key_names(sort_field: str) -> list[str]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.jobs.repository import NOTIFY_CHANNEL
+from app.notify import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 

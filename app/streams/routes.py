@@ -44,10 +44,10 @@ async def get_job_events(request: Request) -> Response:
         query = validation.validate_query(request, schemas.JobEventsQuery)
         job = await jobs_service.find_job(connection, auth.account_id, job_id)
         if not query.follow:
-            rows = await repository.events_after(connection, job["id"], 0, limit=10_000)
+            rows = await repository.events_after(connection, job.id, 0, limit=10_000)
     if query.follow:
         after = seq_cursor(request) or 0
-        stream = sse.job_events(request.state.feeds, job["id"], after)
+        stream = sse.job_events(request.state.feeds, job.id, after)
         return sse.response(stream, request.state.settings)
     events = [
         {
@@ -97,7 +97,7 @@ async def create_stream_token(request: Request) -> Response:
         job = await jobs_service.find_job(
             connection, auth.account_id, request.path_params["job_id"]
         )
-    return _issued_token(request, job["id"], auth.account_id)
+    return _issued_token(request, job.id, auth.account_id)
 
 
 async def create_account_stream_token(request: Request) -> Response:

@@ -26,14 +26,14 @@ async def get_logs(request: Request) -> Response:
             after = seq_cursor(request)
             if after is None:
                 after = await streams_repository.log_start(
-                    connection, job["id"], tail=query.tail, since=query.since
+                    connection, job.id, tail=query.tail, since=query.since
                 )
         else:
             rows = await repository.tail_logs(
-                connection, job["id"], tail=query.tail or schemas.MAX_LOG_LINES, since=query.since
+                connection, job.id, tail=query.tail or schemas.MAX_LOG_LINES, since=query.since
             )
     if query.follow:
-        stream = sse.job_logs(request.state.feeds, job["id"], after)
+        stream = sse.job_logs(request.state.feeds, job.id, after)
         return sse.response(stream, request.state.settings)
     return envelope.ok(schemas.Logs(logs=[schemas.LogEntry(**row) for row in rows]))
 
@@ -47,7 +47,7 @@ async def get_metrics(request: Request) -> Response:
         )
         rows = await repository.metric_buckets(
             connection,
-            job["id"],
+            job.id,
             period=schemas.PERIODS[query.period],
             resolution=schemas.RESOLUTIONS[query.resolution],
         )

@@ -10,8 +10,8 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import webhook_attempts, webhook_deliveries, webhook_endpoints
+from app.notify import NOTIFY_CHANNEL
 
-NOTIFY_CHANNEL = "cortex_jobs"
 NOTIFY_PAYLOAD = "webhooks"
 
 

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import database
+from app.admission.workload import workload_spec
 from app.application import create_app
-from app.engine.workload import workload_spec
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
+from app.jobs.record import JobRecord
 from providers.akash.adapter import usd_per_hour
 from providers.render import RenderProvider
 from tests.engine.conftest import engine_settings, log_lines, submit, wait_for
@@ -291,7 +292,7 @@ async def test_a_restart_between_submitting_and_storing_the_handle_starts_no_sec
         row = await jobs_repository.update_job(connection, job_id, {"provider": "render"})
     crashed = cheap.adapter()
     try:
-        await crashed.submit(workload_spec(jobs_service.spec_document(row)))
+        await crashed.submit(workload_spec(jobs_service.spec_document(JobRecord.from_row(row))))
     finally:
         await crashed.aclose()
 

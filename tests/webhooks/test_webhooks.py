@@ -13,6 +13,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.application import create_app
+from app.jobs.record import JobRecord
 from tests.engine.conftest import busybox, submit, wait_for
 from tests.factories import API, Keys
 from tests.servers import lifespan_app
@@ -335,7 +336,9 @@ class TestOutbox:
                     .mappings()
                     .one()
                 )
-                await jobs_service.transition(connection, row, JobStatus.COMPLETED)
+                await jobs_service.transition(
+                    connection, JobRecord.from_row(row), JobStatus.COMPLETED
+                )
                 raise RuntimeError("crash before commit")
         async with db.connect() as connection:
             count = await connection.scalar(sa.text("SELECT count(*) FROM webhook_deliveries"))

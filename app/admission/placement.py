@@ -18,13 +18,11 @@ from enum import StrEnum
 from typing import Any
 
 from app import errors
-from app.engine.providers import ProviderSet
+from app.admission.providers import ProviderSet
 from providers import registry
 from providers.errors import ProviderError, Rejected
 from providers.types import FailureReason, Quote, Refusal, WorkloadSpec
 
-# One network that does not answer must not hold up the others.
-ASK_TIMEOUT_SECONDS = 10.0
 # A job a network failed for these reasons never started there: the next candidate may take it.
 BEFORE_START_REASONS = frozenset(
     {FailureReason.NO_BIDS.value, FailureReason.NO_OFFERS.value, FailureReason.NOT_ASSIGNED.value}
@@ -119,13 +117,14 @@ async def _ask(providers: ProviderSet, name: str, spec: WorkloadSpec) -> Candida
     if refusals:
         return Candidate(name, Verdict.INCAPABLE, _refused(refusals), refusals=refusals)
     try:
-        async with asyncio.timeout(ASK_TIMEOUT_SECONDS):
+        # One network that does not answer must not hold up the others.
+        async with asyncio.timeout(providers.timeout):
             health = await adapter.health()
             if not health.healthy:
                 return Candidate(name, Verdict.UNHEALTHY, f"unhealthy: {health.reason}")
             quote = await adapter.quote(spec)
     except TimeoutError:
-        return Candidate(name, Verdict.UNHEALTHY, f"no answer within {ASK_TIMEOUT_SECONDS:g} s")
+        return Candidate(name, Verdict.UNHEALTHY, f"no answer within {providers.timeout:g} s")
     except Rejected as exc:
         refusals = tuple(exc.refusals)
         return Candidate(name, Verdict.INCAPABLE, _refused(refusals) or str(exc), refusals=refusals)

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 class ProviderSet:
     def __init__(self, settings: Settings, *, metrics: GatewayMetrics | None = None):
         self._settings = settings
+        # Seconds a health check or a quote may take before the provider counts as down.
+        self.timeout = settings.provider_timeout
         self._adapters: dict[str, Provider] = {}
         # With metrics, every adapter call is counted and timed (one place for all of them).
         self._metrics = metrics

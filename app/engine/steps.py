@@ -1,0 +1,134 @@
+"""The steps every engine action is made of: the context it runs in, one recorded step (a
+transaction under the job's row lock, only while this engine holds the job), and the outcomes
+both the plain actions (actions.py) and `auto` placement (auto.py) record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app import database
+from app.admission.providers import ProviderSet
+from app.engine import repository
+from app.jobs import service as jobs_service
+from app.jobs.lifecycle import JobStatus
+from app.jobs.record import JobRecord
+from providers.base import Provider
+from providers.errors import HandleNotFound
+from providers.types import FailureReason, Handle, LogBatch, Quote
+
+T = TypeVar("T")
+
+
+class LeaseLost(Exception):
+    """Another engine holds the job now; this one must stop driving it."""
+
+
+@dataclass
+class Context:
+    db: AsyncEngine
+    providers: ProviderSet
+    owner: str
+    metrics_interval: float
+
+
+async def record(
+    ctx: Context, job_id: str, step: Callable[[AsyncConnection, JobRecord], Awaitable[T]]
+) -> T:
+    """Run `step` on the job, re-read under its row lock, in one transaction; LeaseLost when
+    this engine no longer holds the job (a lapsed lease must never write twice)."""
+    async with database.transaction(ctx.db) as connection:
+        row = await repository.lock_owned(connection, ctx.owner, job_id)
+        if row is None:
+            raise LeaseLost(job_id)
+        return await step(connection, JobRecord.from_row(row))
+
+
+class Progress(Enum):
+    ENDED = "ended"
+    CHANGED = "changed"
+    QUIET = "quiet"  # nothing new: the engine may look less often
+
+
+def _cost(row: JobRecord, until: datetime) -> float:
+    started = row.started_at
+    if started is None:
+        return 0.0
+    hours = max((until - started).total_seconds(), 0.0) / 3600
+    return round(float(row.usd_per_hour) * hours, 6)
+
+
+def final_cost(row: JobRecord, ended_at: datetime) -> dict[str, Any]:
+    """The end time and the cost up to it, from one clock reading: cost = rate x (endedAt -
+    startedAt), exactly."""
+    return {"ended_at": ended_at, "cost_current": _cost(row, ended_at)}
+
+
+def log_changes(row: JobRecord, batch: LogBatch | None) -> dict[str, Any]:
+    if batch is None or not batch.lines:
+        return {} if batch is None else {"log_cursor": batch.cursor}
+    return {"log_cursor": batch.cursor, "log_seq": row.log_seq + len(batch.lines)}
+
+
+async def store_logs(connection: AsyncConnection, row: JobRecord, batch: LogBatch | None) -> None:
+    if batch is not None and batch.lines:
+        await repository.append_logs(connection, row.id, row.log_seq, batch.lines)
+
+
+async def fail(
+    ctx: Context,
+    job_id: str,
+    reason: FailureReason,
+    message: str,
+    *,
+    exit_code: int | None = None,
+    batch: LogBatch | None = None,
+) -> None:
+    async def step(connection: AsyncConnection, row: JobRecord) -> None:
+        if row.status.is_terminal:
+            return
+        changes = log_changes(row, batch)
+        await store_logs(connection, row, batch)
+        changes["results"] = {
+            **(row.results or {}),
+            "exitCode": exit_code,
+            "reason": reason.value,
+            "message": message,
+        }
+        changes["endpoints"] = []
+        changes.update(final_cost(row, datetime.now(UTC)))
+        await jobs_service.transition(
+            connection, row, JobStatus.FAILED, message=message, changes=changes
+        )
+
+    await record(ctx, job_id, step)
+
+
+def price_changes(quote: Quote, duration: int) -> dict[str, Any]:
+    """The job's price columns from a quote: the one taken at submission, or the price the
+    network settled on later (an accepted bid)."""
+    native = quote.native
+    return {
+        "usd_per_hour": quote.usd_per_hour,
+        "cost_projected": round(quote.usd_per_hour * duration / 3600, 6),
+        "native_price": None
+        if native is None
+        else {
+            "denom": native.denom,
+            "amount": native.amount,
+            "unit": native.unit,
+            "unitsPerHour": native.units_per_hour,
+        },
+    }
+
+
+async def stop_quietly(provider: Provider, handle: Handle) -> None:
+    with contextlib.suppress(HandleNotFound):
+        await provider.cancel(handle)

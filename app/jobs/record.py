@@ -1,0 +1,66 @@
+"""A stored job as it crosses a module boundary: the row read once into typed attributes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from app.jobs.lifecycle import JobStatus
+
+# A summary read (the job list) leaves these out; they then keep their defaults.
+_NOT_IN_SUMMARIES = (
+    "config",
+    "results",
+    "handle",
+    "needs_release",
+    "log_cursor",
+    "log_seq",
+    "engine_owner",
+    "batch_index",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    account_id: str
+    provider: str  # a provider name, or "auto" while an auto job waits to be placed
+    status: JobStatus
+    image: str
+    cpu: int
+    memory: str
+    storage: str
+    duration: int  # seconds
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    cost_current: Decimal
+    cost_projected: Decimal
+    usd_per_hour: Decimal
+    native_price: dict[str, Any] | None  # {"denom", "amount", "unit", "unitsPerHour"}
+    endpoints: list[dict[str, Any]]  # [{"port", "url"}] while it runs
+    template_id: str | None
+    batch_id: str | None
+    config: dict[str, Any] = field(default_factory=dict)  # the JobConfig fields, camelCase
+    results: dict[str, Any] = field(default_factory=dict)
+    # The engine's columns: the adapter's handle, whether the workload still holds anything,
+    # where the next log read starts, the last stored line's sequence, the engine driving it.
+    handle: dict[str, Any] | None = None
+    needs_release: bool = False
+    log_cursor: str | None = None
+    log_seq: int = 0
+    engine_owner: str | None = None
+    batch_index: int | None = None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> JobRecord:
+        values = {name: row[name] for name in cls.__dataclass_fields__ if name in row}
+        missing = set(cls.__dataclass_fields__) - set(values) - set(_NOT_IN_SUMMARIES)
+        if missing:
+            raise KeyError(f"a job row needs {sorted(missing)}")
+        values["status"] = JobStatus(row["status"])
+        return cls(**values)

@@ -1,0 +1,8 @@
+"""The Postgres NOTIFY channel every gateway process listens on (app.streams.listener).
+
+One channel for everything, told apart by payload: `job:<id>` and `account:<id>` (new job rows,
+app.jobs.repository), `keys` (an API key changed, app.auth.repository), `webhooks` (deliveries
+are due, app.webhooks.repository). A notification is only a doorbell: listeners read the rows.
+"""
+
+NOTIFY_CHANNEL = "cortex_jobs"
