@@ -23,11 +23,14 @@ async def get_logs(request: Request) -> Response:
         query = validation.validate_query(request, schemas.LogQuery)
         job = await jobs_service.find_job(connection, auth.account_id, job_id)
         if query.follow:
-            after = seq_cursor(request)
-            if after is None:
-                after = await streams_repository.log_start(
+            cursor = seq_cursor(request)
+            after = (
+                cursor
+                if cursor is not None
+                else await streams_repository.log_start(
                     connection, job.id, tail=query.tail, since=query.since
                 )
+            )
         else:
             rows = await repository.tail_logs(
                 connection, job.id, tail=query.tail or schemas.MAX_LOG_LINES, since=query.since
