@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -13,8 +14,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Mount
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount
 
 from app import database, envelope, errors, exception_handlers, openapi
 from app.admission.providers import ProviderSet
@@ -31,7 +32,7 @@ from app.jobs import routes as job_routes
 from app.observability import metrics as app_metrics
 from app.observability import routes as operations_routes
 from app.observability.middleware import RequestContextMiddleware
-from app.routing import resource
+from app.routing import Operation, api
 from app.settings import Settings
 from app.streams import routes as stream_routes
 from app.streams.feeds import Feeds
@@ -57,10 +58,15 @@ class State(TypedDict):
 
 
 async def openapi_document(request: Request) -> JSONResponse:
-    return JSONResponse(openapi.document())
+    return JSONResponse(_api_document())
 
 
-async def health(request: Request) -> JSONResponse:
+@functools.cache
+def _api_document() -> dict[str, Any]:
+    return openapi.document(API_ROUTES)
+
+
+async def health(request: Request) -> Response:
     try:
         async with database.transaction(request.state.db) as connection:
             await connection.execute(sa.text("SELECT 1"))
@@ -89,6 +95,23 @@ def _tune_garbage_collector(threshold: int) -> None:
 
 
 _startup_frozen = False
+
+
+# The API, mounted at openapi.PREFIX. Its declarations are also its OpenAPI document.
+API_ROUTES: tuple[BaseRoute, ...] = (
+    # Before /jobs/{job_id}: fixed paths under /jobs must not be read as job ids.
+    *template_routes.routes,
+    *batch_routes.routes,
+    *stream_routes.routes,
+    *job_routes.routes,
+    *telemetry_routes.routes,
+    *webhook_routes.routes,
+    *catalog_routes.routes,
+    # The document does not describe itself.
+    api("/openapi.json", Operation("GET", openapi_document, "getOpenApi", "", documented=False)),
+    # A public probe, kept out of the document as it always was.
+    api("/health", Operation("GET", health, "getHealth", "", documented=False)),
+)
 
 
 def create_app(
@@ -150,21 +173,9 @@ def create_app(
             await providers.aclose()
             await db.dispose()
 
-    api = [
-        # Before /jobs/{job_id}: fixed paths under /jobs must not be read as job ids.
-        *template_routes.routes,
-        *batch_routes.routes,
-        *stream_routes.routes,
-        *job_routes.routes,
-        *telemetry_routes.routes,
-        *webhook_routes.routes,
-        *catalog_routes.routes,
-        resource("/openapi.json", GET=openapi_document),
-        resource("/health", GET=health),
-    ]
     return Starlette(
         routes=[
-            Mount(openapi.PREFIX, routes=api),
+            Mount(openapi.PREFIX, routes=API_ROUTES),
             *operations_routes.routes,
             *dashboard_routes.routes,
         ],

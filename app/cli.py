@@ -6,13 +6,13 @@ with a gateway that is already running there) or DATABASE_URL.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import typer
 from pydantic import ValidationError as SettingsError
 
 from app import __version__, database, embedded_postgres, migrate
@@ -24,70 +24,186 @@ T = TypeVar("T")
 logger = logging.getLogger("app")
 
 FIRST_ACCOUNT = "default"
+PROGRAM = "cortex-gateway"
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cortex-gateway",
-        description="Run container jobs on Akash, Render, Golem or a local runtime.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    serve = commands.add_parser("serve", help="migrate the database and start the gateway")
-    serve.add_argument("--host", help="address to listen on (CORTEX_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (CORTEX_PORT, default 8000)")
-
-    commands.add_parser("migrate", help="apply database migrations and exit")
-
-    keys = commands.add_parser("keys", help="create, list and revoke API keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    create = key_commands.add_parser("create", help="create a key; prints it once, last line")
-    create.add_argument("--name", required=True, help="what the key is for")
-    create.add_argument(
-        "--account", default=FIRST_ACCOUNT, help=f"account name (default {FIRST_ACCOUNT!r})"
-    )
-    create.add_argument(
-        "--scope",
-        action="append",
-        dest="scopes",
-        metavar="SCOPE",
-        help="repeatable: "
-        + ", ".join(scope.value for scope in scopes.Scope)
-        + " (default: "
-        + ", ".join(scope.value for scope in scopes.DEFAULT_SCOPES)
-        + ")",
-    )
-    key_commands.add_parser("list", help="list keys (never their secrets)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("key_id", metavar="ID")
-    return parser
+cli = typer.Typer(
+    name=PROGRAM,
+    help="Run container jobs on Akash, Render, Golem or a local runtime.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = _parser().parse_args(argv)
+    """`cortex-gateway` and `python -m app`: the exit status of the command."""
+    try:
+        cli(args=argv, prog_name=PROGRAM)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return 0
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"{PROGRAM} {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Run container jobs on Akash, Render, Golem or a local runtime.
+
+    Every command works on the same data: the embedded PostgreSQL in the data directory
+    (shared with a gateway already running there) or DATABASE_URL."""
+
+
+@cli.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (CORTEX_HOST, default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (CORTEX_PORT, default 8000).")
+    ] = None,
+) -> None:
+    """Migrate the database and start the gateway."""
+    _execute("serve", lambda settings: _serve(settings, host, port))
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Apply database migrations and exit."""
+
+    def up_to_date(settings: Settings) -> int:
+        _prepare_database(settings)
+        print("Database is up to date.")
+        return 0
+
+    _execute("migrate", up_to_date)
+
+
+@keys_cli.command("create")
+def create_key(
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    account: Annotated[
+        str, typer.Option(help=f"Account name (default {FIRST_ACCOUNT!r}).", show_default=False)
+    ] = FIRST_ACCOUNT,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SCOPE",
+            help="Repeatable: "
+            + ", ".join(scope.value for scope in scopes.Scope)
+            + " (default: "
+            + ", ".join(scope.value for scope in scopes.DEFAULT_SCOPES)
+            + ").",
+        ),
+    ] = None,
+) -> None:
+    """Create a key; prints it once, on the last line."""
+    try:
+        chosen = scopes.parse_scopes(scope or list(scopes.DEFAULT_SCOPES))
+    except ValueError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+
+    def create(settings: Settings) -> int:
+        url = _prepare_database(settings)
+        created = _run(
+            url, lambda c: service.create_key(c, name=name, account=account, scopes=chosen)
+        )
+        key = created.key
+        print(f"Created API key {key['id']} ({key['name']}) for account {key['account_name']}")
+        print(f"Scopes: {' '.join(key['scopes'])}")
+        print("The key is shown only this once:")
+        print(created.secret)
+        return 0
+
+    _execute("keys", create)
+
+
+@keys_cli.command("list")
+def list_keys() -> None:
+    """List keys (never their secrets)."""
+
+    def show(settings: Settings) -> int:
+        rows = _run(_prepare_database(settings), service.list_keys)
+        header = ("ID", "NAME", "ACCOUNT", "PREFIX", "SCOPES", "CREATED", "LAST USED", "REVOKED")
+        table = [header] + [
+            (
+                row["id"],
+                row["name"],
+                row["account_name"],
+                row["prefix"] + "…",
+                ",".join(row["scopes"]),
+                _when(row["created_at"]),
+                _when(row["last_used_at"]),
+                _when(row["revoked_at"]),
+            )
+            for row in rows
+        ]
+        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+        for line in table:
+            print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        return 0
+
+    _execute("keys", show)
+
+
+@keys_cli.command("revoke")
+def revoke_key(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Revoke a key at once."""
+
+    def revoke(settings: Settings) -> int:
+        url = _prepare_database(settings)
+        try:
+            row = _run(url, lambda c: service.revoke_key(c, key_id))
+        except service.KeyNotFound:
+            _error(f"no API key with id {key_id}")
+            return 1
+        print(f"Revoked API key {row['id']} ({row['name']}) at {_when(row['revoked_at'])}")
+        return 0
+
+    _execute("keys", revoke)
+
+
+def _execute(command: str, body: Callable[[Settings], int]) -> None:
+    """Run a command with the settings and logging it needs, and end with its status.
+
+    Arguments are checked before the settings are read, so a mistyped option is reported
+    as such even when the configuration is also wrong."""
     try:
         settings = Settings()
     except SettingsError as exc:
-        print(f"cortex-gateway: invalid configuration:\n{exc}", file=sys.stderr)
-        return 2
+        _error(f"invalid configuration:\n{exc}")
+        raise typer.Exit(2) from None
     logs.configure(settings)
     try:
-        if arguments.command == "serve":
-            return _serve(settings, arguments.host, arguments.port)
-        url = _prepare_database(settings)
-        if arguments.command == "migrate":
-            print("Database is up to date.")
-            return 0
-        return _keys(arguments, url)
+        status = body(settings)
     except KeyboardInterrupt:
-        return 130
+        status = 130
     except Exception:
         # Through logging, so that with JSON logs even a crash is one JSON line.
-        logger.critical("cortex-gateway %s failed", arguments.command, exc_info=True)
-        return 1
+        logger.critical("%s %s failed", PROGRAM, command, exc_info=True)
+        status = 1
     finally:
         embedded_postgres.stop_all()
+    raise typer.Exit(status)
+
+
+def _error(message: str) -> None:
+    print(f"{PROGRAM}: {message}", file=sys.stderr)
 
 
 def _prepare_database(settings: Settings) -> str:
@@ -108,54 +224,6 @@ def _run(url: str, use_case: Callable[[Any], Awaitable[T]]) -> T:
             await engine.dispose()
 
     return asyncio.run(run())
-
-
-def _keys(arguments: argparse.Namespace, url: str) -> int:
-    if arguments.keys_command == "create":
-        try:
-            chosen = scopes.parse_scopes(arguments.scopes or list(scopes.DEFAULT_SCOPES))
-        except ValueError as exc:
-            print(f"cortex-gateway: {exc}", file=sys.stderr)
-            return 2
-        created = _run(
-            url,
-            lambda c: service.create_key(
-                c, name=arguments.name, account=arguments.account, scopes=chosen
-            ),
-        )
-        key = created.key
-        print(f"Created API key {key['id']} ({key['name']}) for account {key['account_name']}")
-        print(f"Scopes: {' '.join(key['scopes'])}")
-        print("The key is shown only this once:")
-        print(created.secret)
-        return 0
-    if arguments.keys_command == "list":
-        rows = _run(url, service.list_keys)
-        header = ("ID", "NAME", "ACCOUNT", "PREFIX", "SCOPES", "CREATED", "LAST USED", "REVOKED")
-        table = [header] + [
-            (
-                row["id"],
-                row["name"],
-                row["account_name"],
-                row["prefix"] + "…",
-                ",".join(row["scopes"]),
-                _when(row["created_at"]),
-                _when(row["last_used_at"]),
-                _when(row["revoked_at"]),
-            )
-            for row in rows
-        ]
-        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-        for line in table:
-            print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-        return 0
-    try:
-        row = _run(url, lambda c: service.revoke_key(c, arguments.key_id))
-    except service.KeyNotFound:
-        print(f"cortex-gateway: no API key with id {arguments.key_id}", file=sys.stderr)
-        return 1
-    print(f"Revoked API key {row['id']} ({row['name']}) at {_when(row['revoked_at'])}")
-    return 0
 
 
 def _when(moment: Any) -> str:

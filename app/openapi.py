@@ -1,45 +1,21 @@
-"""The OpenAPI 3.1 document, generated from the pydantic models that validate requests."""
+"""The OpenAPI 3.1 document, built by walking the route table's declared operations and the
+pydantic models that validate requests; nothing here lists a path."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from functools import cache
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.routing import BaseRoute
 
 from app import __version__, errors
-from app.auth.scopes import Scope
-from app.batches import schemas as batch_schemas
-from app.catalog import schemas as catalog_schemas
 from app.idempotency import requests as idempotency
-from app.job_templates import schemas as template_schemas
-from app.jobs import schemas as job_schemas
-from app.streams import schemas as stream_schemas
-from app.telemetry import schemas as telemetry_schemas
-from app.webhooks import schemas as webhook_schemas
+from app.routing import ApiRoute, Operation
 
 PREFIX = "/api/plugin-core"
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str
-    operation_id: str
-    summary: str
-    scope: Scope | None
-    response: type[BaseModel] | None
-    status: int = 200
-    request: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    list_response: bool = False
-    error_types: tuple[type[errors.GatewayError], ...] = field(default_factory=tuple)
-    # Takes an Idempotency-Key header.
-    idempotent: bool = False
-
 
 _JOB_ID = {
     "name": "job_id",
@@ -48,361 +24,10 @@ _JOB_ID = {
     "schema": {"type": "string", "pattern": "^job_[0-9a-f]{12,32}$"},
 }
 
-OPERATIONS = (
-    Operation(
-        "post",
-        "/jobs",
-        "createJob",
-        "Submit a job",
-        Scope.JOBS_WRITE,
-        job_schemas.Job,
-        status=201,
-        request=job_schemas.JobSpec,
-        error_types=(errors.ValidationError, errors.UnsupportedMediaType, errors.PayloadTooLarge),
-        idempotent=True,
-    ),
-    Operation(
-        "get",
-        "/jobs",
-        "listJobs",
-        "List jobs",
-        Scope.JOBS_READ,
-        job_schemas.JobSummary,
-        query=job_schemas.JobListQuery,
-        list_response=True,
-        error_types=(errors.ValidationError,),
-    ),
-    Operation(
-        "get",
-        "/jobs/{job_id}",
-        "getJob",
-        "Get a job with its events",
-        Scope.JOBS_READ,
-        job_schemas.Job,
-        error_types=(errors.JobNotFound,),
-    ),
-    Operation(
-        "post",
-        "/jobs/{job_id}/cancel",
-        "cancelJob",
-        "Cancel a job",
-        Scope.JOBS_WRITE,
-        job_schemas.Job,
-        error_types=(errors.JobNotFound, errors.JobAlreadyFinished),
-    ),
-    Operation(
-        "get",
-        "/jobs/{job_id}/logs",
-        "getJobLogs",
-        "Read a job's log lines; with follow=true, a live Server-Sent Events stream",
-        Scope.JOBS_READ,
-        telemetry_schemas.Logs,
-        query=telemetry_schemas.LogQuery,
-        error_types=(errors.ValidationError, errors.JobNotFound),
-    ),
-    Operation(
-        "get",
-        "/jobs/{job_id}/events",
-        "getJobEvents",
-        "Read a job's events; with follow=true, a live Server-Sent Events stream",
-        Scope.JOBS_READ,
-        stream_schemas.JobEvents,
-        query=stream_schemas.JobEventsQuery,
-        error_types=(errors.ValidationError, errors.JobNotFound),
-    ),
-    Operation(
-        "get",
-        "/jobs/events",
-        "getAccountEvents",
-        "Status changes of every job of the account; with follow=true, live",
-        Scope.JOBS_READ,
-        stream_schemas.AccountEvents,
-        query=stream_schemas.AccountEventsQuery,
-        error_types=(errors.ValidationError,),
-    ),
-    Operation(
-        "post",
-        "/jobs/events/stream-token",
-        "createAccountStreamToken",
-        "Issue a short-lived token for the account's status stream (for EventSource)",
-        Scope.JOBS_READ,
-        stream_schemas.StreamToken,
-        status=201,
-    ),
-    Operation(
-        "post",
-        "/jobs/{job_id}/stream-token",
-        "createStreamToken",
-        "Issue a short-lived token for this job's streams (for EventSource)",
-        Scope.JOBS_READ,
-        stream_schemas.StreamToken,
-        status=201,
-        error_types=(errors.JobNotFound,),
-    ),
-    Operation(
-        "get",
-        "/jobs/{job_id}/metrics",
-        "getJobMetrics",
-        "Read a job's resource use",
-        Scope.JOBS_READ,
-        telemetry_schemas.Metrics,
-        query=telemetry_schemas.MetricQuery,
-        error_types=(errors.ValidationError, errors.JobNotFound),
-    ),
-)
-
 
 def _path_parameter(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
-
-_WEBHOOK_ERRORS = (errors.ValidationError, errors.WebhookNotFound)
-WEBHOOK_OPERATIONS = (
-    Operation(
-        "post",
-        "/webhooks",
-        "createWebhook",
-        "Subscribe an endpoint to job events",
-        Scope.WEBHOOKS_WRITE,
-        webhook_schemas.EndpointWithSecret,
-        status=201,
-        request=webhook_schemas.EndpointCreate,
-        error_types=(errors.ValidationError, errors.UnsupportedMediaType),
-    ),
-    Operation(
-        "get",
-        "/webhooks",
-        "listWebhooks",
-        "List webhook endpoints",
-        Scope.WEBHOOKS_READ,
-        webhook_schemas.Endpoint,
-        query=webhook_schemas.ListQuery,
-        list_response=True,
-        error_types=(errors.ValidationError,),
-    ),
-    Operation(
-        "get",
-        "/webhooks/{endpoint_id}",
-        "getWebhook",
-        "Get a webhook endpoint",
-        Scope.WEBHOOKS_READ,
-        webhook_schemas.Endpoint,
-        error_types=(errors.WebhookNotFound,),
-    ),
-    Operation(
-        "patch",
-        "/webhooks/{endpoint_id}",
-        "updateWebhook",
-        "Change an endpoint's url, events or active flag",
-        Scope.WEBHOOKS_WRITE,
-        webhook_schemas.Endpoint,
-        request=webhook_schemas.EndpointUpdate,
-        error_types=_WEBHOOK_ERRORS,
-    ),
-    Operation(
-        "delete",
-        "/webhooks/{endpoint_id}",
-        "deleteWebhook",
-        "Delete an endpoint",
-        Scope.WEBHOOKS_WRITE,
-        None,
-        status=204,
-        error_types=(errors.WebhookNotFound,),
-    ),
-    Operation(
-        "post",
-        "/webhooks/{endpoint_id}/rotate-secret",
-        "rotateWebhookSecret",
-        "Replace the signing secret (the old one signs too for a grace period)",
-        Scope.WEBHOOKS_WRITE,
-        webhook_schemas.EndpointWithSecret,
-        request=webhook_schemas.SecretRotation,
-        error_types=_WEBHOOK_ERRORS,
-    ),
-    Operation(
-        "post",
-        "/webhooks/{endpoint_id}/test",
-        "testWebhook",
-        "Send a webhook.test event",
-        Scope.WEBHOOKS_WRITE,
-        webhook_schemas.Delivery,
-        status=202,
-        error_types=(errors.WebhookNotFound,),
-    ),
-    Operation(
-        "get",
-        "/webhooks/{endpoint_id}/deliveries",
-        "listWebhookDeliveries",
-        "Deliveries with their attempts",
-        Scope.WEBHOOKS_READ,
-        webhook_schemas.Delivery,
-        query=webhook_schemas.DeliveryQuery,
-        list_response=True,
-        error_types=_WEBHOOK_ERRORS,
-    ),
-    Operation(
-        "post",
-        "/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry",
-        "retryWebhookDelivery",
-        "Send a delivery again now",
-        Scope.WEBHOOKS_WRITE,
-        webhook_schemas.Delivery,
-        status=202,
-        error_types=(errors.WebhookNotFound, errors.DeliveryNotFound),
-    ),
-)
-
-PROVIDER_OPERATIONS = (
-    Operation(
-        "get",
-        "/providers",
-        "listProviders",
-        "Every provider: health, what it can run, how it prices",
-        Scope.JOBS_READ,
-        catalog_schemas.Provider,
-        list_response=True,
-    ),
-    Operation(
-        "get",
-        "/providers/{name}",
-        "getProvider",
-        "One provider: health, what it can run, how it prices",
-        Scope.JOBS_READ,
-        catalog_schemas.Provider,
-        error_types=(errors.ProviderNotFound,),
-    ),
-    Operation(
-        "post",
-        "/providers/quote",
-        "quoteProviders",
-        'Compare what each provider would charge for a job spec (what "auto" would pick)',
-        Scope.JOBS_READ,
-        catalog_schemas.QuoteComparison,
-        request=catalog_schemas.QuoteRequest,
-        error_types=(errors.ValidationError, errors.UnsupportedMediaType, errors.PayloadTooLarge),
-    ),
-)
-
-_TEMPLATE_ERRORS = (errors.ValidationError, errors.TemplateNotFound)
-TEMPLATE_OPERATIONS = (
-    Operation(
-        "post",
-        "/jobs/templates",
-        "createTemplate",
-        "Save a job specification as a named template",
-        Scope.TEMPLATES_WRITE,
-        template_schemas.Template,
-        status=201,
-        request=template_schemas.TemplateCreate,
-        error_types=(
-            errors.ValidationError,
-            errors.TemplateNameTaken,
-            errors.UnsupportedMediaType,
-            errors.ProviderUnavailable,
-        ),
-    ),
-    Operation(
-        "get",
-        "/jobs/templates",
-        "listTemplates",
-        "List the account's templates",
-        Scope.TEMPLATES_READ,
-        template_schemas.Template,
-        query=template_schemas.TemplateListQuery,
-        list_response=True,
-        error_types=(errors.ValidationError,),
-    ),
-    Operation(
-        "get",
-        "/jobs/templates/{template_id}",
-        "getTemplate",
-        "Get a template",
-        Scope.TEMPLATES_READ,
-        template_schemas.Template,
-        error_types=(errors.TemplateNotFound,),
-    ),
-    Operation(
-        "patch",
-        "/jobs/templates/{template_id}",
-        "updateTemplate",
-        "Rename a template, or replace its description or config",
-        Scope.TEMPLATES_WRITE,
-        template_schemas.Template,
-        request=template_schemas.TemplateUpdate,
-        error_types=(*_TEMPLATE_ERRORS, errors.TemplateNameTaken, errors.ProviderUnavailable),
-    ),
-    Operation(
-        "delete",
-        "/jobs/templates/{template_id}",
-        "deleteTemplate",
-        "Delete a template (jobs made from it keep its id)",
-        Scope.TEMPLATES_WRITE,
-        None,
-        status=204,
-        error_types=(errors.TemplateNotFound,),
-    ),
-    Operation(
-        "post",
-        "/jobs/from-template/{template_id}",
-        "createJobFromTemplate",
-        "Submit a job from a template with overrides (also needs templates:read)",
-        Scope.JOBS_WRITE,
-        job_schemas.Job,
-        status=201,
-        request=template_schemas.JobFromTemplate,
-        error_types=(*_TEMPLATE_ERRORS, errors.UnsupportedMediaType, errors.ProviderUnavailable),
-        idempotent=True,
-    ),
-)
-
-BATCH_OPERATIONS = (
-    Operation(
-        "post",
-        "/jobs/batch",
-        "createBatch",
-        "Submit several jobs at once, all or none, run at most `concurrency` at a time",
-        Scope.JOBS_WRITE,
-        batch_schemas.BatchSubmitted,
-        status=201,
-        request=batch_schemas.BatchCreate,
-        error_types=(
-            errors.ValidationError,
-            errors.UnsupportedMediaType,
-            errors.PayloadTooLarge,
-            errors.ProviderUnavailable,
-        ),
-        idempotent=True,
-    ),
-    Operation(
-        "get",
-        "/jobs/batch",
-        "listBatches",
-        "List the account's batches, newest first, with counts per status",
-        Scope.JOBS_READ,
-        batch_schemas.BatchSummary,
-        query=batch_schemas.BatchListQuery,
-        list_response=True,
-        error_types=(errors.ValidationError,),
-    ),
-    Operation(
-        "get",
-        "/jobs/batch/{batch_id}",
-        "getBatch",
-        "Get a batch with how many of its jobs are in each status",
-        Scope.JOBS_READ,
-        batch_schemas.Batch,
-        error_types=(errors.BatchNotFound,),
-    ),
-    Operation(
-        "post",
-        "/jobs/batch/{batch_id}/cancel",
-        "cancelBatch",
-        "Cancel every unfinished job of a batch",
-        Scope.JOBS_WRITE,
-        batch_schemas.Batch,
-        error_types=(errors.BatchNotFound, errors.BatchAlreadyFinished),
-    ),
-)
 
 _IDEMPOTENCY_KEY = {
     "name": idempotency.HEADER,
@@ -479,7 +104,7 @@ def _responses(operation: Operation) -> dict[str, Any]:
         },
     }
     if operation.query is not None and "follow" in operation.query.model_fields:
-        success["content"]["text/event-stream"] = {  # type: ignore[index]
+        success["content"]["text/event-stream"] = {
             "schema": {"type": "string", "description": "With follow=true: Server-Sent Events"}
         }
     responses = {str(operation.status): success}
@@ -487,10 +112,10 @@ def _responses(operation: Operation) -> dict[str, Any]:
 
 
 def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, Any]:
-    error_types = [*list(operation.error_types), errors.InternalError]
+    error_types: list[type[errors.GatewayError]] = [*operation.errors, errors.InternalError]
     if operation.idempotent:
         error_types += [errors.IdempotencyKeyReused]
-    if operation.scope is not None:
+    if operation.scopes:
         error_types += [errors.Unauthorized, errors.Forbidden]
     for error_type in sorted(error_types, key=lambda e: e.status_code):
         entry = responses.setdefault(
@@ -505,17 +130,20 @@ def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, An
     return responses
 
 
-@cache
-def document() -> dict[str, Any]:
-    operations = (
-        OPERATIONS
-        + TEMPLATE_OPERATIONS
-        + BATCH_OPERATIONS
-        + WEBHOOK_OPERATIONS
-        + PROVIDER_OPERATIONS
-    )
-    request_models = [op.request for op in operations if op.request is not None]
-    response_models = [op.response for op in operations if op.response is not None]
+def operations(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, Operation]]:
+    """(path under PREFIX, operation) for every documented operation of the table."""
+    for route in routes:
+        if isinstance(route, ApiRoute):
+            for operation in route.operations:
+                if operation.documented:
+                    yield route.path, operation
+
+
+def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """The document for the API's route table (the routes mounted at PREFIX)."""
+    declared = list(operations(routes))
+    request_models = [op.request for _, op in declared if op.request is not None]
+    response_models = [op.response for _, op in declared if op.response is not None]
     _, generated = models_json_schema(
         [(model, "validation") for model in request_models]
         + [(model, "serialization") for model in response_models],
@@ -523,9 +151,9 @@ def document() -> dict[str, Any]:
     )
     definitions: dict[str, Any] = dict(generated.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
-    for operation in operations:
+    for path, operation in declared:
         parameters: list[dict[str, Any]] = []
-        for name in re.findall(r"{(\w+)}", operation.path):
+        for name in re.findall(r"{(\w+)}", path):
             parameters.append(_JOB_ID if name == "job_id" else _path_parameter(name))
         if operation.query is not None:
             parameters += _query_parameters(operation.query, definitions)
@@ -537,15 +165,16 @@ def document() -> dict[str, Any]:
             "parameters": parameters,
             "responses": _responses(operation),
         }
-        if operation.scope is not None:
-            spec["security"] = [{"bearerAuth": []}]
-            spec["description"] = f"Needs the `{operation.scope.value}` scope."
+        if operation.scopes:
+            # OpenAPI 3.1 lets a non-OAuth scheme list the roles an operation needs.
+            spec["security"] = [{"bearerAuth": [scope.value for scope in operation.scopes]}]
+            spec["description"] = _needs(operation)
         if operation.request is not None:
             spec["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": _ref(operation.request)}},
             }
-        paths.setdefault(PREFIX + operation.path, {})[operation.method] = spec
+        paths.setdefault(PREFIX + path, {})[operation.method.lower()] = spec
     definitions["Error"] = _ERROR_SCHEMA
     return {
         "openapi": "3.1.0",
@@ -557,3 +186,10 @@ def document() -> dict[str, Any]:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _needs(operation: Operation) -> str:
+    names = [f"`{scope.value}`" for scope in operation.scopes]
+    if len(names) == 1:
+        return f"Needs the {names[0]} scope."
+    return f"Needs the {', '.join(names[:-1])} and {names[-1]} scopes."

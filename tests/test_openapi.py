@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import httpx
-from openapi_spec_validator import validate
-from starlette.routing import Mount
+import re
 
-from app.application import create_app
+import httpx
+import pytest
+from openapi_spec_validator import validate
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+from app import openapi
+from app.application import API_ROUTES, create_app
+from app.routing import ApiRoute
 from app.settings import Settings
-from tests.factories import API
+from tests.factories import API, Keys
 
 
 async def test_document_is_valid_openapi_3_1(app_client: httpx.AsyncClient) -> None:
@@ -19,26 +25,105 @@ async def test_document_is_valid_openapi_3_1(app_client: httpx.AsyncClient) -> N
     validate(document)
 
 
-async def test_every_api_route_is_documented(
-    app_client: httpx.AsyncClient, settings: Settings
-) -> None:
-    document = (await app_client.get(f"{API}/openapi.json")).json()
-    documented = {
-        (path.replace("{job_id}", "{job_id}"), method.upper())
-        for path, operations in document["paths"].items()
-        for method in operations
-    }
-    app = create_app(settings)
-    served = {
+def _served(app: Starlette) -> set[tuple[str, str]]:
+    """(path, method) of every route the app serves under the API prefix."""
+    return {
         (API + route.path, method)
         for mount in app.routes
         # Only the API is documented; the dashboard's pages are not part of it.
         if isinstance(mount, Mount) and mount.path == API
         for route in mount.routes
-        for method in route.methods - {"HEAD"}
-        if not route.path.endswith((".json", "/health"))
+        if isinstance(route, Route)
+        for method in (route.methods or set()) - {"HEAD"}
     }
-    assert served == documented
+
+
+def _declared_undocumented(app: Starlette) -> set[tuple[str, str]]:
+    return {
+        (API + route.path, operation.method)
+        for mount in app.routes
+        if isinstance(mount, Mount) and mount.path == API
+        for route in mount.routes
+        if isinstance(route, ApiRoute)
+        for operation in route.operations
+        if not operation.documented
+    }
+
+
+def _documented() -> list[tuple[str, str, list[str]]]:
+    """(path, method, scopes) of every operation in the document, scopes from its security."""
+    return [
+        (path, method.upper(), spec["security"][0]["bearerAuth"] if "security" in spec else [])
+        for path, operations in openapi.document(API_ROUTES)["paths"].items()
+        for method, spec in operations.items()
+    ]
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"{(\w+)}", lambda m: JOB_ID if m[1] == "job_id" else "nothing", path)
+
+
+JOB_ID = "job_" + "0" * 24
+
+
+class TestRouteTable:
+    async def test_every_served_route_is_documented_and_every_documented_one_served(
+        self, app_client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        document = (await app_client.get(f"{API}/openapi.json")).json()
+        documented = {
+            (path, method.upper())
+            for path, operations in document["paths"].items()
+            for method in operations
+        }
+        app = create_app(settings)
+
+        assert _served(app) - _declared_undocumented(app) == documented
+
+    async def test_only_the_document_itself_and_the_health_probe_are_undocumented(
+        self, settings: Settings
+    ) -> None:
+        undocumented = _declared_undocumented(create_app(settings))
+
+        assert undocumented == {(f"{API}/openapi.json", "GET"), (f"{API}/health", "GET")}
+
+    @pytest.mark.parametrize(
+        ("path", "method", "scopes"),
+        _documented(),
+        ids=[f"{method} {path.removeprefix(API)}" for path, method, _ in _documented()],
+    )
+    async def test_each_operation_enforces_the_scopes_it_documents(
+        self,
+        app_client: httpx.AsyncClient,
+        keys: Keys,
+        path: str,
+        method: str,
+        scopes: list[str],
+    ) -> None:
+        url = _concrete(path)
+
+        anonymous = await app_client.request(method, url)
+        if scopes:
+            assert anonymous.status_code == 401
+        else:
+            assert anonymous.status_code not in (401, 403)
+        for missing in scopes:
+            held = [scope for scope in scopes if scope != missing]
+            key = await keys.create(scope=held)
+            response = await app_client.request(method, url, headers=_bearer(key))
+            assert response.status_code == 403
+            assert response.json()["error"]["message"] == (
+                f"This API key lacks the {missing!r} scope."
+            )
+        allowed = await app_client.request(
+            method, url, headers=_bearer(await keys.create(scope=scopes))
+        )
+        assert allowed.status_code not in (401, 403)
+        assert allowed.status_code < 500
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 async def test_request_schema_is_the_validating_model(app_client: httpx.AsyncClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
-from app import errors
+from app import errors, routing
 from app.auth import service, stream_tokens
 from app.auth.scopes import Scope, grants
 
@@ -28,7 +28,7 @@ async def require_job_stream_access(
     issued for exactly this job (`?token=`, for browsers' EventSource)."""
     token = request.query_params.get("token")
     if token is None:
-        return await require_scope(connection, request, Scope.JOBS_READ)
+        return await require_scope(connection, request)
     grant = _stream_grant(request, token)
     if grant.job_id != job_id:
         raise errors.Unauthorized("This stream token was issued for another job.")
@@ -42,7 +42,7 @@ async def require_account_stream_access(
     stream token (`?token=`, issued without a job)."""
     token = request.query_params.get("token")
     if token is None:
-        return await require_scope(connection, request, Scope.JOBS_READ)
+        return await require_scope(connection, request)
     grant = _stream_grant(request, token)
     if grant.job_id is not None:
         raise errors.Unauthorized("This stream token was issued for one job's streams.")
@@ -62,13 +62,13 @@ def _stream_auth(grant: stream_tokens.StreamGrant) -> service.AuthContext:
     )
 
 
-async def require_scope(
-    connection: AsyncConnection, request: Request, scope: Scope
-) -> service.AuthContext:
+async def require_scope(connection: AsyncConnection, request: Request) -> service.AuthContext:
+    """A Bearer key holding every scope that the operation serving the request declares."""
     cache = getattr(request.state, "key_cache", None)
     auth = await service.authenticate(connection, bearer_token(request), cache)
     if auth is None:
         raise errors.Unauthorized("Invalid or revoked API key.")
-    if not grants(list(auth.scopes), scope):
-        raise errors.Forbidden(f"This API key lacks the {scope.value!r} scope.")
+    for scope in routing.operation(request).scopes:
+        if not grants(list(auth.scopes), scope):
+            raise errors.Forbidden(f"This API key lacks the {scope.value!r} scope.")
     return auth

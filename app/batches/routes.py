@@ -5,19 +5,19 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import database, envelope, validation
+from app import database, envelope, errors, validation
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.batches import schemas, service
 from app.idempotency.requests import replay, respond_once
-from app.routing import resource
+from app.routing import Operation, api
 
 
 async def create_batch(request: Request) -> Response:
     """Every job is admitted before the transaction opens (see jobs.routes.create_job)."""
     body = await request.body()
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
     if replayed is not None:
         return replayed
@@ -37,7 +37,7 @@ async def create_batch(request: Request) -> Response:
 
 async def list_batches(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        auth = await require_scope(connection, request)
         query = validation.validate_query(request, schemas.BatchListQuery)
         batches, meta = await service.list_batches(connection, auth.account_id, query)
     return envelope.ok(batches, meta=meta)
@@ -45,7 +45,7 @@ async def list_batches(request: Request) -> Response:
 
 async def get_batch(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        auth = await require_scope(connection, request)
         batch = await service.get_batch(
             connection, auth.account_id, request.path_params["batch_id"]
         )
@@ -54,7 +54,7 @@ async def get_batch(request: Request) -> Response:
 
 async def cancel_batch(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        auth = await require_scope(connection, request)
         batch, stopping = await service.cancel_batch(
             connection, auth.account_id, request.path_params["batch_id"]
         )
@@ -65,7 +65,59 @@ async def cancel_batch(request: Request) -> Response:
 
 
 routes = [
-    resource("/jobs/batch", GET=list_batches, POST=create_batch),
-    resource("/jobs/batch/{batch_id}", GET=get_batch),
-    resource("/jobs/batch/{batch_id}/cancel", POST=cancel_batch),
+    api(
+        "/jobs/batch",
+        Operation(
+            "GET",
+            list_batches,
+            "listBatches",
+            "List the account's batches, newest first, with counts per status",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.BatchSummary,
+            list_response=True,
+            query=schemas.BatchListQuery,
+            errors=(errors.ValidationError,),
+        ),
+        Operation(
+            "POST",
+            create_batch,
+            "createBatch",
+            "Submit several jobs at once, all or none, run at most `concurrency` at a time",
+            scopes=(Scope.JOBS_WRITE,),
+            response=schemas.BatchSubmitted,
+            status=201,
+            request=schemas.BatchCreate,
+            errors=(
+                errors.ValidationError,
+                errors.UnsupportedMediaType,
+                errors.PayloadTooLarge,
+                errors.ProviderUnavailable,
+            ),
+            idempotent=True,
+        ),
+    ),
+    api(
+        "/jobs/batch/{batch_id}",
+        Operation(
+            "GET",
+            get_batch,
+            "getBatch",
+            "Get a batch with how many of its jobs are in each status",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.Batch,
+            errors=(errors.BatchNotFound,),
+        ),
+    ),
+    api(
+        "/jobs/batch/{batch_id}/cancel",
+        Operation(
+            "POST",
+            cancel_batch,
+            "cancelBatch",
+            "Cancel every unfinished job of a batch",
+            scopes=(Scope.JOBS_WRITE,),
+            response=schemas.Batch,
+            errors=(errors.BatchNotFound, errors.BatchAlreadyFinished),
+        ),
+    ),
 ]

@@ -5,19 +5,20 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import database, envelope, validation
+from app import database, envelope, errors, validation
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.idempotency.requests import replay, respond_once
 from app.job_templates import schemas, service
-from app.routing import resource
+from app.jobs import schemas as job_schemas
+from app.routing import Operation, api
 
 
 async def create_template(request: Request) -> Response:
     """The config's provider is asked before the transaction opens."""
     body = await request.body()
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.TEMPLATES_WRITE)
+        auth = await require_scope(connection, request)
     data = validation.parse_json(request, body, schemas.TemplateCreate)
     await service.check_config(request.state.providers, data.config)
     async with database.transaction(request.state.db) as connection:
@@ -27,7 +28,7 @@ async def create_template(request: Request) -> Response:
 
 async def list_templates(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.TEMPLATES_READ)
+        auth = await require_scope(connection, request)
         query = validation.validate_query(request, schemas.TemplateListQuery)
         templates, meta = await service.list_templates(connection, auth.account_id, query)
     return envelope.ok(templates, meta=meta)
@@ -35,7 +36,7 @@ async def list_templates(request: Request) -> Response:
 
 async def get_template(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.TEMPLATES_READ)
+        auth = await require_scope(connection, request)
         row = await service.find_template(
             connection, auth.account_id, request.path_params["template_id"]
         )
@@ -48,7 +49,7 @@ async def update_template(request: Request) -> Response:
     body = await request.body()
     template_id = request.path_params["template_id"]
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.TEMPLATES_WRITE)
+        auth = await require_scope(connection, request)
         data = validation.parse_json(request, body, schemas.TemplateUpdate)
         await service.find_template(connection, auth.account_id, template_id)
     await service.check_update(request.state.providers, data)
@@ -59,7 +60,7 @@ async def update_template(request: Request) -> Response:
 
 async def delete_template(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.TEMPLATES_WRITE)
+        auth = await require_scope(connection, request)
         await service.delete_template(
             connection, auth.account_id, request.path_params["template_id"]
         )
@@ -72,8 +73,7 @@ async def create_job_from_template(request: Request) -> Response:
     body = await request.body()
     template_id = request.path_params["template_id"]
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
-        await require_scope(connection, request, Scope.TEMPLATES_READ)
+        auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
         if replayed is not None:
             return replayed
@@ -96,13 +96,84 @@ async def create_job_from_template(request: Request) -> Response:
     return response
 
 
+_TEMPLATE_ERRORS = (errors.ValidationError, errors.TemplateNotFound)
+
 routes = [
-    resource("/jobs/templates", GET=list_templates, POST=create_template),
-    resource(
-        "/jobs/templates/{template_id}",
-        GET=get_template,
-        PATCH=update_template,
-        DELETE=delete_template,
+    api(
+        "/jobs/templates",
+        Operation(
+            "GET",
+            list_templates,
+            "listTemplates",
+            "List the account's templates",
+            scopes=(Scope.TEMPLATES_READ,),
+            response=schemas.Template,
+            list_response=True,
+            query=schemas.TemplateListQuery,
+            errors=(errors.ValidationError,),
+        ),
+        Operation(
+            "POST",
+            create_template,
+            "createTemplate",
+            "Save a job specification as a named template",
+            scopes=(Scope.TEMPLATES_WRITE,),
+            response=schemas.Template,
+            status=201,
+            request=schemas.TemplateCreate,
+            errors=(
+                errors.ValidationError,
+                errors.TemplateNameTaken,
+                errors.UnsupportedMediaType,
+                errors.ProviderUnavailable,
+            ),
+        ),
     ),
-    resource("/jobs/from-template/{template_id}", POST=create_job_from_template),
+    api(
+        "/jobs/templates/{template_id}",
+        Operation(
+            "GET",
+            get_template,
+            "getTemplate",
+            "Get a template",
+            scopes=(Scope.TEMPLATES_READ,),
+            response=schemas.Template,
+            errors=(errors.TemplateNotFound,),
+        ),
+        Operation(
+            "PATCH",
+            update_template,
+            "updateTemplate",
+            "Rename a template, or replace its description or config",
+            scopes=(Scope.TEMPLATES_WRITE,),
+            response=schemas.Template,
+            request=schemas.TemplateUpdate,
+            errors=(*_TEMPLATE_ERRORS, errors.TemplateNameTaken, errors.ProviderUnavailable),
+        ),
+        Operation(
+            "DELETE",
+            delete_template,
+            "deleteTemplate",
+            "Delete a template (jobs made from it keep its id)",
+            scopes=(Scope.TEMPLATES_WRITE,),
+            status=204,
+            errors=(errors.TemplateNotFound,),
+        ),
+    ),
+    api(
+        "/jobs/from-template/{template_id}",
+        Operation(
+            "POST",
+            create_job_from_template,
+            "createJobFromTemplate",
+            "Submit a job from a template with overrides (also needs templates:read)",
+            # jobs:write because it submits a job, templates:read because it reads the template.
+            scopes=(Scope.JOBS_WRITE, Scope.TEMPLATES_READ),
+            response=job_schemas.Job,
+            status=201,
+            request=schemas.JobFromTemplate,
+            errors=(*_TEMPLATE_ERRORS, errors.UnsupportedMediaType, errors.ProviderUnavailable),
+            idempotent=True,
+        ),
+    ),
 ]

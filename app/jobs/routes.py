@@ -10,7 +10,7 @@ from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.idempotency.requests import replay, respond_once
 from app.jobs import schemas, service
-from app.routing import resource
+from app.routing import Operation, api
 
 _LIST_PARAMETERS = (
     "status",
@@ -31,7 +31,7 @@ async def create_job(request: Request) -> Response:
     connection or lock; a retry with an Idempotency-Key replays without asking them."""
     body = await request.body()
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
     if replayed is not None:
         return replayed
@@ -51,7 +51,7 @@ async def create_job(request: Request) -> Response:
 
 async def list_jobs(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        auth = await require_scope(connection, request)
         query = _list_query(request)
         jobs, meta = await service.list_jobs(connection, auth.account_id, query)
     return envelope.ok(jobs, meta=meta)
@@ -59,14 +59,14 @@ async def list_jobs(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        auth = await require_scope(connection, request)
         job = await service.get_job(connection, auth.account_id, request.path_params["job_id"])
     return envelope.ok(job)
 
 
 async def cancel_job(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_WRITE)
+        auth = await require_scope(connection, request)
         job = await service.cancel_job(connection, auth.account_id, request.path_params["job_id"])
     if request.state.engine is not None:
         request.state.engine.poke(job.id)
@@ -96,7 +96,54 @@ def _list_query(request: Request) -> schemas.JobListQuery:
 
 
 routes = [
-    resource("/jobs", GET=list_jobs, POST=create_job),
-    resource("/jobs/{job_id}", GET=get_job),
-    resource("/jobs/{job_id}/cancel", POST=cancel_job),
+    api(
+        "/jobs",
+        Operation(
+            "GET",
+            list_jobs,
+            "listJobs",
+            "List jobs",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.JobSummary,
+            list_response=True,
+            query=schemas.JobListQuery,
+            errors=(errors.ValidationError,),
+        ),
+        Operation(
+            "POST",
+            create_job,
+            "createJob",
+            "Submit a job",
+            scopes=(Scope.JOBS_WRITE,),
+            response=schemas.Job,
+            status=201,
+            request=schemas.JobSpec,
+            errors=(errors.ValidationError, errors.UnsupportedMediaType, errors.PayloadTooLarge),
+            idempotent=True,
+        ),
+    ),
+    api(
+        "/jobs/{job_id}",
+        Operation(
+            "GET",
+            get_job,
+            "getJob",
+            "Get a job with its events",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.Job,
+            errors=(errors.JobNotFound,),
+        ),
+    ),
+    api(
+        "/jobs/{job_id}/cancel",
+        Operation(
+            "POST",
+            cancel_job,
+            "cancelJob",
+            "Cancel a job",
+            scopes=(Scope.JOBS_WRITE,),
+            response=schemas.Job,
+            errors=(errors.JobNotFound, errors.JobAlreadyFinished),
+        ),
+    ),
 ]

@@ -15,7 +15,7 @@ from app.auth.requests import (
 from app.auth.scopes import Scope
 from app.envelope import utc_iso
 from app.jobs import service as jobs_service
-from app.routing import resource
+from app.routing import Operation, api
 from app.streams import repository, schemas, sse
 
 
@@ -93,7 +93,7 @@ def _account_cursor(request: Request) -> tuple[int, int] | None:
 
 async def create_stream_token(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        auth = await require_scope(connection, request)
         job = await jobs_service.find_job(
             connection, auth.account_id, request.path_params["job_id"]
         )
@@ -103,7 +103,7 @@ async def create_stream_token(request: Request) -> Response:
 async def create_account_stream_token(request: Request) -> Response:
     """A token for the account's status stream, for browsers' EventSource."""
     async with database.transaction(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        auth = await require_scope(connection, request)
     return _issued_token(request, None, auth.account_id)
 
 
@@ -118,9 +118,56 @@ def _issued_token(request: Request, job_id: str | None, account_id: str) -> Resp
 
 
 routes = [
-    resource("/jobs/events", GET=get_account_events),
+    api(
+        "/jobs/events",
+        Operation(
+            "GET",
+            get_account_events,
+            "getAccountEvents",
+            "Status changes of every job of the account; with follow=true, live",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.AccountEvents,
+            query=schemas.AccountEventsQuery,
+            errors=(errors.ValidationError,),
+        ),
+    ),
     # Before /jobs/{job_id}/stream-token, which would read "events" as a job id.
-    resource("/jobs/events/stream-token", POST=create_account_stream_token),
-    resource("/jobs/{job_id}/events", GET=get_job_events),
-    resource("/jobs/{job_id}/stream-token", POST=create_stream_token),
+    api(
+        "/jobs/events/stream-token",
+        Operation(
+            "POST",
+            create_account_stream_token,
+            "createAccountStreamToken",
+            "Issue a short-lived token for the account's status stream (for EventSource)",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.StreamToken,
+            status=201,
+        ),
+    ),
+    api(
+        "/jobs/{job_id}/events",
+        Operation(
+            "GET",
+            get_job_events,
+            "getJobEvents",
+            "Read a job's events; with follow=true, a live Server-Sent Events stream",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.JobEvents,
+            query=schemas.JobEventsQuery,
+            errors=(errors.ValidationError, errors.JobNotFound),
+        ),
+    ),
+    api(
+        "/jobs/{job_id}/stream-token",
+        Operation(
+            "POST",
+            create_stream_token,
+            "createStreamToken",
+            "Issue a short-lived token for this job's streams (for EventSource)",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.StreamToken,
+            status=201,
+            errors=(errors.JobNotFound,),
+        ),
+    ),
 ]

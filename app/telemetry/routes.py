@@ -5,11 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import database, envelope, validation
+from app import database, envelope, errors, validation
 from app.auth.requests import require_job_stream_access, require_scope
 from app.auth.scopes import Scope
 from app.jobs import service as jobs_service
-from app.routing import resource
+from app.routing import Operation, api
 from app.streams import repository as streams_repository
 from app.streams import sse
 from app.streams.routes import seq_cursor
@@ -43,7 +43,7 @@ async def get_logs(request: Request) -> Response:
 
 async def get_metrics(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
-        auth = await require_scope(connection, request, Scope.JOBS_READ)
+        auth = await require_scope(connection, request)
         query = validation.validate_query(request, schemas.MetricQuery)
         job = await jobs_service.find_job(
             connection, auth.account_id, request.path_params["job_id"]
@@ -71,6 +71,30 @@ async def get_metrics(request: Request) -> Response:
 
 
 routes = [
-    resource("/jobs/{job_id}/logs", GET=get_logs),
-    resource("/jobs/{job_id}/metrics", GET=get_metrics),
+    api(
+        "/jobs/{job_id}/logs",
+        Operation(
+            "GET",
+            get_logs,
+            "getJobLogs",
+            "Read a job's log lines; with follow=true, a live Server-Sent Events stream",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.Logs,
+            query=schemas.LogQuery,
+            errors=(errors.ValidationError, errors.JobNotFound),
+        ),
+    ),
+    api(
+        "/jobs/{job_id}/metrics",
+        Operation(
+            "GET",
+            get_metrics,
+            "getJobMetrics",
+            "Read a job's resource use",
+            scopes=(Scope.JOBS_READ,),
+            response=schemas.Metrics,
+            query=schemas.MetricQuery,
+            errors=(errors.ValidationError, errors.JobNotFound),
+        ),
+    ),
 ]
