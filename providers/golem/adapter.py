@@ -254,6 +254,16 @@ class GolemProvider(Provider):
     # -- status: one placement step per call ---------------------------------------------------
 
     async def status(self, handle: Handle) -> WorkloadStatus:
+        try:
+            return await self._step(handle)
+        except YagnaError as exc:
+            # The steps settle the answers they expect; any other refusal would be the same
+            # on every call.
+            if not exc.definitive:
+                raise exc.translate() from exc
+            return exc.failed_status()
+
+    async def _step(self, handle: Handle) -> WorkloadStatus:
         phase = handle.get("phase")
         if phase == "negotiating":
             return await self._negotiator.negotiate(copy.deepcopy(handle))

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from providers import _http
-from providers.errors import Unavailable
+from providers.errors import ProviderApiError, Unavailable
 
 MARKET = "/market-api/v1"
 ACTIVITY = "/activity-api/v1"
@@ -23,13 +23,11 @@ PAYMENT = "/payment-api/v1"
 PROVIDER = "golem"
 
 
-class YagnaError(Exception):
+class YagnaError(ProviderApiError):
     """The daemon answered an error status; `message` is its ErrorMessage."""
 
-    def __init__(self, status: int, message: str):
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
+    def __init__(self, status: int, message: str, *, request: str | None = None) -> None:
+        super().__init__(PROVIDER, status, message, request=request)
 
     @property
     def provider_unreachable(self) -> bool:
@@ -84,7 +82,7 @@ class Yagna:
         if response.status_code not in ok:
             if response.status_code == 401:
                 raise Unavailable("golem: yagna refused the app key (401); check it")
-            raise YagnaError(response.status_code, _message(response))
+            raise YagnaError(response.status_code, _message(response), request=f"{method} {path}")
         if not response.content:
             return None
         try:
@@ -105,7 +103,9 @@ class Yagna:
             ) as response:
                 if response.status_code != 200:
                     await response.aread()
-                    raise YagnaError(response.status_code, _message(response))
+                    raise YagnaError(
+                        response.status_code, _message(response), request=f"GET {path}"
+                    )
                 yield response
 
     async def image(self, reference: str) -> dict[str, Any] | None:
