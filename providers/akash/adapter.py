@@ -35,6 +35,7 @@ from providers.akash import lease_status
 from providers.akash import sdl as sdl_module
 from providers.akash.console import LEASE_TIMEOUT, Console, ConsoleError
 from providers.akash.leases import LeaseLog
+from providers.akash.options import AkashOptions
 from providers.base import Provider
 from providers.errors import HandleNotFound, Rejected, Unavailable
 from providers.types import (
@@ -79,6 +80,7 @@ def native_price(amount: str) -> NativePrice:
 
 class AkashProvider(Provider):
     name = "akash"
+    options_model = AkashOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         exposed_ports=True,
         command_override=True,

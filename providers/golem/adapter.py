@@ -32,6 +32,7 @@ from providers.errors import (
 )
 from providers.golem import capability, cleanup, market, phases
 from providers.golem.negotiation import Negotiator
+from providers.golem.options import GolemOptions
 from providers.golem.payments import PaymentDesk
 from providers.golem.work import (
     DEPLOY,
@@ -69,6 +70,7 @@ HEALTH_CACHE_SECONDS = 5.0
 
 class GolemProvider(Provider):
     name = "golem"
+    options_model = GolemOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         exposed_ports=False,
         command_override=True,

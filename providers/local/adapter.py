@@ -30,6 +30,7 @@ from providers.local import containers, docker_api, log_frames
 from providers.local.containers import JOB_LABEL, MANAGED_LABEL
 from providers.local.docker_api import API
 from providers.local.followers import Doorbells
+from providers.local.options import LocalOptions
 from providers.local.spec_archive import spec_archive
 from providers.types import (
     Capabilities,
@@ -61,6 +62,7 @@ QUIET_RECHECK_SECONDS = 30.0
 
 class LocalProvider(Provider):
     name = "local"
+    options_model = LocalOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         pricing="A flat rate per CPU-hour set by the operator (free unless configured)."
     )

@@ -22,6 +22,7 @@ import httpx
 from providers.base import Provider
 from providers.errors import HandleNotFound, NotConfigured, Rejected, Unavailable
 from providers.render.api import ApiError, RenderApi
+from providers.render.options import RenderOptions
 from providers.types import (
     Capabilities,
     Endpoint,
@@ -81,6 +82,7 @@ _ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 class RenderProvider(Provider):
     name: ClassVar[str] = "render"  # type: ignore[misc]
+    options_model = RenderOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         exposed_ports=True,
         command_override=False,
