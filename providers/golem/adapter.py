@@ -304,7 +304,8 @@ class GolemProvider(Provider):
 
     async def _execute(self, handle: Handle) -> WorkloadStatus:
         state = await self._activity_state(handle)
-        current, upcoming, *_ = [*(state.get("state") or []), None, None]
+        states: list[Any] = list(state.get("state") or [])
+        current, upcoming, *_ = [*states, None, None]
         if current not in ("New", "Initialized") or upcoming not in (None, "Initialized"):
             # The script was sent before a restart and its batch id was lost: stop the
             # activity rather than run the command a second time.

@@ -74,7 +74,7 @@ class Yagna:
         ok: tuple[int, ...] = (200, 201, 204),
     ) -> Any:
         """One request; `wait` is how long the daemon may hold a long-poll open."""
-        timeout = httpx.Timeout(_http.DEFAULT_TIMEOUT.read + wait, connect=5.0)
+        timeout = httpx.Timeout((_http.DEFAULT_TIMEOUT.read or 0.0) + wait, connect=5.0)
         with _http.map_http_errors(PROVIDER):
             response = await self._client.request(
                 method, path, json=json_body, params=params, timeout=timeout

@@ -81,7 +81,7 @@ _ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 
 class RenderProvider(Provider):
-    name: ClassVar[str] = "render"  # type: ignore[misc]
+    name: ClassVar[str] = "render"
     options_model = RenderOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         exposed_ports=True,
@@ -321,7 +321,8 @@ class RenderProvider(Provider):
             logger.warning("unmapped Render job status %r for %s", raw, handle["job"])
             state = WorkloadState.UNKNOWN
         run = runs[-1] if runs else None
-        new_handle, notes = None, ()
+        new_handle: Handle | None = None
+        notes: tuple[str, ...] = ()
         if run is not None and handle.get("run") != run["uuid"]:
             new_handle = {**handle, "run": run["uuid"]}
             notes = (f"Render assigned job {handle['job']} to a node (run {run['uuid']}).",)
