@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar, cast
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from providers import registry
+from providers.options import ProviderOptions
+
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+OptionsT = TypeVar("OptionsT", bound=ProviderOptions)
+
+# Settings keywords that predate the per-adapter prefix, as (adapter, option).
+LEGACY_OPTIONS = {"docker_host": ("local", "docker_host")}
+
+
+class ProviderSettingsError(ValueError):
+    """An adapter's CORTEX_<NAME>_* variables do not validate; the message names each one."""
+
+
+def _env_word(name: str) -> str:
+    """A provider name as it appears in its variables: `my-net` -> `MY_NET`."""
+    return name.upper().replace("-", "_").replace(".", "_")
+
+
+def _variable(prefix: str, model: type[ProviderOptions], location: tuple[Any, ...]) -> str:
+    field = str(location[0]) if location else ""
+    info = model.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        names = [str(choice) for choice in alias.choices if str(choice).isupper()]
+        if names:
+            return " or ".join(names)
+    return f"{prefix}{field.upper()}"
 
 
 def _default_data_dir() -> Path:
@@ -106,90 +141,78 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=120, description="seconds a provider has to answer health/quote"
     )
 
-    # The local provider: a Docker Engine API (Docker, or podman's compatible service).
-    docker_host: str = Field(
-        default="unix:///var/run/docker.sock",
-        validation_alias=AliasChoices("DOCKER_HOST", "CORTEX_DOCKER_HOST"),
-    )
-    local_publish_host: str = "127.0.0.1"
-    local_usd_per_cpu_hour: float = Field(default=0.0, ge=0)
+    # Each adapter's own options (CORTEX_<NAME>_<FIELD>, validated into its options_model)
+    # are read by provider_options(). Given to the constructor instead (tests, embedding
+    # applications) as `<name>_<field>=...`, they are gathered here, by adapter name.
+    provider_settings: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
 
-    # Akash through the Console API (managed wallet); without an API key it is not configured.
-    akash_api_key: SecretStr | None = Field(default=None, description="a Console API key")
-    akash_api_url: str = "https://console-api.akash.network"
-    akash_bid_timeout: float = Field(
-        default=180.0, gt=0, description="seconds to wait for an open bid before no_bids"
-    )
-    akash_max_price: int = Field(
-        default=10_000, gt=0, description="the SDL's maximum price per block, in uact"
-    )
-    akash_poll_interval: float = Field(
-        default=5.0, gt=0, description="seconds between two looks at one deployment"
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_provider_settings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        gathered: dict[str, dict[str, Any]] = {
+            name: dict(values) for name, values in (data.get("provider_settings") or {}).items()
+        }
+        names = sorted(registry.available_providers(), key=len, reverse=True)
+        for key in [key for key in data if key not in cls.model_fields]:
+            lowered = key.lower()
+            if lowered in LEGACY_OPTIONS:
+                name, option = LEGACY_OPTIONS[lowered]
+                gathered.setdefault(name, {})[option] = data.pop(key)
+                continue
+            for name in names:
+                if lowered.startswith(f"{_env_word(name).lower()}_"):
+                    option = lowered.removeprefix(f"{_env_word(name).lower()}_")
+                    gathered.setdefault(name, {})[option] = data.pop(key)
+                    break
+        data["provider_settings"] = gathered
+        return data
 
-    # Render's compute subnet (OTOY's Dispersed API); without both keys it is not configured.
-    render_api_url: str = "https://api.dispersed.com"
-    render_public_key: str | None = None
-    render_secret_key: SecretStr | None = None
-    render_poll_interval: float = Field(default=5.0, gt=0, description="seconds between looks")
-    render_gpu_rates: dict[str, float] | None = Field(
-        default=None, description="USD per GPU-hour by model, as JSON; unset: the adapter's"
-    )
-    render_assign_timeout: float = Field(
-        default=300.0, ge=1, description="seconds Render has to find a node for a job"
-    )
+    @model_validator(mode="after")
+    def _check_provider_settings(self) -> Settings:
+        # A mistake in an adapter's variables stops the gateway at start-up, not at its
+        # first job. Only adapters something is set for are loaded to check.
+        environment = {key.upper() for key in os.environ}
+        for name in registry.available_providers():
+            prefix = f"CORTEX_{_env_word(name)}_"
+            if name in self.provider_settings or any(k.startswith(prefix) for k in environment):
+                self.provider_options(name)
+        return self
 
-    # Golem through a yagna requestor daemon's REST API; without an app key it is not configured.
-    golem_api_url: str = "http://127.0.0.1:7465"
-    golem_app_key: SecretStr | None = Field(default=None, description="yagna app-key create")
-    golem_payment_network: str = Field(
-        default="polygon", description="polygon or mainnet (GLM); holesky, hoodi (test GLM)"
-    )
-    golem_registry_url: str = "https://registry.golem.network"
-    golem_budget: float = Field(default=1.0, gt=0, description="the most GLM one job may spend")
-    golem_poll_interval: float = Field(default=2.0, gt=0, description="seconds between looks")
-    golem_glm_usd: float = Field(
-        default=0.25, ge=0, description="USD per GLM, for cost in USD (set today's rate)"
-    )
+    def provider_options(self, name: str) -> dict[str, Any]:
+        """Constructor options for the adapter registered as `name`, from its
+        CORTEX_<NAME>_* variables. Raises ProviderSettingsError naming each bad variable."""
+        cls = registry.provider_class(name)
+        if cls is None:
+            return {}
+        return self.options_of(name, cls.options_model).arguments()
 
-    def provider_options(self, name: str) -> dict[str, object]:
-        """Constructor options for a built-in adapter."""
-        if name == "local":
-            return {
-                "docker_host": self.docker_host,
-                "publish_host": self.local_publish_host,
-                "usd_per_cpu_hour": self.local_usd_per_cpu_hour,
-            }
-        if name == "akash":
-            return {
-                "api_key": self.akash_api_key.get_secret_value() if self.akash_api_key else None,
-                "api_url": self.akash_api_url,
-                "bid_timeout": self.akash_bid_timeout,
-                "max_price": self.akash_max_price,
-                "poll_interval": self.akash_poll_interval,
-            }
-        if name == "render":
-            return {
-                "api_url": self.render_api_url,
-                "public_key": self.render_public_key,
-                "secret_key": (
-                    self.render_secret_key.get_secret_value() if self.render_secret_key else None
-                ),
-                "poll_interval": self.render_poll_interval,
-                "gpu_rates": self.render_gpu_rates,
-                "assign_timeout": self.render_assign_timeout,
-            }
-        if name == "golem":
-            return {
-                "api_url": self.golem_api_url,
-                "app_key": self.golem_app_key.get_secret_value() if self.golem_app_key else None,
-                "payment_network": self.golem_payment_network,
-                "registry_url": self.golem_registry_url,
-                "budget": self.golem_budget,
-                "poll_interval": self.golem_poll_interval,
-                "glm_usd": self.golem_glm_usd,
-            }
-        return {}
+    def options_of(self, name: str, model: type[OptionsT]) -> OptionsT:
+        """`model` filled from the environment (CORTEX_<NAME>_<FIELD>, or a field's own
+        aliases) and from options given to Settings, which win."""
+        prefix = f"CORTEX_{_env_word(name)}_"
+        from_environment = type(
+            f"{model.__name__}FromEnvironment",
+            (model, BaseSettings),
+            {
+                "model_config": SettingsConfigDict(
+                    env_prefix=prefix, case_sensitive=False, extra="ignore", frozen=True
+                )
+            },
+        )
+        try:
+            options = from_environment(**self.provider_settings.get(name, {}))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{_variable(prefix, model, error['loc'])}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise ProviderSettingsError(
+                f"invalid settings for provider {name!r}: {problems}"
+            ) from None
+        return cast(OptionsT, options)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

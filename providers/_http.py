@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 
 import httpx
 
-from app import __version__
 from providers.errors import Unavailable
 
-USER_AGENT = f"cortex-gateway/{__version__}"
+
+def _version() -> str:
+    # The distribution's version: providers/ never imports app/, where __version__ lives.
+    try:
+        return metadata.version("cortex-gateway")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+USER_AGENT = f"cortex-gateway/{_version()}"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 

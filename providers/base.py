@@ -12,6 +12,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from providers.options import ProviderOptions
 from providers.types import (
     Capabilities,
     Handle,
@@ -28,6 +29,9 @@ from providers.types import (
 class Provider(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # What an operator may set for this adapter, read from CORTEX_<NAME>_<FIELD> by the
+    # gateway and passed to the constructor as keywords (an adapter with none keeps this).
+    options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
 
     def __init__(self, **options: Any) -> None:
         self.options = options

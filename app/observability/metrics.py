@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TypeVar
 
 import sqlalchemy as sa
 from prometheus_client import (
@@ -39,7 +39,17 @@ from app import __version__
 from app.jobs.lifecycle import JobStatus
 from providers.base import Provider
 from providers.errors import ProviderError
-from providers.types import FailureReason
+from providers.types import (
+    FailureReason,
+    Handle,
+    Health,
+    LogBatch,
+    MetricSample,
+    Quote,
+    Refusal,
+    WorkloadSpec,
+    WorkloadStatus,
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -53,16 +63,14 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 PROVIDER_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # What a webhook attempt led to: delivered, another attempt scheduled, or given up.
 WEBHOOK_OUTCOMES = {"succeeded": "succeeded", "pending": "retrying", "failed": "failed"}
-# The adapter methods that talk to a network; `check` is local and `watch` is a wait.
-PROVIDER_OPERATIONS = frozenset(
-    {"health", "quote", "submit", "status", "logs", "metrics", "cancel", "release"}
-)
+
+T = TypeVar("T")
 
 _current: ContextVar[GatewayMetrics | None] = ContextVar("cortex_metrics", default=None)
 
 # Counters' `_created` series (one per label set, the time it was first used) are noise to
 # every dashboard; the setting is process-wide, and this process is the gateway.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def bind(metrics: GatewayMetrics) -> None:
@@ -145,7 +153,7 @@ class GatewayMetrics:
 
     def meter(self, adapter: Provider) -> Provider:
         """`adapter`, with every network call counted and timed."""
-        return cast(Provider, _MeteredProvider(adapter, self))
+        return MeteredProvider(adapter, self)
 
     def request_answered(
         self, method: str, route: str, status: int, seconds: float, *, stream: bool
@@ -245,45 +253,70 @@ def _outcome(exc: Exception) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
-class _MeteredProvider:
-    """Passes everything through to the adapter; its network calls are counted and timed."""
+class MeteredProvider(Provider):
+    """An adapter whose network calls are counted and timed. It implements the contract
+    itself, method by method, so it is a Provider to every caller and a contract change
+    fails here rather than slipping past a catch-all proxy."""
 
     def __init__(self, adapter: Provider, metrics: GatewayMetrics) -> None:
-        self._adapter = adapter
+        super().__init__()
+        self.adapter = adapter
         self._metrics = metrics
+        # Each adapter class declares these; the wrapper answers for the one it wraps.
+        self.name = adapter.name  # type: ignore[misc]
+        self.capabilities = adapter.capabilities  # type: ignore[misc]
+        self.options = adapter.options
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._adapter, name)
-        if name not in PROVIDER_OPERATIONS:
-            return value
+    async def aclose(self) -> None:
+        await self.adapter.aclose()
 
-        async def metered(*args: Any, **kwargs: Any) -> Any:
-            return await self._call(name, value, args, kwargs)
+    def check(self, spec: WorkloadSpec) -> list[Refusal]:
+        return self.adapter.check(spec)
 
-        return metered
+    async def health(self) -> Health:
+        return await self._call("health", self.adapter.health())
 
-    async def _call(
-        self,
-        operation: str,
-        method: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        provider = self._adapter.name
+    async def quote(self, spec: WorkloadSpec) -> Quote:
+        return await self._call("quote", self.adapter.quote(spec))
+
+    async def submit(self, spec: WorkloadSpec) -> Handle:
+        return await self._call("submit", self.adapter.submit(spec))
+
+    async def status(self, handle: Handle) -> WorkloadStatus:
+        return await self._call("status", self.adapter.status(handle))
+
+    async def logs(self, handle: Handle, cursor: str | None) -> LogBatch:
+        return await self._call("logs", self.adapter.logs(handle, cursor))
+
+    async def metrics(self, handle: Handle) -> MetricSample | None:
+        return await self._call("metrics", self.adapter.metrics(handle))
+
+    async def cancel(self, handle: Handle) -> None:
+        await self._call("cancel", self.adapter.cancel(handle))
+
+    async def release(self, handle: Handle) -> None:
+        await self._call("release", self.adapter.release(handle))
+
+    async def watch(self, handle: Handle, max_wait: float) -> None:
+        # Waiting is not a network call worth timing: it lasts as long as asked.
+        await self.adapter.watch(handle, max_wait)
+
+    async def _call(self, operation: str, call: Awaitable[T]) -> T:
         started = time.perf_counter()
         try:
-            result = await method(*args, **kwargs)
+            result = await call
         except Exception as exc:
-            self._record(provider, operation, _outcome(exc), started)
+            self._record(operation, _outcome(exc), started)
             raise
-        self._record(provider, operation, "ok", started)
+        self._record(operation, "ok", started)
         return result
 
-    def _record(self, provider: str, operation: str, outcome: str, started: float) -> None:
+    def _record(self, operation: str, outcome: str, started: float) -> None:
+        provider = self.adapter.name
         self._metrics.provider_latency.labels(provider, operation).observe(
             time.perf_counter() - started
         )
         self._metrics.provider_calls.labels(provider, operation, outcome).inc()
 
     def __repr__(self) -> str:
-        return f"metered({self._adapter!r})"
+        return f"metered({self.adapter!r})"

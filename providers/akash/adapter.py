@@ -35,6 +35,7 @@ from providers.akash import lease_status
 from providers.akash import sdl as sdl_module
 from providers.akash.console import LEASE_TIMEOUT, Console, ConsoleError
 from providers.akash.leases import LeaseLog
+from providers.akash.options import AkashOptions
 from providers.base import Provider
 from providers.errors import HandleNotFound, Rejected, Unavailable
 from providers.types import (
@@ -79,6 +80,7 @@ def native_price(amount: str) -> NativePrice:
 
 class AkashProvider(Provider):
     name = "akash"
+    options_model = AkashOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         exposed_ports=True,
         command_override=True,
@@ -206,7 +208,10 @@ class AkashProvider(Provider):
             # What the job's timeline has been told: None, "created", "leased", "ready".
             "told": None,
         }
-        existing = await self._find_deployment(version)
+        try:
+            existing = await self._find_deployment(version)
+        except ConsoleError as exc:
+            raise exc.translate() from exc
         if existing is not None:
             # Created by an attempt that died before its handle was stored.
             logger.warning("akash: job %s already has deployment %s", spec.job_id, existing)
@@ -277,10 +282,17 @@ class AkashProvider(Provider):
 
     async def status(self, handle: Handle) -> WorkloadStatus:
         self._require_key()
-        if handle["lease"] is None:
-            status = await self._bidding(handle)
-        else:
-            status = await self._leased(handle)
+        try:
+            if handle["lease"] is None:
+                status = await self._bidding(handle)
+            else:
+                status = await self._leased(handle)
+        except ConsoleError as exc:
+            # A refusal the steps above do not expect (Console answers 4xx to a bad request
+            # the same way every time): asking again forever would never end the job.
+            if not exc.definitive:
+                raise exc.translate() from exc
+            status = exc.failed_status()
         if status.state is WorkloadState.FAILED:
             # Nothing may keep billing; release() closes it again if this fails.
             current = status.handle or handle

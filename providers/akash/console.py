@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from providers import _http
-from providers.errors import NotConfigured, Unavailable
+from providers.errors import NotConfigured, ProviderApiError, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +29,12 @@ LEASE_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
 _RETRIED_STATUSES = {429, 500, 502, 503, 504}
 
 
-class ConsoleError(Exception):
-    """Console answered a client error; `message` is Console's own."""
+class ConsoleError(ProviderApiError):
+    """Console answered a client error; `message` is Console's own, `code` its error code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{message} (HTTP {status}, {code})")
-        self.status = status
+    def __init__(self, status: int, code: str, message: str, *, request: str | None = None) -> None:
+        super().__init__(PROVIDER, status, message, request=request)
         self.code = code
-        self.message = message
 
     @property
     def bid_not_open(self) -> bool:
@@ -130,5 +128,5 @@ class Console:
                 continue
             if response.status_code == 401:
                 raise NotConfigured(f"akash: Console refused the API key: {message}")
-            raise ConsoleError(response.status_code, code, message)
+            raise ConsoleError(response.status_code, code, message, request=f"{method} {path}")
         raise AssertionError("unreachable")

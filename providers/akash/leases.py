@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from httpx_ws import HTTPXWSException, aconnect_ws
+from httpx_ws import AsyncWebSocketSession, HTTPXWSException, aconnect_ws
 
 from providers.types import LogLine
 
@@ -108,6 +108,7 @@ class LeaseLog:
         lease = self._lease
         url = f"{host.rstrip('/')}/lease/{lease['dseq']}/{lease['gseq']}/{lease['oseq']}/logs"
         frame = 0
+        socket: AsyncWebSocketSession
         try:
             async with aconnect_ws(
                 url,
@@ -121,7 +122,7 @@ class LeaseLog:
                     message = json.loads(await socket.receive_text())
                     if "error" in message:
                         logger.info("akash lease log: %s", message["error"])
-                        return message["error"] == "tokenExpired"
+                        return bool(message["error"] == "tokenExpired")
                     frame += 1
                     if frame <= self._frames_seen:
                         continue

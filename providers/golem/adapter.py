@@ -30,8 +30,9 @@ from providers.errors import (
     Rejected,
     Unavailable,
 )
-from providers.golem import market, phases
+from providers.golem import capability, cleanup, market, phases
 from providers.golem.negotiation import Negotiator
+from providers.golem.options import GolemOptions
 from providers.golem.payments import PaymentDesk
 from providers.golem.work import (
     DEPLOY,
@@ -65,15 +66,11 @@ from providers.types import (
 logger = logging.getLogger(__name__)
 
 HEALTH_CACHE_SECONDS = 5.0
-GVMKIT_ADVICE = (
-    "Golem runs GVMI images from the Golem registry, not Docker images: convert and push it "
-    "with gvmkit-build (`gvmkit-build <docker image> --push-to <user>/<repo>:<tag>`, or "
-    "`--push --nologin` for a hash), then submit that tag or sha3:<hash>."
-)
 
 
 class GolemProvider(Provider):
     name = "golem"
+    options_model = GolemOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         exposed_ports=False,
         command_override=True,
@@ -123,39 +120,7 @@ class GolemProvider(Provider):
     # -- capability ----------------------------------------------------------------------------
 
     def check(self, spec: WorkloadSpec) -> list[Refusal]:
-        refusals = [r for r in super().check(spec) if r.field != "ports"]
-        if any(port.expose for port in spec.ports):
-            refusals.append(
-                Refusal(
-                    "ports",
-                    "Golem providers accept no inbound connections, so ports cannot be exposed",
-                )
-            )
-        if not spec.command:
-            refusals.append(
-                Refusal(
-                    "command",
-                    "Golem VMs ignore the image's entrypoint and CMD: give the command to run",
-                )
-            )
-        elif not spec.command[0].startswith("/"):
-            refusals.append(
-                Refusal(
-                    "command",
-                    "Golem runs command[0] as an absolute path inside the image "
-                    "(e.g. /bin/sh), not through a PATH lookup",
-                )
-            )
-        for volume in spec.volumes:
-            if volume.read_only:
-                refusals.append(
-                    Refusal("volumes", f"{volume.name}: Golem's deploy cannot mount read-only")
-                )
-            if volume.size_bytes is None:
-                refusals.append(
-                    Refusal("volumes", f"{volume.name}: Golem's deploy needs a size per volume")
-                )
-        return refusals
+        return capability.refusals(spec, super().check(spec))
 
     async def health(self) -> Health:
         if not self.app_key:
@@ -207,7 +172,7 @@ class GolemProvider(Provider):
             body = market.demand(spec, package, decorations or {}, self.platform, allocation)
             demand_id = await self._yagna.call("POST", f"{MARKET}/demands", json_body=body)
         except YagnaError as exc:
-            await self._release_allocation(allocation)
+            await cleanup.release_allocation(self._yagna, allocation)
             raise self._refused("publishing the demand", exc) from exc
         return self._handle(spec, package, {"demandId": str(demand_id), **body})
 
@@ -230,7 +195,9 @@ class GolemProvider(Provider):
     async def _package(self, image: str) -> str:
         info = await self._yagna.image(image)
         if info is None or not info.get("sha3"):
-            raise ImagePullFailed(f"{image!r} is not on the Golem registry. {GVMKIT_ADVICE}")
+            raise ImagePullFailed(
+                f"{image!r} is not on the Golem registry. {capability.GVMKIT_ADVICE}"
+            )
         return f"hash:sha3:{info['sha3']}:{info.get('http', '')}"
 
     async def _create_allocation(self, spec: WorkloadSpec) -> str:
@@ -289,6 +256,16 @@ class GolemProvider(Provider):
     # -- status: one placement step per call ---------------------------------------------------
 
     async def status(self, handle: Handle) -> WorkloadStatus:
+        try:
+            return await self._step(handle)
+        except YagnaError as exc:
+            # The steps settle the answers they expect; any other refusal would be the same
+            # on every call.
+            if not exc.definitive:
+                raise exc.translate() from exc
+            return exc.failed_status()
+
+    async def _step(self, handle: Handle) -> WorkloadStatus:
         phase = handle.get("phase")
         if phase == "negotiating":
             return await self._negotiator.negotiate(copy.deepcopy(handle))
@@ -316,7 +293,7 @@ class GolemProvider(Provider):
             # The provider refuses a second activity: one may exist from before a restart,
             # unknown to us. Ending the agreement ends it too; then negotiate again.
             provider = handle["provider"]
-            await self._end_agreement(handle)
+            await cleanup.end_agreement(self._yagna, handle["agreementId"])
             self._negotiator.back_to_market(handle)
             return phases.at(
                 handle, notes=(f"{provider} would not start an activity: {exc.message}",)
@@ -327,11 +304,12 @@ class GolemProvider(Provider):
 
     async def _execute(self, handle: Handle) -> WorkloadStatus:
         state = await self._activity_state(handle)
-        current, upcoming, *_ = [*(state.get("state") or []), None, None]
+        states: list[Any] = list(state.get("state") or [])
+        current, upcoming, *_ = [*states, None, None]
         if current not in ("New", "Initialized") or upcoming not in (None, "Initialized"):
             # The script was sent before a restart and its batch id was lost: stop the
             # activity rather than run the command a second time.
-            await self._destroy(handle)
+            await cleanup.destroy_activity(self._yagna, handle["activityId"])
             return WorkloadStatus(
                 WorkloadState.FAILED,
                 reason=FailureReason.PROVIDER_ERROR,
@@ -352,7 +330,7 @@ class GolemProvider(Provider):
         except YagnaError as exc:
             if exc.status >= 500 and not exc.provider_unreachable:
                 raise Unavailable(f"golem: sending the command failed: {exc.message}") from exc
-            await self._destroy(handle)
+            await cleanup.destroy_activity(self._yagna, handle["activityId"])
             return WorkloadStatus(
                 WorkloadState.FAILED,
                 reason=FailureReason.PROVIDER_ERROR,
@@ -437,7 +415,7 @@ class GolemProvider(Provider):
                 WorkloadState.FAILED,
                 reason=FailureReason.IMAGE_PULL,
                 message=f"The provider could not deploy the image: {outcome.message}. "
-                + GVMKIT_ADVICE,
+                + capability.GVMKIT_ADVICE,
                 handle=handle,
                 notes=notes,
             )
@@ -546,21 +524,21 @@ class GolemProvider(Provider):
         if follower is not None:
             await follower.stop()
         if "activityId" in handle:
-            await self._destroy(handle)
+            await cleanup.destroy_activity(self._yagna, handle["activityId"])
         elif handle.get("agreementId"):
-            await self._end_agreement(handle)
-        await self._unsubscribe(handle)
+            await cleanup.end_agreement(self._yagna, handle["agreementId"])
+        await cleanup.unsubscribe(self._yagna, handle["demandId"])
 
     async def release(self, handle: Handle) -> None:
         follower = self._followers.pop(handle.get("batchId", ""), None)
         if follower is not None:
             await follower.stop()
         if "activityId" in handle:
-            await self._destroy(handle)
+            await cleanup.destroy_activity(self._yagna, handle["activityId"])
             self._state_checked.pop(handle["activityId"], None)
             self._usage_seen.pop(handle["activityId"], None)
         if handle.get("agreementId"):
-            approved = await self._end_agreement(handle)
+            approved = await cleanup.end_agreement(self._yagna, handle["agreementId"])
             if approved:
                 self._desk.register(handle["agreementId"], handle["allocationId"])
                 invoice = await self._desk.invoice(
@@ -575,57 +553,5 @@ class GolemProvider(Provider):
                         phases.INVOICE_WAIT_POLLS * self.poll,
                     )
                 self._desk.forget(handle["agreementId"])
-        await self._unsubscribe(handle)
-        await self._release_allocation(handle["allocationId"])
-
-    async def _destroy(self, handle: Handle) -> None:
-        try:
-            await self._yagna.call("DELETE", f"{ACTIVITY}/activity/{handle['activityId']}")
-        except YagnaError as exc:
-            if exc.status == 404 or exc.provider_unreachable:
-                return  # gone already, or with its provider
-            raise Unavailable(f"golem: destroying the activity failed: {exc.message}") from exc
-
-    async def _end_agreement(self, handle: Handle) -> bool:
-        """Terminate (or cancel, if not approved yet) the agreement. Returns whether it had
-        been approved, so an invoice is due."""
-        agreement = handle["agreementId"]
-        try:
-            found = await self._yagna.call("GET", f"{MARKET}/agreements/{agreement}")
-        except YagnaError as exc:
-            if exc.status == 404:
-                return False
-            raise Unavailable(f"golem: reading the agreement failed: {exc.message}") from exc
-        state = found.get("state")
-        approved = bool(found.get("approvedDate")) or state == "Approved"
-        action = {"Approved": "terminate", "Proposal": "cancel", "Pending": "cancel"}.get(state)
-        if action is None:
-            return approved
-        try:
-            await self._yagna.call(
-                "POST",
-                f"{MARKET}/agreements/{agreement}/{action}",
-                json_body={"message": "Finished", "extra": {"source": "cortex-gateway"}},
-            )
-        except YagnaError as exc:
-            if exc.status == 410:  # "from Terminated to Terminated": already done
-                return approved
-            if exc.provider_unreachable:
-                # The provider is gone: nothing will invoice; the agreement lapses at validTo.
-                return False
-            raise Unavailable(f"golem: ending the agreement failed: {exc.message}") from exc
-        return approved
-
-    async def _unsubscribe(self, handle: Handle) -> None:
-        try:
-            await self._yagna.call("DELETE", f"{MARKET}/demands/{handle['demandId']}")
-        except YagnaError as exc:
-            if exc.status not in (404, 410):
-                raise Unavailable(f"golem: unsubscribing failed: {exc.message}") from exc
-
-    async def _release_allocation(self, allocation_id: str) -> None:
-        try:
-            await self._yagna.call("DELETE", f"{PAYMENT}/allocations/{allocation_id}")
-        except YagnaError as exc:
-            if exc.status not in (404, 410):
-                raise Unavailable(f"golem: releasing the allocation failed: {exc.message}") from exc
+        await cleanup.unsubscribe(self._yagna, handle["demandId"])
+        await cleanup.release_allocation(self._yagna, handle["allocationId"])

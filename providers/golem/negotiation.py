@@ -76,10 +76,10 @@ class Negotiator:
     async def _on_market(self, handle: Handle, event: dict[str, Any]) -> str | None:
         offers: dict[str, dict[str, Any]] = handle["offers"]
         if event.get("eventType") == "ProposalRejectedEvent":
-            for issuer, offer in list(offers.items()):
-                if offer.get("ours") == event.get("proposalId"):
+            for issuer, countered in list(offers.items()):
+                if countered.get("ours") == event.get("proposalId"):
                     del offers[issuer]
-                    return f"{offer['name']} rejected the counter-proposal"
+                    return f"{countered['name']} rejected the counter-proposal"
             return None
         proposal = event.get("proposal")
         if event.get("eventType") != "ProposalEvent" or not isinstance(proposal, dict):

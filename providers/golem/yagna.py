@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from providers import _http
-from providers.errors import Unavailable
+from providers.errors import ProviderApiError, Unavailable
 
 MARKET = "/market-api/v1"
 ACTIVITY = "/activity-api/v1"
@@ -23,13 +23,11 @@ PAYMENT = "/payment-api/v1"
 PROVIDER = "golem"
 
 
-class YagnaError(Exception):
+class YagnaError(ProviderApiError):
     """The daemon answered an error status; `message` is its ErrorMessage."""
 
-    def __init__(self, status: int, message: str):
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
+    def __init__(self, status: int, message: str, *, request: str | None = None) -> None:
+        super().__init__(PROVIDER, status, message, request=request)
 
     @property
     def provider_unreachable(self) -> bool:
@@ -76,7 +74,7 @@ class Yagna:
         ok: tuple[int, ...] = (200, 201, 204),
     ) -> Any:
         """One request; `wait` is how long the daemon may hold a long-poll open."""
-        timeout = httpx.Timeout(_http.DEFAULT_TIMEOUT.read + wait, connect=5.0)
+        timeout = httpx.Timeout((_http.DEFAULT_TIMEOUT.read or 0.0) + wait, connect=5.0)
         with _http.map_http_errors(PROVIDER):
             response = await self._client.request(
                 method, path, json=json_body, params=params, timeout=timeout
@@ -84,7 +82,7 @@ class Yagna:
         if response.status_code not in ok:
             if response.status_code == 401:
                 raise Unavailable("golem: yagna refused the app key (401); check it")
-            raise YagnaError(response.status_code, _message(response))
+            raise YagnaError(response.status_code, _message(response), request=f"{method} {path}")
         if not response.content:
             return None
         try:
@@ -105,7 +103,9 @@ class Yagna:
             ) as response:
                 if response.status_code != 200:
                     await response.aread()
-                    raise YagnaError(response.status_code, _message(response))
+                    raise YagnaError(
+                        response.status_code, _message(response), request=f"GET {path}"
+                    )
                 yield response
 
     async def image(self, reference: str) -> dict[str, Any] | None:

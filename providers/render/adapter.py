@@ -22,6 +22,7 @@ import httpx
 from providers.base import Provider
 from providers.errors import HandleNotFound, NotConfigured, Rejected, Unavailable
 from providers.render.api import ApiError, RenderApi
+from providers.render.options import RenderOptions
 from providers.types import (
     Capabilities,
     Endpoint,
@@ -80,7 +81,8 @@ _ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 
 class RenderProvider(Provider):
-    name: ClassVar[str] = "render"  # type: ignore[misc]
+    name: ClassVar[str] = "render"
+    options_model = RenderOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         exposed_ports=True,
         command_override=False,
@@ -283,7 +285,7 @@ class RenderProvider(Provider):
         except ApiError as exc:
             if exc.status == 404:
                 raise HandleNotFound(f"Render no longer knows job {job_uuid}") from exc
-            raise Unavailable(f"{self.name}: {exc}") from exc
+            raise
         runs = await self._runs(job_uuid)
         if job.get("status") in _ENDED:
             self._seen.pop(job_uuid, None)
@@ -299,21 +301,28 @@ class RenderProvider(Provider):
                 "GET", "/v1/job-runs", params={"filter[job_uuid]": job_uuid}
             )
         except ApiError as exc:
-            raise Unavailable(f"{self.name}: {exc}") from exc
+            if not exc.definitive:
+                raise Unavailable(str(exc)) from exc
+            raise
         runs = [
             run for run in answer.get("data") or [] if run.get("object", "job_run") == "job_run"
         ]
         return sorted(runs, key=lambda run: run.get("started_at_ms") or 0)
 
     async def status(self, handle: Handle) -> WorkloadStatus:
-        job, runs = await self._look(handle["job"])
+        try:
+            job, runs = await self._look(handle["job"])
+        except ApiError as exc:
+            # A refusal to even describe the job will not change by asking again.
+            return exc.failed_status()
         raw = str(job.get("status", "")).upper()
         state = _STATES.get(raw)
         if state is None:
             logger.warning("unmapped Render job status %r for %s", raw, handle["job"])
             state = WorkloadState.UNKNOWN
         run = runs[-1] if runs else None
-        new_handle, notes = None, ()
+        new_handle: Handle | None = None
+        notes: tuple[str, ...] = ()
         if run is not None and handle.get("run") != run["uuid"]:
             new_handle = {**handle, "run": run["uuid"]}
             notes = (f"Render assigned job {handle['job']} to a node (run {run['uuid']}).",)
@@ -366,7 +375,7 @@ class RenderProvider(Provider):
         except ApiError as exc:
             if exc.status == 404:
                 raise HandleNotFound(f"Render no longer knows run {run_uuid}") from exc
-            raise Unavailable(f"{self.name}: {exc}") from exc
+            raise Unavailable(str(exc)) from exc
         lines = _log_lines(run.get("logs"))
         ended = str(run.get("status", "")).upper() in _ENDED
         if ended:
@@ -395,21 +404,29 @@ class RenderProvider(Provider):
             if exc.status == 404:
                 raise HandleNotFound(f"Render no longer knows job {job_uuid}") from exc
             if exc.status != 409:  # 409: it has already ended
-                raise Unavailable(f"{self.name}: {exc}") from exc
+                raise Unavailable(str(exc)) from exc
         deadline = time.monotonic() + CANCEL_CONFIRM_SECONDS
         while True:
-            job, _ = await self._look(job_uuid, fresh=True)
+            job = await self._look_to_stop(job_uuid)
             if job.get("status") in _ENDED:
                 return
             if time.monotonic() > deadline:
                 raise Unavailable(f"Render has not confirmed cancelling job {job_uuid} yet")
             await asyncio.sleep(min(self.poll_interval, 1.0))
 
+    async def _look_to_stop(self, job_uuid: str) -> dict[str, Any]:
+        """The job, fresh; stopping goes on trying whatever Render answers."""
+        try:
+            job, _ = await self._look(job_uuid, fresh=True)
+        except ApiError as exc:
+            raise Unavailable(str(exc)) from exc
+        return job
+
     async def release(self, handle: Handle) -> None:
         """A BATCH job that ended holds nothing; one that has not (a job given up before a
         node took it) is cancelled, so that it never starts later."""
         try:
-            job, _ = await self._look(handle["job"], fresh=True)
+            job = await self._look_to_stop(handle["job"])
         except HandleNotFound:
             return
         if job.get("status") in _ENDED or job.get("status") == "CANCELLING":
@@ -422,7 +439,7 @@ class RenderProvider(Provider):
             )
         except ApiError as exc:
             if exc.status not in (404, 409):
-                raise Unavailable(f"{self.name}: {exc}") from exc
+                raise Unavailable(str(exc)) from exc
 
 
 def split_image(reference: str) -> tuple[str, str]:

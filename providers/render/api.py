@@ -8,18 +8,24 @@ from typing import Any
 import httpx
 
 from providers import _http
-from providers.errors import NotConfigured, Unavailable
+from providers.errors import NotConfigured, ProviderApiError, Unavailable
 from providers.render import signing
 
 
-class ApiError(Exception):
+class ApiError(ProviderApiError):
     """A 4xx answer the caller decides about (400: refused, 404: unknown, 409: conflict)."""
 
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        provider: str = "render",
+        request: str | None = None,
+    ) -> None:
+        super().__init__(provider, status, message, request=request)
         self.code = code
-        self.message = message
 
 
 class RenderApi:
@@ -70,7 +76,9 @@ class RenderApi:
             raise Unavailable(
                 f"{self._provider}: Render answered {response.status_code}: {message}"
             )
-        raise ApiError(response.status_code, code, message)
+        raise ApiError(
+            response.status_code, code, message, provider=self._provider, request=f"{method} {path}"
+        )
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from providers.local import LocalProvider, _Frame, _whole_lines
+from providers.local import LocalProvider
+from providers.local.log_frames import Frame, whole_lines
 from providers.types import WorkloadSpec, WorkloadState
 from tests.engine.conftest import containers_of
 
@@ -89,15 +90,15 @@ async def test_a_container_whose_start_was_lost_is_started_by_the_next_look() ->
     assert [line.line for line in logs.lines] == ["started"]
 
 
-def frames(*parts: tuple[str, str]) -> list[_Frame]:
+def frames(*parts: tuple[str, str]) -> list[Frame]:
     moment = datetime(2026, 11, 25, tzinfo=UTC)
-    return [_Frame(stream, "2026-11-25T00:00:00Z", moment, text) for stream, text in parts]
+    return [Frame(stream, "2026-11-25T00:00:00Z", moment, text) for stream, text in parts]
 
 
 def test_parts_of_a_line_join_across_the_other_stream() -> None:
     read = frames(("stdout", "ha"), ("stderr", "oops\n"), ("stdout", "lf\n"), ("stdout", "x\n"))
 
-    lines, used = _whole_lines(read, partial_lines_are_final=False, limit=100)
+    lines, used = whole_lines(read, partial_lines_are_final=False, limit=100)
 
     assert [(line.stream, line.line) for line in lines] == [
         ("stdout", "half"),
@@ -110,11 +111,11 @@ def test_parts_of_a_line_join_across_the_other_stream() -> None:
 def test_a_line_still_being_written_waits_and_so_does_everything_after_it() -> None:
     read = frames(("stdout", "done\n"), ("stdout", "writ"), ("stderr", "later\n"))
 
-    lines, used = _whole_lines(read, partial_lines_are_final=False, limit=100)
+    lines, used = whole_lines(read, partial_lines_are_final=False, limit=100)
     assert [line.line for line in lines] == ["done"]
     assert used == 1
 
-    lines, used = _whole_lines(read, partial_lines_are_final=True, limit=100)
+    lines, used = whole_lines(read, partial_lines_are_final=True, limit=100)
     assert [line.line for line in lines] == ["done", "writ", "later"]
     assert used == 3
 
@@ -122,7 +123,7 @@ def test_a_line_still_being_written_waits_and_so_does_everything_after_it() -> N
 def test_a_capped_read_ends_where_a_line_ends() -> None:
     read = frames(("stdout", "a\n"), ("stdout", "b"), ("stderr", "c\n"), ("stdout", "b\n"))
 
-    lines, used = _whole_lines(read, partial_lines_are_final=False, limit=1)
+    lines, used = whole_lines(read, partial_lines_are_final=False, limit=1)
 
     assert [line.line for line in lines] == ["a"]
     assert used == 1

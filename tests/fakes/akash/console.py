@@ -242,6 +242,8 @@ class FakeConsole:
         dseq = request.path_params.get("dseq") or request.query_params.get("dseq")
         if not dseq:
             return validation_error([{"path": ["dseq"], "message": "Required"}])
+        if self.network.refuse_bids:
+            return error(400, "Invalid query: dseq filter is not supported for this owner")
         deployment = self._find(dseq)
         bids = self.network.bids(deployment) if deployment is not None else []
         data = [
@@ -401,6 +403,7 @@ class FakeConsole:
             "failing",
             "withdraw_next_bid",
             "close_next_order",
+            "refuse_bids",
             "max_jwt_ttl",
         ):
             if name in body:

@@ -204,6 +204,8 @@ class Network:
         self.failing = 0
         self.withdraw_next_bid = False
         self.close_next_order = False
+        # Console refuses the bids listing (400) while this is set, as it does a malformed query.
+        self.refuse_bids = False
         # Console mints provider tokens for at most this long (None: the ttl asked for).
         self.max_jwt_ttl: float | None = None
         self.jwt_secret = secrets.token_bytes(32)

@@ -131,6 +131,19 @@ class TestAkashJobs:
         assert "CORTEX_AKASH_MAX_PRICE" in job["results"]["message"]
         assert fake.network.held(job_id) == []
 
+    async def test_a_refused_bids_listing_fails_the_job_naming_the_refusal(
+        self, gateway: httpx.AsyncClient, fake: FakeAkash
+    ) -> None:
+        fake.network.refuse_bids = True
+        job_id = await submit(gateway, akash_job("echo never"))
+        job = await wait_for(gateway, job_id, timeout=15.0)
+        assert (job["status"], job["results"]["reason"]) == ("failed", "provider_error")
+        message = job["results"]["message"]
+        assert "akash refused GET /v1/bids (HTTP 400)" in message, message
+        assert "dseq filter is not supported" in message
+        [deployment] = [d for d in fake.network.deployments.values() if d.job_id == job_id]
+        await wait_for_closed(fake, deployment.dseq)
+
     async def test_volumes_are_refused_at_submission_naming_the_field(
         self, gateway: httpx.AsyncClient
     ) -> None:

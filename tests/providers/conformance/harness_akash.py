@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 
 from providers.akash import AkashProvider
 from providers.base import Provider
+from providers.conformance import Harness, short_spec_fields
 from providers.types import Handle, VolumeSpec, WorkloadSpec
 from tests.fakes.akash import FakeAkash, running_fake
-from tests.providers.conformance.harness import Harness, short_spec_fields
 from tests.providers.conformance.harness_local import _script
 from tests.servers import free_port
 

@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 import httpx
 
 from providers.base import Provider
+from providers.conformance import Harness, short_spec_fields
 from providers.golem import GolemProvider
 from providers.types import Handle, PortSpec, VolumeSpec, WorkloadSpec
 from tests.fakes.golem import APP_KEY, RunningFake, running_fake
 from tests.fakes.golem.network import Timing
-from tests.providers.conformance.harness import Harness, short_spec_fields
 from tests.servers import free_port
 
 IMAGE = "cortex/busybox:1"

@@ -10,9 +10,9 @@ import shlex
 import httpx
 
 from providers.base import Provider
+from providers.conformance import Harness, short_spec_fields
 from providers.local import JOB_LABEL, LocalProvider
 from providers.types import Handle, VolumeSpec, WorkloadSpec
-from tests.providers.conformance.harness import Harness, short_spec_fields
 
 
 def _script(lines: list[str], exit_code: int, pause: float) -> str:

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from providers.base import Provider
+from providers.conformance import Harness, short_spec_fields
 from providers.render import RenderProvider
 from providers.types import Handle, VolumeSpec, WorkloadSpec
 from tests.fakes.render import FakeRender
-from tests.providers.conformance.harness import Harness, short_spec_fields
 from tests.servers import free_port, uvicorn_server
 
 PUBLIC, SECRET = "pk_conformance", "sk_conformance"

@@ -10,18 +10,18 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from providers.conformance import ENDED, Driver
+from providers.conformance.suite import new_job_id
 from providers.errors import HandleNotFound, ImagePullFailed
 from providers.golem import GolemProvider
 from providers.types import FailureReason, WorkloadState
 from tests.fakes.golem import RunningFake, running_fake
-from tests.providers.conformance.harness import ENDED, Driver
 from tests.providers.conformance.harness_golem import (
     fast_timing,
     golem_adapter,
     script,
     shell_spec,
 )
-from tests.providers.conformance.test_conformance import new_job_id
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The interface a provider implements to join the conformance suite, and the helpers the
 cases drive adapters with (the way the engine does: submit once, then status, logs, watch).
 
-A provider joins by adding a module `harness_<name>.py` in this folder that defines
-`HARNESS`, a subclass of `Harness`; `conftest.py` finds it and runs every case against it.
+A provider joins with a subclass of `Harness`, named by a test class that subclasses
+`providers.conformance.suite.ProviderConformance` (see that module).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The local provider: containers on a Docker Engine API (Docker, or podman's compatible
-service), spoken with httpx over a unix socket.
+"""The local provider's lifecycle: containers on a Docker Engine API (Docker, or podman's
+compatible service), spoken with httpx over a unix socket.
 
 Everything it creates carries the label `cortex.job=<job id>`, so it can find its own
 containers and volumes again after a restart.
@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
-import struct
-import tarfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -30,14 +26,18 @@ from providers.errors import (
     Rejected,
     Unavailable,
 )
+from providers.local import containers, docker_api, log_frames
+from providers.local.containers import JOB_LABEL, MANAGED_LABEL
+from providers.local.docker_api import API
+from providers.local.followers import Doorbells
+from providers.local.options import LocalOptions
+from providers.local.spec_archive import spec_archive
 from providers.types import (
     Capabilities,
-    Endpoint,
     FailureReason,
     Handle,
     Health,
     LogBatch,
-    LogLine,
     MetricSample,
     Quote,
     WorkloadSpec,
@@ -47,10 +47,6 @@ from providers.types import (
 
 logger = logging.getLogger(__name__)
 
-API = "/v1.41"
-JOB_LABEL = "cortex.job"
-MANAGED_LABEL = "cortex.managed"
-SPEC_PATH = "/cortex/spec/job.json"
 # A batch of log lines is cut here so one noisy container cannot flood a transaction.
 MAX_LOG_LINES_PER_READ = 5_000
 STOP_GRACE_SECONDS = 5
@@ -59,67 +55,14 @@ STOP_GRACE_SECONDS = 5
 HEALTH_CACHE_SECONDS, UNHEALTHY_CACHE_SECONDS = 5.0, 1.0
 MAX_CONNECTIONS = 2_000
 CONCURRENT_CREATES, CONCURRENT_REMOVALS = 4, 1
-# How long a death seen on the event stream is remembered for a watch that starts late.
-RECENT_DEATH_SECONDS = 60.0
-MIN_WAKE_SECONDS = 0.05
 # A running container that the streams say is unchanged is still inspected, and its log
 # read, at least this often: a safety net should a stream stall without breaking.
 QUIET_RECHECK_SECONDS = 30.0
-# Streams that stay open as long as there is something to follow.
-_STREAMING = httpx.Timeout(None, connect=5.0, pool=5.0)
-
-_STATES = {
-    "created": WorkloadState.STARTING,
-    "configured": WorkloadState.STARTING,
-    "initialized": WorkloadState.STARTING,
-    "running": WorkloadState.RUNNING,
-    "paused": WorkloadState.RUNNING,
-    "restarting": WorkloadState.RUNNING,
-    "stopping": WorkloadState.RUNNING,
-    "exited": WorkloadState.EXITED,
-    "stopped": WorkloadState.EXITED,
-    "removing": WorkloadState.EXITED,
-    "dead": WorkloadState.FAILED,
-}
-_STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
-# SIGKILL's exit code. Under cgroup v1, podman reports an OOM kill as 137 with OOMKilled false.
-_KILLED = 137
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text or text.startswith("0001-01-01"):
-        return None
-    head, _, rest = text.rstrip("Z").partition(".")
-    fraction = "".join(ch for ch in rest if ch.isdigit())[:6]
-    moment = datetime.fromisoformat(head + (f".{fraction}" if fraction else ""))
-    return moment.replace(tzinfo=UTC)
-
-
-def _transport(docker_host: str, max_connections: int) -> tuple[str, httpx.AsyncHTTPTransport]:
-    """The base URL and transport for DOCKER_HOST (`unix:///path` or `tcp://host:port`). The
-    pool limits belong to the transport: httpx ignores a client's limits when given one."""
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=min(max_connections, 64)
-    )
-    if docker_host.startswith("tcp://"):
-        base = "http://" + docker_host.removeprefix("tcp://")
-        return base, httpx.AsyncHTTPTransport(limits=limits)
-    socket = docker_host.removeprefix("unix://")
-    return "http://docker", httpx.AsyncHTTPTransport(uds=socket, limits=limits)
-
-
-def _split_image(image: str) -> tuple[str, str]:
-    """`repo:tag` -> (repo, tag); a digest or no tag pulls as given."""
-    if "@" in image:
-        return image, ""
-    name, _, tag = image.rpartition(":")
-    if not name or "/" in tag:
-        return image, "latest"
-    return name, tag
 
 
 class LocalProvider(Provider):
     name = "local"
+    options_model = LocalOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         pricing="A flat rate per CPU-hour set by the operator (free unless configured)."
     )
@@ -135,11 +78,11 @@ class LocalProvider(Provider):
         self.docker_host = docker_host
         self.publish_host = publish_host
         self.usd_per_cpu_hour = usd_per_cpu_hour
-        base, transport = _transport(docker_host, MAX_CONNECTIONS)
+        base, transport = docker_api.transport(docker_host, MAX_CONNECTIONS)
         self._client = _http.client(base, transport=transport)
         # Health checks get their own connections: a saturated job pool must not make the
         # runtime look down (and turn submissions away with 503).
-        base, transport = _transport(docker_host, 4)
+        base, transport = docker_api.transport(docker_host, 4)
         self._health_client = _http.client(base, transport=transport)
         self._health: tuple[float, Health] | None = None
         self._cpu_seen: dict[str, tuple[int, float]] = {}
@@ -149,7 +92,7 @@ class LocalProvider(Provider):
         # was inspected, and when: what a quiet look answers without asking the runtime.
         self._quiet_status: dict[str, tuple[WorkloadStatus, int, float]] = {}
         self._last_log_read: dict[str, float] = {}
-        self._doorbells = _Doorbells(self._client)
+        self._doorbells = Doorbells(self._client)
         # Creating and removing containers take the runtime's locks: past a few at once they
         # only queue up inside it and time out there, and every inspect waits behind them
         # (podman: 250 jobs submitted together, ~130 ms per removal, one at a time).
@@ -170,17 +113,6 @@ class LocalProvider(Provider):
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with _http.map_http_errors(self.name):
             return await self._client.request(method, API + path, **kwargs)
-
-    @staticmethod
-    def _message(response: httpx.Response) -> str:
-        try:
-            return str(response.json().get("message") or response.text)
-        except ValueError:
-            return response.text
-
-    def _raise_for_server_error(self, response: httpx.Response) -> None:
-        if response.status_code >= 500:
-            raise Unavailable(f"container runtime error: {self._message(response)}")
 
     async def health(self) -> Health:
         now = time.monotonic()
@@ -229,8 +161,8 @@ class LocalProvider(Provider):
     async def _start(self, handle: Handle) -> None:
         started = await self._request("POST", f"/containers/{handle['containerId']}/start")
         if started.status_code not in (204, 304):
-            self._raise_for_server_error(started)
-            raise Rejected(f"the container would not start: {self._message(started)}")
+            docker_api.raise_for_server_error(started)
+            raise Rejected(f"the container would not start: {docker_api.message(started)}")
 
     async def _start_outcome(self, container_id: str) -> WorkloadStatus | None:
         """Wait for a start this process began. One the runtime refused is the workload's
@@ -254,62 +186,29 @@ class LocalProvider(Provider):
     async def _create(self, spec: WorkloadSpec) -> Handle:
         volumes = [await self._create_volume(spec, volume.name) for volume in spec.volumes]
         name = f"cortex-{spec.job_id}"
-        config = self._container_config(spec, volumes)
+        config = containers.container_config(spec, volumes, self.publish_host)
         response = await self._request("POST", f"/containers/create?name={name}", json=config)
         if response.status_code == 404:
             # No such image: pull it and create again (as `docker run` does). Asking first
             # would cost every job a request for what is nearly always there.
             await self._pull(spec.image)
             response = await self._request("POST", f"/containers/create?name={name}", json=config)
-        if response.status_code == 409 or _name_in_use(response):
+        if response.status_code == 409 or docker_api.name_in_use(response):
             # Created by an earlier attempt that died before the handle was stored.
             container_id = await self._own_container(name, spec.job_id)
         elif response.status_code in (200, 201):
             container_id = response.json()["Id"]
         elif response.status_code == 404:
-            raise ImagePullFailed(self._message(response))
+            raise ImagePullFailed(docker_api.message(response))
         else:
-            self._raise_for_server_error(response)
-            raise Rejected(f"the container runtime refused the job: {self._message(response)}")
+            docker_api.raise_for_server_error(response)
+            raise Rejected(f"the container runtime refused the job: {docker_api.message(response)}")
         handle: Handle = {"containerId": container_id, "containerName": name, "volumes": volumes}
         await self._put_spec_file(container_id, spec)
         return handle
 
-    def _container_config(self, spec: WorkloadSpec, volumes: list[str]) -> dict[str, Any]:
-        exposed = [port for port in spec.ports if port.expose]
-        config: dict[str, Any] = {
-            "Image": spec.image,
-            "Env": [f"{key}={value}" for key, value in spec.env.items()],
-            "Labels": {JOB_LABEL: spec.job_id, MANAGED_LABEL: "true"},
-            "ExposedPorts": {f"{p.port}/{p.protocol}": {} for p in spec.ports},
-            "HostConfig": {
-                "NanoCpus": spec.cpu_millicores * 1_000_000,
-                "Memory": spec.memory_bytes,
-                "MemorySwap": spec.memory_bytes,
-                "PortBindings": {
-                    f"{p.port}/{p.protocol}": [{"HostIp": self.publish_host, "HostPort": ""}]
-                    for p in exposed
-                },
-                "Mounts": [
-                    {
-                        "Type": "volume",
-                        "Source": volume_name,
-                        "Target": volume.mount_path,
-                        "ReadOnly": volume.read_only,
-                    }
-                    for volume, volume_name in zip(spec.volumes, volumes, strict=True)
-                ],
-            },
-        }
-        if spec.command is not None:
-            config["Entrypoint"] = list(spec.command)
-            config["Cmd"] = list(spec.args or [])
-        elif spec.args is not None:
-            config["Cmd"] = list(spec.args)
-        return config
-
     async def _pull(self, image: str) -> None:
-        name, tag = _split_image(image)
+        name, tag = docker_api.split_image(image)
         params = {"fromImage": name}
         if tag:
             params["tag"] = tag
@@ -341,8 +240,8 @@ class LocalProvider(Provider):
             json={"Name": volume_name, "Labels": {JOB_LABEL: spec.job_id, MANAGED_LABEL: "true"}},
         )
         if response.status_code not in (200, 201, 409):
-            self._raise_for_server_error(response)
-            raise Rejected(f"cannot create volume {name}: {self._message(response)}")
+            docker_api.raise_for_server_error(response)
+            raise Rejected(f"cannot create volume {name}: {docker_api.message(response)}")
         return volume_name
 
     async def _own_container(self, name: str, job_id: str) -> str:
@@ -363,14 +262,16 @@ class LocalProvider(Provider):
             headers={"Content-Type": "application/x-tar"},
         )
         if response.status_code != 200:
-            self._raise_for_server_error(response)
-            raise Rejected(f"cannot place the job spec in the container: {self._message(response)}")
+            docker_api.raise_for_server_error(response)
+            raise Rejected(
+                f"cannot place the job spec in the container: {docker_api.message(response)}"
+            )
 
     async def _inspect(self, handle: Handle) -> dict[str, Any]:
         response = await self._request("GET", f"/containers/{handle['containerId']}/json")
         if response.status_code == 404:
             raise HandleNotFound(f"container {handle['containerName']} no longer exists")
-        self._raise_for_server_error(response)
+        docker_api.raise_for_server_error(response)
         info: dict[str, Any] = response.json()
         return info
 
@@ -388,7 +289,7 @@ class LocalProvider(Provider):
             # inspect would say, without asking a runtime that a burst of exits keeps busy.
             self._running.discard(container_id)
             self._quiet_status.pop(container_id, None)
-            return _exited(code, self._started_at[container_id])
+            return containers.exited(code, self._started_at[container_id])
         known = self._quiet_status.get(container_id)
         if (
             known is not None
@@ -408,12 +309,12 @@ class LocalProvider(Provider):
         info = await self._inspect(handle)
         state = info.get("State") or {}
         raw = str(state.get("Status", "")).lower()
-        mapped = _STATES.get(raw)
+        mapped = containers.STATES.get(raw)
         if mapped is None:
             logger.warning("unmapped container state %r for %s", raw, handle["containerName"])
             mapped = WorkloadState.UNKNOWN
         container_id = handle["containerId"]
-        started_at = _parse_time(state.get("StartedAt"))
+        started_at = docker_api.parse_time(state.get("StartedAt"))
         if mapped is WorkloadState.RUNNING:
             self._running.add(container_id)
             self._doorbells.running(container_id)
@@ -436,7 +337,7 @@ class LocalProvider(Provider):
                         )
         if mapped is WorkloadState.EXITED:
             code = int(state.get("ExitCode", 0))
-            return _exited(code, started_at, oom_killed=bool(state.get("OOMKilled")))
+            return containers.exited(code, started_at, oom_killed=bool(state.get("OOMKilled")))
         if mapped is WorkloadState.FAILED:
             return WorkloadStatus(
                 mapped,
@@ -445,23 +346,11 @@ class LocalProvider(Provider):
             )
         return WorkloadStatus(
             mapped,
-            endpoints=self._endpoints(info) if mapped is WorkloadState.RUNNING else (),
+            endpoints=containers.endpoints(info, self.publish_host)
+            if mapped is WorkloadState.RUNNING
+            else (),
             started_at=started_at,
         )
-
-    def _endpoints(self, info: dict[str, Any]) -> tuple[Endpoint, ...]:
-        ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
-        endpoints = []
-        for key, bindings in sorted(ports.items()):
-            port, _, protocol = key.partition("/")
-            for binding in bindings or []:
-                if binding.get("HostPort") and protocol == "tcp":
-                    host = binding.get("HostIp") or self.publish_host
-                    if host in ("0.0.0.0", ""):
-                        host = "127.0.0.1"
-                    endpoints.append(Endpoint(int(port), f"http://{host}:{binding['HostPort']}"))
-                    break
-        return tuple(endpoints)
 
     async def logs(self, handle: Handle, cursor: str | None) -> LogBatch:
         """Read the container's log after `cursor`.
@@ -486,7 +375,7 @@ class LocalProvider(Provider):
         if cursor:
             last_stamp, _, taken_text = cursor.rpartition("|")
             taken = int(taken_text)
-            since = _parse_time(last_stamp)
+            since = docker_api.parse_time(last_stamp)
             if since is not None:
                 params["since"] = int(since.timestamp())
         response = await self._request(
@@ -494,22 +383,24 @@ class LocalProvider(Provider):
         )
         if response.status_code == 404:
             raise HandleNotFound(f"container {handle['containerName']} no longer exists")
-        self._raise_for_server_error(response)
-        floor = _parse_time(last_stamp)
-        frames: list[_Frame] = []
+        docker_api.raise_for_server_error(response)
+        floor = docker_api.parse_time(last_stamp)
+        frames: list[log_frames.Frame] = []
         to_skip = taken
-        for stream, text in _frames(response.content):
+        for stream, text in log_frames.frames(response.content):
             stamp, _, part = text.partition(" ")
-            moment = _parse_time(stamp)
+            moment = docker_api.parse_time(stamp)
             if moment is None or (floor is not None and moment < floor):
                 continue
             if stamp == last_stamp and to_skip > 0:
                 to_skip -= 1
                 continue
-            frames.append(_Frame(stream, stamp, moment, part))
+            frames.append(log_frames.Frame(stream, stamp, moment, part))
         # A line still being written stays for the next read, unless the container is done.
         partial_lines_are_final = handle["containerId"] not in self._running
-        lines, used = _whole_lines(frames, partial_lines_are_final, MAX_LOG_LINES_PER_READ)
+        lines, used = log_frames.whole_lines(
+            frames, partial_lines_are_final, MAX_LOG_LINES_PER_READ
+        )
         for frame in frames[:used]:
             if frame.stamp == last_stamp:
                 taken += 1
@@ -567,7 +458,7 @@ class LocalProvider(Provider):
             timeout=STOP_GRACE_SECONDS + 30,
         )
         if response.status_code not in (204, 304, 404):
-            self._raise_for_server_error(response)
+            docker_api.raise_for_server_error(response)
         self._running.discard(handle["containerId"])
         self._quiet_status.pop(handle["containerId"], None)
 
@@ -581,11 +472,11 @@ class LocalProvider(Provider):
             "DELETE", f"/containers/{handle['containerId']}", params={"force": "true", "v": "true"}
         )
         if response.status_code not in (200, 204, 404):
-            self._raise_for_server_error(response)
+            docker_api.raise_for_server_error(response)
         for volume in handle.get("volumes", []):
             removed = await self._request("DELETE", f"/volumes/{volume}", params={"force": "true"})
             if removed.status_code not in (204, 404):
-                self._raise_for_server_error(removed)
+                docker_api.raise_for_server_error(removed)
         self._forget(handle["containerId"])
 
     def _forget(self, container_id: str) -> None:
@@ -599,298 +490,3 @@ class LocalProvider(Provider):
     async def watch(self, handle: Handle, max_wait: float) -> None:
         container_id = handle["containerId"]
         await self._doorbells.wait(container_id, max_wait, running=container_id in self._running)
-
-
-def spec_archive(document: dict[str, Any]) -> bytes:
-    """The job spec file at SPEC_PATH, as a tar for the Docker API's PUT /archive."""
-    content = json.dumps(document, indent=2).encode()
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        for directory in ("cortex", "cortex/spec"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        info = tarfile.TarInfo(SPEC_PATH.lstrip("/"))
-        info.size, info.mode, info.mtime = len(content), 0o644, int(time.time())
-        tar.addfile(info, io.BytesIO(content))
-    return archive.getvalue()
-
-
-def _exited(code: int, started_at: datetime | None, *, oom_killed: bool = False) -> WorkloadStatus:
-    if oom_killed or code == _KILLED:
-        return WorkloadStatus(
-            WorkloadState.EXITED,
-            exit_code=code,
-            reason=FailureReason.OOM,
-            message="killed: out of memory (or sent SIGKILL by someone else)",
-            started_at=started_at,
-        )
-    return WorkloadStatus(
-        WorkloadState.EXITED,
-        exit_code=code,
-        reason=FailureReason.EXIT_CODE if code else None,
-        message=f"exited with code {code}" if code else None,
-        started_at=started_at,
-    )
-
-
-def _name_in_use(response: httpx.Response) -> bool:
-    """podman answers a name clash with 500 "...is already in use" where Docker says 409."""
-    return response.status_code == 500 and "already in use" in response.text
-
-
-class _Doorbells:
-    """Wake the watch of a container as soon as it starts, prints or dies, so that logs are
-    live and exits are noticed at once, without polling.
-
-    Deaths come from one Docker `/events` stream per adapter; output from one following
-    `logs` request per running container, read only as a signal (the engine reads the lines
-    themselves with a cursor). Both are cheap for the runtime, unlike a blocking `wait` per
-    container. While a stream is down, watches simply time out and the engine polls.
-    """
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
-        # Counts the event stream's connections; None while it is down. A status inspected
-        # under one connection stays true only while that connection lasts.
-        self._generation = 0
-        self._live: int | None = None
-        # Containers that something happened to since their last inspect, and that printed
-        # since their last log read (both kept only for the quiet-look shortcuts).
-        self._stirred: set[str] = set()
-        self._printed: set[str] = set()
-        self._bells: dict[str, asyncio.Event] = {}
-        self._woken_at: dict[str, float] = {}
-        self._log_followers: dict[str, asyncio.Task[None]] = {}
-        self._deaths: dict[str, float] = {}
-        self._exit_codes: dict[str, int] = {}
-        self._events: asyncio.Task[None] | None = None
-
-    def expect(self, container_id: str) -> None:
-        """The container is about to start: ring when it does."""
-        self._follow_events()
-        self._bells.setdefault(container_id, asyncio.Event())
-
-    def running(self, container_id: str) -> None:
-        """The container runs: ring when it prints."""
-        self._follow_events()
-        follower = self._log_followers.get(container_id)
-        if follower is None or follower.done():
-            self._bells.setdefault(container_id, asyncio.Event())
-            self._log_followers[container_id] = asyncio.create_task(self._follow_logs(container_id))
-
-    def forget(self, container_id: str) -> None:
-        follower = self._log_followers.pop(container_id, None)
-        if follower is not None:
-            follower.cancel()
-        self._bells.pop(container_id, None)
-        self._woken_at.pop(container_id, None)
-        self._stirred.discard(container_id)
-        self._printed.discard(container_id)
-
-    def looking(self, container_id: str) -> int | None:
-        """An inspect of the container starts now: returns the event stream's generation
-        (None while it is down). Anything rung from here on counts as news after it."""
-        self._stirred.discard(container_id)
-        return self._live
-
-    def unchanged(self, container_id: str, generation: int) -> bool:
-        """Nothing happened to the container since it was inspected under `generation`, as
-        far as the streams can tell: the same event stream is still connected, no event or
-        output rang, and its output is still followed."""
-        return (
-            self._live == generation
-            and container_id not in self._stirred
-            and container_id not in self._deaths
-            and self._following(container_id)
-        )
-
-    def reading(self, container_id: str) -> None:
-        """A read of the container's log starts now."""
-        self._printed.discard(container_id)
-
-    def silent(self, container_id: str) -> bool:
-        """The container printed nothing since its log was last read (its output is
-        followed, so it would have rung)."""
-        return container_id not in self._printed and self._following(container_id)
-
-    def _following(self, container_id: str) -> bool:
-        follower = self._log_followers.get(container_id)
-        return follower is not None and not follower.done()
-
-    async def wait(self, container_id: str, max_wait: float, *, running: bool) -> None:
-        """Until the container starts, prints or dies, at most `max_wait` seconds. `running`:
-        it was last seen running, so a death seen since means it changed."""
-        self._follow_events()
-        if running and container_id in self._deaths:
-            return
-        bell = self._bells.setdefault(container_id, asyncio.Event())
-        try:
-            async with asyncio.timeout(max_wait):
-                await bell.wait()
-        except TimeoutError:
-            return
-        bell.clear()
-        # A chatty container wakes the engine at most this often; its lines are read in
-        # batches. A death ends the wait at once.
-        since = time.monotonic() - self._woken_at.get(container_id, 0.0)
-        if since < MIN_WAKE_SECONDS and container_id not in self._deaths:
-            await asyncio.sleep(MIN_WAKE_SECONDS - since)
-        self._woken_at[container_id] = time.monotonic()
-
-    async def aclose(self) -> None:
-        tasks = [t for t in [self._events, *self._log_followers.values()] if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._log_followers.clear()
-
-    def _ring(self, container_id: str) -> None:
-        self._stirred.add(container_id)
-        bell = self._bells.get(container_id)
-        if bell is not None:
-            bell.set()
-
-    def _follow_events(self) -> None:
-        if self._events is None or self._events.done():
-            self._events = asyncio.create_task(self._read_events())
-
-    async def _read_events(self) -> None:
-        delay = 0.5
-        params = {"filters": json.dumps({"type": ["container"]})}
-        while True:
-            try:
-                async with self._client.stream(
-                    "GET", API + "/events", params=params, timeout=_STREAMING
-                ) as response:
-                    if response.status_code == 200:
-                        delay = 0.5
-                        self._generation += 1
-                        self._live = self._generation
-                        async for line in response.aiter_lines():
-                            self._seen(line)
-            except httpx.HTTPError as exc:
-                logger.info("the container runtime's event stream broke: %s", exc)
-            finally:
-                self._live = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-    def _seen(self, line: str) -> None:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return
-        action = event.get("Action")
-        if action not in ("start", "die"):
-            return
-        container_id = event.get("id") or (event.get("Actor") or {}).get("ID")
-        if not container_id:
-            return
-        if action == "die":
-            now = time.monotonic()
-            self._deaths = {
-                cid: at for cid, at in self._deaths.items() if now - at < RECENT_DEATH_SECONDS
-            }
-            self._deaths[container_id] = now
-            self._exit_codes = {
-                cid: code for cid, code in self._exit_codes.items() if cid in self._deaths
-            }
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                self._exit_codes[container_id] = int(event["Actor"]["Attributes"]["exitCode"])
-        self._ring(container_id)
-
-    def exit_code(self, container_id: str) -> int | None:
-        """The exit code of the container's recent `die` event, if one was seen."""
-        return self._exit_codes.get(container_id)
-
-    async def _follow_logs(self, container_id: str) -> None:
-        # `since` is in whole seconds: start a second early, so that nothing printed between
-        # the engine's last read and this stream's start goes unannounced.
-        params = {"follow": 1, "stdout": 1, "stderr": 1, "since": int(time.time()) - 1}
-        try:
-            async with self._client.stream(
-                "GET", f"{API}/containers/{container_id}/logs", params=params, timeout=_STREAMING
-            ) as response:
-                if response.status_code != 200:
-                    return
-                async for _ in response.aiter_raw():
-                    self._printed.add(container_id)
-                    self._ring(container_id)
-        except httpx.HTTPError as exc:
-            logger.debug("following the output of %s stopped: %s", container_id, exc)
-        finally:
-            # The output is no longer followed (the container stopped, or the stream broke):
-            # look now, and ask the runtime rather than memory (unless it is forgotten). The
-            # end of a container's output comes well before podman's `die` event.
-            if self._log_followers.get(container_id) is asyncio.current_task():
-                self._printed.add(container_id)
-                self._ring(container_id)
-
-
-@dataclass(frozen=True)
-class _Frame:
-    stream: str
-    stamp: str
-    moment: datetime
-    text: str
-
-
-def _whole_lines(
-    frames: list[_Frame], partial_lines_are_final: bool, limit: int
-) -> tuple[tuple[LogLine, ...], int]:
-    """Join the frames into lines, and say how many frames they used.
-
-    podman stores a long or slowly written line in parts, one frame each (the last part ends
-    with a newline), and the parts of stdout and stderr interleave. The frames used are always
-    a prefix, so that the cursor can count them: a line is taken only with all its parts and
-    with every line that started before it.
-    """
-    open_part: dict[str, int] = {}
-    parts: list[list[int]] = []  # each line's frame indexes, in the order lines started
-    line_of: list[int] = []
-    for index, frame in enumerate(frames):
-        line = open_part.get(frame.stream)
-        if line is None:
-            line = len(parts)
-            parts.append([])
-        parts[line].append(index)
-        line_of.append(line)
-        if frame.text.endswith("\n"):
-            open_part.pop(frame.stream, None)
-        else:
-            open_part[frame.stream] = line
-    unfinished = set() if partial_lines_are_final else set(open_part.values())
-
-    used, taken_lines, reach = 0, 0, -1
-    for index in range(len(frames)):
-        line = line_of[index]
-        if parts[line][0] == index:
-            if line in unfinished or taken_lines == limit:
-                break
-            taken_lines += 1
-        reach = max(reach, parts[line][-1])
-        if reach == index:
-            used = index + 1
-    lines = tuple(
-        LogLine(
-            frames[indexes[0]].moment,
-            "".join(frames[i].text for i in indexes).removesuffix("\n"),
-            frames[indexes[0]].stream,
-        )
-        for indexes in parts
-        if indexes[-1] < used
-    )
-    return lines, used
-
-
-def _frames(raw: bytes) -> list[tuple[str, str]]:
-    """Docker's multiplexed log stream: 8-byte headers (stream, 0, 0, 0, big-endian size)."""
-    frames = []
-    offset = 0
-    while offset + 8 <= len(raw):
-        stream_type, size = struct.unpack(">BxxxI", raw[offset : offset + 8])
-        payload = raw[offset + 8 : offset + 8 + size]
-        offset += 8 + size
-        frames.append((_STREAMS.get(stream_type, "stdout"), payload.decode(errors="replace")))
-    return frames

@@ -1,0 +1,22 @@
+"""The akash provider's settings (CORTEX_AKASH_*)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from providers.options import ProviderOptions
+
+
+class AkashOptions(ProviderOptions):
+    # Without an API key the provider is not configured.
+    api_key: SecretStr | None = Field(default=None, description="a Console API key")
+    api_url: str = "https://console-api.akash.network"
+    bid_timeout: float = Field(
+        default=180.0, gt=0, description="seconds to wait for an open bid before no_bids"
+    )
+    max_price: int = Field(
+        default=10_000, gt=0, description="the SDL's maximum price per block, in uact"
+    )
+    poll_interval: float = Field(
+        default=5.0, gt=0, description="seconds between two looks at one deployment"
+    )
