@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app.engine.providers import ProviderSet
+from app.admission.providers import ProviderSet
 
 from app.settings import ProviderSettingsError, Settings
 from providers import Handle, Provider, VolumeSpec, WorkloadSpec, registry
