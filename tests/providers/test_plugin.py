@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app.admission.providers import ProviderSet
 
+from app.admission.providers import ProviderSet
 from app.settings import ProviderSettingsError, Settings
 from providers import Handle, Provider, VolumeSpec, WorkloadSpec, registry
 from providers.conformance import Harness, short_spec_fields
