@@ -134,6 +134,19 @@ class Settings(BaseSettings):
     engine_max_jobs: int = Field(default=1000, gt=0, description="jobs one process drives")
     metrics_interval: float = Field(default=10.0, gt=0, description="seconds between samples")
 
+    # Each account's limits unless `cortex-gateway accounts set` overrides them (app.accounts);
+    # 0 means unlimited. docs/operations.md lists what each answers when exceeded.
+    default_rate_limit: float = Field(default=100.0, ge=0, description="requests/s per API key")
+    default_rate_burst: int = Field(default=200, ge=0, description="requests a key may burst")
+    default_max_active_jobs: int = Field(default=1000, ge=0)
+    default_max_jobs_per_batch: int = Field(default=1000, ge=0)
+    default_max_streams_per_key: int = Field(default=100, ge=0)
+    default_max_webhook_endpoints: int = Field(default=50, ge=0)
+    default_max_templates: int = Field(default=500, ge=0)
+    default_max_engine_slots: int = Field(default=0, ge=0, description="0: the fair share only")
+    default_budget_usd: float | None = Field(default=None, ge=0)
+    default_budget_period: Literal["day", "month", "total"] = "month"
+
     # Admission: a provider that does not answer a health check or a quote within this many
     # seconds counts as unavailable (a submission gets 503 PROVIDER_UNAVAILABLE, a listing
     # shows it unhealthy, `auto` skips it) rather than holding the request.
