@@ -225,7 +225,7 @@ class LocalProvider(Provider):
                 spec.job_id,
                 spec.image,
             )
-            raise ImagePullFailed(sandbox.PULL_FAILED)
+            raise ImagePullFailed(sandbox.pull_failed(spec.image))
         exposes = any(port.expose for port in spec.ports)
         network = self.sandbox.network_for(exposes)
         # Published ports need a routed bridge; everything else gets the internal network.
@@ -250,7 +250,7 @@ class LocalProvider(Provider):
                 spec.image,
                 docker_api.message(response),
             )
-            raise ImagePullFailed(sandbox.PULL_FAILED)
+            raise ImagePullFailed(sandbox.pull_failed(spec.image))
         else:
             docker_api.raise_for_server_error(response)
             raise Rejected(f"the container runtime refused the job: {docker_api.message(response)}")
@@ -290,7 +290,7 @@ class LocalProvider(Provider):
             await self._pull_image(spec.image)
         except ImagePullFailed as exc:
             logger.warning("job %s: %s", spec.job_id, exc)
-            raise ImagePullFailed(sandbox.PULL_FAILED) from None
+            raise ImagePullFailed(sandbox.pull_failed(spec.image)) from None
 
     async def _pull_image(self, image: str) -> None:
         name, tag = docker_api.split_image(image)

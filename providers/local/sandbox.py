@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 # hosts it probed and files it read, so they go to the operator's log only.
 PULL_FAILED = "image could not be pulled"
 NO_NETWORK = "none"
+
+
+def pull_failed(image: str) -> str:
+    """The tenant's answer: their own image reference, and nothing the runtime said."""
+    return f"{PULL_FAILED}: {image}"
+
+
 # A missing job network is created with these labels so an operator can tell whose it is.
 _NETWORK_LABELS = {"cortex.managed": "true"}
 

@@ -164,7 +164,7 @@ async def test_an_image_from_a_registry_not_allowed_is_refused_without_a_pull() 
         # Admitted before the list changed: the submit fails the same way, still no pull.
         with pytest.raises(ImagePullFailed) as refused:
             await provider.submit(spec)
-        assert str(refused.value) == "image could not be pulled"
+        assert str(refused.value) == f"image could not be pulled: {image}"
         assert provider.check(shell("true", image="ghcr.io/someone/tool:2")) == []
     finally:
         await provider.aclose()
@@ -183,7 +183,7 @@ async def test_a_failed_pull_tells_the_tenant_nothing_of_the_runtimes_words(
     finally:
         await provider.aclose()
 
-    assert str(failed.value) == "image could not be pulled"
+    assert str(failed.value) == f"image could not be pulled: {spec.image}"
     # The operator's log keeps what the runtime said (here: the registry's lookup failing).
     assert any(
         spec.job_id in r.getMessage() and "registry.invalid" in r.getMessage()
