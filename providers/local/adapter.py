@@ -26,7 +26,7 @@ from providers.errors import (
     Rejected,
     Unavailable,
 )
-from providers.local import containers, docker_api, log_frames
+from providers.local import containers, docker_api, log_frames, sandbox
 from providers.local.containers import JOB_LABEL, MANAGED_LABEL
 from providers.local.docker_api import API
 from providers.local.followers import Doorbells
@@ -40,6 +40,7 @@ from providers.types import (
     LogBatch,
     MetricSample,
     Quote,
+    Refusal,
     WorkloadSpec,
     WorkloadState,
     WorkloadStatus,
@@ -73,11 +74,29 @@ class LocalProvider(Provider):
         docker_host: str = "unix:///var/run/docker.sock",
         publish_host: str = "127.0.0.1",
         usd_per_cpu_hour: float = 0.0,
+        network: str = "cortex-jobs",
+        ports_network: str = "cortex-jobs-ports",
+        allowed_registries: str = "",
+        pids_limit: int = 512,
+        log_max_bytes: int = 64 * 2**20,
+        log_max_files: int = 2,
+        writable_layer_limit: str = "auto",
     ) -> None:
         super().__init__()
         self.docker_host = docker_host
         self.publish_host = publish_host
         self.usd_per_cpu_hour = usd_per_cpu_hour
+        self.sandbox = sandbox.Sandbox(
+            network=network,
+            ports_network=ports_network,
+            pids_limit=pids_limit,
+            log_max_bytes=log_max_bytes,
+            log_max_files=log_max_files,
+        )
+        self.allowed_registries = sandbox.parse_registries(allowed_registries)
+        self.writable_layer_limit = writable_layer_limit
+        # Learnt from the runtime's first refusal, when the option leaves it to the driver.
+        self._layer_limit_works = writable_layer_limit != "off"
         base, transport = docker_api.transport(docker_host, MAX_CONNECTIONS)
         self._client = _http.client(base, transport=transport)
         # Health checks get their own connections: a saturated job pool must not make the
@@ -100,6 +119,7 @@ class LocalProvider(Provider):
         self._creating = asyncio.Semaphore(CONCURRENT_CREATES)
         self._removing = asyncio.Semaphore(CONCURRENT_REMOVALS)
         self._starting: dict[str, asyncio.Task[None]] = {}
+        self._networks = sandbox.Networks(self._client)
 
     async def aclose(self) -> None:
         starts = list(self._starting.values())
@@ -134,6 +154,20 @@ class LocalProvider(Provider):
             )
         self._health = (now, health)
         return health
+
+    def check(self, spec: WorkloadSpec) -> list[Refusal]:
+        refusals = super().check(spec)
+        if not sandbox.image_allowed(spec.image, self.allowed_registries):
+            refusals.append(
+                Refusal(
+                    "image",
+                    f"{sandbox.PULL_FAILED}: registry {sandbox.registry_of(spec.image)} is not "
+                    f"allowed on {self.name}",
+                )
+            )
+        if self.sandbox.ports_network == "off" and any(port.expose for port in spec.ports):
+            refusals.append(Refusal("ports", f"{self.name} does not expose ports here"))
+        return refusals
 
     async def quote(self, spec: WorkloadSpec) -> Quote:
         hourly = self.usd_per_cpu_hour * spec.cpu_millicores / 1000
@@ -184,22 +218,39 @@ class LocalProvider(Provider):
             await self._start_outcome(container_id)
 
     async def _create(self, spec: WorkloadSpec) -> Handle:
+        if not sandbox.image_allowed(spec.image, self.allowed_registries):
+            # Admission refuses these; a job admitted before the list changed ends here.
+            logger.warning(
+                "job %s: image %s refused, its registry is not in allowed_registries",
+                spec.job_id,
+                spec.image,
+            )
+            raise ImagePullFailed(sandbox.pull_failed(spec.image))
+        exposes = any(port.expose for port in spec.ports)
+        network = self.sandbox.network_for(exposes)
+        # Published ports need a routed bridge; everything else gets the internal network.
+        await self._networks.ensure(network, internal=not exposes)
         volumes = [await self._create_volume(spec, volume.name) for volume in spec.volumes]
         name = f"cortex-{spec.job_id}"
-        config = containers.container_config(spec, volumes, self.publish_host)
-        response = await self._request("POST", f"/containers/create?name={name}", json=config)
+        response = await self._create_container(spec, name, volumes)
         if response.status_code == 404:
             # No such image: pull it and create again (as `docker run` does). Asking first
             # would cost every job a request for what is nearly always there.
-            await self._pull(spec.image)
-            response = await self._request("POST", f"/containers/create?name={name}", json=config)
+            await self._pull(spec)
+            response = await self._create_container(spec, name, volumes)
         if response.status_code == 409 or docker_api.name_in_use(response):
             # Created by an earlier attempt that died before the handle was stored.
             container_id = await self._own_container(name, spec.job_id)
         elif response.status_code in (200, 201):
             container_id = response.json()["Id"]
         elif response.status_code == 404:
-            raise ImagePullFailed(docker_api.message(response))
+            logger.warning(
+                "job %s: image %s missing after its pull: %s",
+                spec.job_id,
+                spec.image,
+                docker_api.message(response),
+            )
+            raise ImagePullFailed(sandbox.pull_failed(spec.image))
         else:
             docker_api.raise_for_server_error(response)
             raise Rejected(f"the container runtime refused the job: {docker_api.message(response)}")
@@ -207,7 +258,41 @@ class LocalProvider(Provider):
         await self._put_spec_file(container_id, spec)
         return handle
 
-    async def _pull(self, image: str) -> None:
+    async def _create_container(
+        self, spec: WorkloadSpec, name: str, volumes: list[str]
+    ) -> httpx.Response:
+        limit = self._layer_limit_works and spec.storage_bytes > 0
+        config = containers.container_config(
+            spec, volumes, self.publish_host, self.sandbox, limit_writable_layer=limit
+        )
+        path = f"/containers/create?name={name}"
+        response = await self._request("POST", path, json=config)
+        if limit and sandbox.storage_opt_unsupported(response):
+            if self.writable_layer_limit == "required":
+                raise Rejected(
+                    "the container runtime cannot limit the writable layer's size "
+                    f"(writable_layer_limit is required): {docker_api.message(response)}"
+                )
+            logger.warning(
+                "the storage driver cannot limit a container's writable layer; local jobs "
+                "run without that limit: %s",
+                docker_api.message(response),
+            )
+            self._layer_limit_works = False
+            config = containers.container_config(
+                spec, volumes, self.publish_host, self.sandbox, limit_writable_layer=False
+            )
+            response = await self._request("POST", path, json=config)
+        return response
+
+    async def _pull(self, spec: WorkloadSpec) -> None:
+        try:
+            await self._pull_image(spec.image)
+        except ImagePullFailed as exc:
+            logger.warning("job %s: %s", spec.job_id, exc)
+            raise ImagePullFailed(sandbox.pull_failed(spec.image)) from None
+
+    async def _pull_image(self, image: str) -> None:
         name, tag = docker_api.split_image(image)
         params = {"fromImage": name}
         if tag:

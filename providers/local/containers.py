@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from providers.local.sandbox import Sandbox
 from providers.types import Endpoint, FailureReason, WorkloadSpec, WorkloadState, WorkloadStatus
 
 JOB_LABEL = "cortex.job"
@@ -29,8 +30,16 @@ _STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
 _KILLED = 137
 
 
-def container_config(spec: WorkloadSpec, volumes: list[str], publish_host: str) -> dict[str, Any]:
+def container_config(
+    spec: WorkloadSpec,
+    volumes: list[str],
+    publish_host: str,
+    sandbox: Sandbox,
+    *,
+    limit_writable_layer: bool,
+) -> dict[str, Any]:
     exposed = [port for port in spec.ports if port.expose]
+    storage = spec.storage_bytes if limit_writable_layer else None
     config: dict[str, Any] = {
         "Image": spec.image,
         "Env": [f"{key}={value}" for key, value in spec.env.items()],
@@ -39,7 +48,9 @@ def container_config(spec: WorkloadSpec, volumes: list[str], publish_host: str) 
         "HostConfig": {
             "NanoCpus": spec.cpu_millicores * 1_000_000,
             "Memory": spec.memory_bytes,
+            # Equal to Memory: no swap beyond the memory limit.
             "MemorySwap": spec.memory_bytes,
+            "NetworkMode": sandbox.network_for(bool(exposed)),
             "PortBindings": {
                 f"{p.port}/{p.protocol}": [{"HostIp": publish_host, "HostPort": ""}]
                 for p in exposed
@@ -53,6 +64,7 @@ def container_config(spec: WorkloadSpec, volumes: list[str], publish_host: str) 
                 }
                 for volume, volume_name in zip(spec.volumes, volumes, strict=True)
             ],
+            **sandbox.host_config(storage),
         },
     }
     if spec.command is not None:
