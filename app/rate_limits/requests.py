@@ -4,7 +4,6 @@ so (draft-ietf-httpapi-ratelimit-headers-10, structured fields) on every API res
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -72,9 +71,13 @@ class RateLimitHeadersMiddleware:
             if message["type"] == "http.response.start":
                 decision = scope.get(_DECISION_KEY)
                 if decision is not None:
-                    response_headers = MutableHeaders(scope=message)
-                    for name, value in headers(decision).items():
-                        response_headers[name] = value
+                    message["headers"] = [
+                        *message.get("headers", ()),
+                        *(
+                            (name.lower().encode(), value.encode())
+                            for name, value in headers(decision).items()
+                        ),
+                    ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
