@@ -32,6 +32,8 @@ from app.jobs import routes as job_routes
 from app.observability import metrics as app_metrics
 from app.observability import routes as operations_routes
 from app.observability.middleware import RequestContextMiddleware
+from app.rate_limits.limiter import RateLimiter
+from app.rate_limits.requests import RateLimitHeadersMiddleware
 from app.routing import Operation, api
 from app.settings import Settings
 from app.streams import routes as stream_routes
@@ -55,6 +57,7 @@ class State(TypedDict):
     dispatcher: Dispatcher | None
     key_cache: KeyCache
     metrics: app_metrics.GatewayMetrics
+    rate_limiter: RateLimiter
 
 
 async def openapi_document(request: Request) -> JSONResponse:
@@ -140,6 +143,7 @@ def create_app(
         key_cache = KeyCache(usable=listener.connected.is_set)
         listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
         dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
+        rate_limiter = RateLimiter(db, settings.rate_limit_sync_interval)
         try:
             async with database.transaction(db) as connection:
                 stream_key = await stream_tokens.load_key(connection)
@@ -148,6 +152,7 @@ def create_app(
                 await engine.start()
             if dispatcher is not None:
                 await dispatcher.start()
+            await rate_limiter.start()
             _tune_garbage_collector(settings.gc_threshold)
             yield dict(
                 State(
@@ -161,9 +166,11 @@ def create_app(
                     dispatcher=dispatcher,
                     key_cache=key_cache,
                     metrics=metrics,
+                    rate_limiter=rate_limiter,
                 )
             )
         finally:
+            await rate_limiter.stop()
             if dispatcher is not None:
                 await dispatcher.stop()
             if engine is not None:
@@ -187,6 +194,7 @@ def create_app(
         middleware=[
             Middleware(RequestContextMiddleware, metrics=metrics),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(RateLimitHeadersMiddleware),
         ],
         lifespan=lifespan,
     )

@@ -151,6 +151,8 @@ class RateLimitExceeded(GatewayError):
 
     status_code = 429
     code = "RATE_LIMIT_EXCEEDED"
+    # Whole seconds until a retry can succeed, sent as the Retry-After header.
+    retry_after: int | None = None
 
 
 class InternalError(GatewayError):

@@ -29,6 +29,8 @@ _BY_STATUS: dict[int, type[errors.GatewayError]] = {
 async def gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.GatewayError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.Unauthorized) else None
+    if isinstance(exc, errors.RateLimitExceeded) and exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
     return envelope.error(exc, headers=headers)
 
 

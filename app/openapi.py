@@ -116,7 +116,8 @@ def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, An
     if operation.idempotent:
         error_types += [errors.IdempotencyKeyReused]
     if operation.scopes:
-        error_types += [errors.Unauthorized, errors.Forbidden]
+        # Every request with a key counts against its rate (app.rate_limits).
+        error_types += [errors.Unauthorized, errors.Forbidden, errors.RateLimitExceeded]
     for error_type in sorted(error_types, key=lambda e: e.status_code):
         entry = responses.setdefault(
             str(error_type.status_code),

@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     # 0 means unlimited. docs/operations.md lists what each answers when exceeded.
     default_rate_limit: float = Field(default=100.0, ge=0, description="requests/s per API key")
     default_rate_burst: int = Field(default=200, ge=0, description="requests a key may burst")
+    # How often each process shares its per-key request counts with the others; the lag
+    # bounds how far N processes together can exceed a key's rate (docs/operations.md).
+    rate_limit_sync_interval: float = Field(
+        default=0.2, gt=0, le=5, description="seconds between rate limit reconciliations"
+    )
     default_max_active_jobs: int = Field(default=1000, ge=0)
     default_max_jobs_per_batch: int = Field(default=1000, ge=0)
     default_max_streams_per_key: int = Field(default=100, ge=0)

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from app import errors, routing
 from app.auth import service, stream_tokens
 from app.auth.scopes import Scope, grants
+from app.rate_limits import requests as rate_limits
 
 
 def bearer_token(request: Request) -> str:
@@ -68,6 +69,8 @@ async def require_scope(connection: AsyncConnection, request: Request) -> servic
     auth = await service.authenticate(connection, bearer_token(request), cache)
     if auth is None:
         raise errors.Unauthorized("Invalid or revoked API key.")
+    # Before the scopes: a key refused for its scopes has still made a request.
+    await rate_limits.limit(connection, request, auth.key_id, auth.account_id)
     for scope in routing.operation(request).scopes:
         if not grants(list(auth.scopes), scope):
             raise errors.Forbidden(f"This API key lacks the {scope.value!r} scope.")

@@ -13,6 +13,7 @@ from app.models.jobs import (
     log_lines,
     metric_samples,
 )
+from app.models.rate_limits import rate_limit_usage
 from app.models.webhooks import webhook_attempts, webhook_deliveries, webhook_endpoints
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "log_lines",
     "metadata",
     "metric_samples",
+    "rate_limit_usage",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",
