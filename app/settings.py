@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     )
     webhook_timeout: float = Field(default=10.0, gt=0, le=60)
     webhook_concurrency: int = Field(default=64, gt=0, description="sends in flight per process")
+    webhook_endpoint_concurrency: int = Field(
+        default=8, gt=0, description="sends in flight per endpoint and process"
+    )
     webhook_rotation_grace: float = Field(
         default=24 * 3600, ge=0, description="seconds the previous secret keeps signing"
     )

@@ -19,6 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import database
+from app.accounts import limits
 from app.admission.providers import ProviderSet
 from app.engine import actions, auto, repository, steps
 from app.jobs.lifecycle import JobStatus
@@ -37,6 +38,12 @@ RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 60.0
 QUIET_POLL_MAX = 5.0
 
 
+def default_engine_slots(settings: Settings) -> int | None:
+    """The engine-slot cap of an account without its own (`account_limits` holds those, and
+    the claim reads them in SQL); None: no cap beyond the fair share."""
+    return limits.defaults(settings).max_engine_slots
+
+
 def new_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
@@ -49,6 +56,7 @@ class Engine:
         self.poll_interval = settings.engine_poll_interval
         self.lease_seconds = settings.engine_lease_seconds
         self.max_jobs = settings.engine_max_jobs
+        self.default_slots = default_engine_slots(settings)
         self.ctx = steps.Context(db, providers, self.owner, settings.metrics_interval)
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._pokes: dict[str, asyncio.Event] = {}
@@ -121,7 +129,11 @@ class Engine:
             if room > 0:
                 async with database.transaction(self.db) as connection:
                     claimed = await repository.claim(
-                        connection, self.owner, limit=room, lease_seconds=self.lease_seconds
+                        connection,
+                        self.owner,
+                        limit=room,
+                        lease_seconds=self.lease_seconds,
+                        default_slots=self.default_slots,
                     )
                 # A job this engine still drives comes back when its lease lapsed before the
                 # renewal (a stalled process): the claim renewed it; a second driver would

@@ -1,5 +1,6 @@
 """The database schema. Alembic and the repositories import tables from here."""
 
+from app.models.account_limits import account_limits
 from app.models.accounts import accounts, api_keys
 from app.models.base import metadata
 from app.models.batches import job_batches
@@ -17,6 +18,7 @@ from app.models.rate_limits import rate_limit_usage
 from app.models.webhooks import webhook_attempts, webhook_deliveries, webhook_endpoints
 
 __all__ = [
+    "account_limits",
     "accounts",
     "api_keys",
     "gateway_secrets",

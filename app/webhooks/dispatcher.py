@@ -1,9 +1,11 @@
 """Sends webhook deliveries: every gateway process runs one.
 
-It claims due deliveries (SKIP LOCKED, so two processes never take the same attempt), sends
-each in its own task (a slow receiver holds only its own deliveries, at most a few at a time),
-records every attempt, and schedules retries with jittered backoff. An endpoint that keeps
-failing past a limit is disabled, with the reason on it.
+It claims due deliveries (SKIP LOCKED, so two processes never take the same attempt), endpoints
+taking turns and each with at most CORTEX_WEBHOOK_ENDPOINT_CONCURRENCY sends in flight here, so
+a slow receiver or a backlog holds only its own share; sends each in its own task, within a
+total deadline (CORTEX_WEBHOOK_TIMEOUT, reading the answer included); records every attempt,
+and schedules retries with jittered backoff. An endpoint that keeps failing past a limit is
+disabled, with the reason on it.
 
 Attempts are recorded in batches, one transaction for all that ended since the last: under
 load that is most of the bookkeeping saved. A delivery stays claimed until its attempt is
@@ -13,10 +15,11 @@ recorded, so a crash in between only means it is sent again (at least once).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +36,6 @@ from app.webhooks import repository, signing, url_guard
 
 logger = logging.getLogger(__name__)
 
-PER_ENDPOINT_IN_FLIGHT = 8
 MAX_RESPONSE_BYTES = 64 * 1024
 STORED_RESPONSE_CHARS = 2_000
 JITTER = 0.1
@@ -49,6 +51,7 @@ class Dispatcher:
         self.disable_after = settings.webhook_disable_after
         self.timeout = settings.webhook_timeout
         self.capacity = settings.webhook_concurrency
+        self.per_endpoint = settings.webhook_endpoint_concurrency
         self.allowed = url_guard.parse_networks(settings.webhook_allowed_networks)
         self.lease_seconds = settings.webhook_timeout + 30
         self._client = httpx.AsyncClient(
@@ -58,9 +61,7 @@ class Dispatcher:
             limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2),
         )
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._per_endpoint: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(PER_ENDPOINT_IN_FLIGHT)
-        )
+        self._per_endpoint: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._recorder: asyncio.Task[None] | None = None
         self._room = asyncio.Event()
@@ -87,6 +88,9 @@ class Dispatcher:
             while True:
                 try:
                     news.clear()
+                    # Cleared before claiming: a send ending meanwhile frees its endpoint's
+                    # turn, and must wake the wait below.
+                    self._room.clear()
                     claimed = await self._claim()
                     delay = 1.0
                 except asyncio.CancelledError:
@@ -101,10 +105,9 @@ class Dispatcher:
                 if claimed:
                     continue
                 if len(self._in_flight) >= self.capacity:
-                    self._room.clear()
                     await self._room.wait()
                     continue
-                await news.wait(POLL_SECONDS)
+                await _either(news.wait(POLL_SECONDS), self._room.wait())
 
     async def _claim(self) -> int:
         room = self.capacity - len(self._in_flight)
@@ -112,23 +115,31 @@ class Dispatcher:
             return 0
         async with database.transaction(self.db) as connection:
             rows = await repository.claim_due(
-                connection, limit=room, lease_seconds=self.lease_seconds
+                connection,
+                limit=room,
+                lease_seconds=self.lease_seconds,
+                per_endpoint=self.per_endpoint,
+                in_flight={k: n for k, n in self._per_endpoint.items() if n > 0},
             )
         for row in rows:
+            endpoint_id = row["endpoint_id"]
+            self._per_endpoint[endpoint_id] += 1
             task = asyncio.create_task(self._deliver(row))
             self._in_flight.add(task)
-            task.add_done_callback(self._done)
+            task.add_done_callback(functools.partial(self._done, endpoint_id))
         return len(rows)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, endpoint_id: str, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._per_endpoint[endpoint_id] -= 1
+        if self._per_endpoint[endpoint_id] <= 0:
+            del self._per_endpoint[endpoint_id]
         self._room.set()
         if not task.cancelled() and task.exception() is not None:
             logger.error("webhook delivery task failed", exc_info=task.exception())
 
     async def _deliver(self, row: RowMapping) -> None:
-        async with self._per_endpoint[row["endpoint_id"]]:
-            outcome = await self._send(row)
+        outcome = await self._send(row)
         ended = self._judge(row, *outcome)
         self._ended.append(ended)
         self._to_record.set()
@@ -141,40 +152,46 @@ class Dispatcher:
         error: str | None = None
         body: str | None = None
         try:
-            if not row["active"]:
-                raise _Refused("the endpoint is disabled")
-            target = await url_guard.resolve(row["url"], self.allowed)
-            secrets = [row["secret"]]
-            if (
-                row["previous_secret"]
-                and (row["previous_secret_expires_at"] or attempted_at) > attempted_at
-            ):
-                secrets.append(row["previous_secret"])
-            headers = signing.headers(secrets, row["id"], int(time.time()), row["payload"])
-            headers["host"] = (
-                target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
-            )
-            async with self._client.stream(
-                "POST",
-                target.pinned_url,
-                content=row["payload"].encode(),
-                headers=headers,
-                extensions={"sni_hostname": target.host},
-            ) as response:
-                status_code = response.status_code
-                body = await _read_some(response)
+            # httpx's timeout bounds each read; this bounds the attempt, so a receiver that
+            # drips its answer a byte at a time holds a slot for CORTEX_WEBHOOK_TIMEOUT at most.
+            async with asyncio.timeout(self.timeout):
+                status_code, body = await self._post(row, attempted_at)
             if not 200 <= status_code < 300:
                 error = f"the endpoint answered {status_code}"
         except url_guard.UnsafeURL as exc:
             error = f"refused: {exc}"
         except _Refused as exc:
             error = str(exc)
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             error = f"timed out after {self.timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = int((time.monotonic() - started) * 1000)
         return attempted_at, status_code, error, duration_ms, body
+
+    async def _post(self, row: RowMapping, attempted_at: datetime) -> tuple[int, str]:
+        """Send the delivery; returns the status and the start of the answer."""
+        if not row["active"]:
+            raise _Refused("the endpoint is disabled")
+        target = await url_guard.resolve(row["url"], self.allowed)
+        secrets = [row["secret"]]
+        if (
+            row["previous_secret"]
+            and (row["previous_secret_expires_at"] or attempted_at) > attempted_at
+        ):
+            secrets.append(row["previous_secret"])
+        headers = signing.headers(secrets, row["id"], int(time.time()), row["payload"])
+        headers["host"] = (
+            target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
+        )
+        async with self._client.stream(
+            "POST",
+            target.pinned_url,
+            content=row["payload"].encode(),
+            headers=headers,
+            extensions={"sni_hostname": target.host},
+        ) as response:
+            return response.status_code, await _read_some(response)
 
     def _judge(
         self,
@@ -274,6 +291,17 @@ class _Ended:
 
 class _Refused(Exception):
     pass
+
+
+async def _either(*waits: Any) -> None:
+    """Until the first of `waits` (coroutines) ends."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 # When the attempt started, HTTP status, error, duration in ms, start of the answer.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -113,21 +114,65 @@ async def subscribed_endpoints(
     return [row[0] for row in result]
 
 
+_DUE = sa.and_(
+    webhook_deliveries.c.status == "pending",
+    webhook_deliveries.c.next_attempt_at <= sa.func.now(),
+)
+
+
 async def claim_due(
-    connection: AsyncConnection, *, limit: int, lease_seconds: float
+    connection: AsyncConnection,
+    *,
+    limit: int,
+    lease_seconds: float,
+    per_endpoint: int,
+    in_flight: Mapping[str, int],
 ) -> Sequence[RowMapping]:
     """Take due deliveries for one attempt each. The claim moves next_attempt_at past the
     lease, so no other dispatcher takes them meanwhile; a dispatcher that dies mid-send
-    leaves them due again when the lease ends (at least once)."""
+    leaves them due again when the lease ends (at least once).
+
+    Endpoints take turns: each endpoint's due deliveries are ranked oldest first and taken in
+    order of rank, so a backlog at one endpoint does not hold back another's delivery; and
+    an endpoint with `in_flight` sends already gets at most `per_endpoint` minus those. A
+    delivery left for its endpoint's turn stays unclaimed, holding nothing."""
+    busy = (
+        sa.func.unnest(
+            sa.literal(list(in_flight), postgresql.ARRAY(sa.Text)),
+            sa.literal(list(in_flight.values()), postgresql.ARRAY(sa.Integer)),
+        )
+        .table_valued("endpoint_id", "sending", name="busy")
+        .render_derived()
+    )
+    candidates = (
+        sa.select(
+            webhook_deliveries.c.id,
+            webhook_deliveries.c.endpoint_id,
+            webhook_deliveries.c.next_attempt_at,
+            sa.func.row_number()
+            .over(
+                partition_by=webhook_deliveries.c.endpoint_id,
+                order_by=webhook_deliveries.c.next_attempt_at,
+            )
+            .label("rank"),
+        )
+        .where(_DUE)
+        .subquery("candidates")
+    )
+    turn = sa.func.coalesce(busy.c.sending, 0) + candidates.c.rank
+    ranked = (
+        sa.select(candidates.c.id, candidates.c.next_attempt_at, turn.label("turn"))
+        .select_from(candidates.outerjoin(busy, busy.c.endpoint_id == candidates.c.endpoint_id))
+        .where(turn <= per_endpoint)
+        .subquery("ranked")
+    )
     due = (
         sa.select(webhook_deliveries.c.id)
-        .where(
-            webhook_deliveries.c.status == "pending",
-            webhook_deliveries.c.next_attempt_at <= sa.func.now(),
-        )
-        .order_by(webhook_deliveries.c.next_attempt_at)
+        .join(ranked, ranked.c.id == webhook_deliveries.c.id)
+        .where(_DUE)
+        .order_by(ranked.c.turn, ranked.c.next_attempt_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=webhook_deliveries)
         .scalar_subquery()
     )
     claimed = (
