@@ -1,6 +1,6 @@
 """rate_limit_usage: each process's count of requests granted per API key
 
-Revision ID: 0007_rate
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-05 01:07:00.000000
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0007_rate"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
