@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     )
     engine_max_jobs: int = Field(default=1000, gt=0, description="jobs one process drives")
     metrics_interval: float = Field(default=10.0, gt=0, description="seconds between samples")
+    engine_submit_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        description="seconds a job's provider may stay unavailable before it fails",
+    )
 
     # Admission: a provider that does not answer a health check or a quote within this many
     # seconds counts as unavailable (a submission gets 503 PROVIDER_UNAVAILABLE, a listing

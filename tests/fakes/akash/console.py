@@ -143,6 +143,8 @@ class FakeConsole:
         self.network = network
         self.api_key = api_key
         self.requests: Counter[str] = Counter()
+        # (route, monotonic time) of every request, in order, for tests of retry timing.
+        self.timeline: list[tuple[str, float]] = []
         self.app = Starlette(
             routes=[
                 Route("/v1/deployments", self.create_deployment, methods=["POST"]),
@@ -166,6 +168,7 @@ class FakeConsole:
 
     def gate(self, request: Request, route: str) -> Response | None:
         self.requests[route] += 1
+        self.timeline.append((route, time.monotonic()))
         network = self.network
         if network.rate_limited > 0:
             network.rate_limited -= 1
