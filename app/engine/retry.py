@@ -29,7 +29,7 @@ RETRY_JITTER = 0.2
 
 def backoff(attempt: int) -> float:
     """Seconds to wait after the `attempt`-th failure in a row (1 for the first)."""
-    delay = RETRY_DELAY_FIRST * 2 ** min(max(attempt - 1, 0), 30)
+    delay: float = RETRY_DELAY_FIRST * 2.0 ** min(max(attempt - 1, 0), 30)
     delay *= random.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER)
     return min(delay, RETRY_DELAY_MAX)
 
