@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     )
     engine_max_jobs: int = Field(default=1000, gt=0, description="jobs one process drives")
     metrics_interval: float = Field(default=10.0, gt=0, description="seconds between samples")
+    engine_submit_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        description="seconds a job's provider may stay unavailable before it fails",
+    )
 
     # Each account's limits unless `cortex-gateway accounts set` overrides them (app.accounts);
     # 0 means unlimited. docs/operations.md lists what each answers when exceeded.

@@ -136,6 +136,8 @@ class FailureReason(StrEnum):
     NO_BIDS = "no_bids"
     # No provider answered with an acceptable offer in time (Golem): it never started.
     NO_OFFERS = "no_offers"
+    # The network stayed unavailable for the whole submit timeout: it never started.
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.admission.workload import workload_spec
-from app.engine import auto, repository, steps
+from app.engine import auto, repository, retry, steps
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
@@ -81,8 +81,7 @@ async def start(ctx: steps.Context, row: JobRecord, provider: Provider) -> float
         quote = await provider.quote(spec)
         handle = await provider.submit(spec)
     except Unavailable as exc:
-        logger.warning("submitting %s to %s failed, will retry: %s", row.id, provider.name, exc)
-        return 5.0
+        return await retry.submit_failed(ctx, row, provider.name, exc)
     except ImagePullFailed as exc:
         await steps.fail(ctx, row.id, FailureReason.IMAGE_PULL, str(exc))
         return None
@@ -105,6 +104,7 @@ async def start(ctx: steps.Context, row: JobRecord, provider: Provider) -> float
             changes={
                 "handle": handle,
                 "needs_release": True,
+                **retry.SUBMITTED,
                 **steps.price_changes(quote, current.duration),
             },
         )
@@ -128,7 +128,7 @@ async def follow(
         return steps.Progress.ENDED
     except Unavailable as exc:
         logger.warning("status of %s unavailable: %s", row.id, exc)
-        return steps.Progress.QUIET
+        return steps.Progress.UNAVAILABLE
     if auto.fails_over(row, status):
         return await auto.fail_over(ctx, row, provider, handle, status)
     handle = status.handle or handle

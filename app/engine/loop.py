@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import database
 from app.accounts import limits
 from app.admission.providers import ProviderSet
-from app.engine import actions, auto, repository, steps
+from app.engine import actions, auto, repository, retry, steps
 from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
 from app.observability import logs
@@ -57,7 +57,13 @@ class Engine:
         self.lease_seconds = settings.engine_lease_seconds
         self.max_jobs = settings.engine_max_jobs
         self.default_slots = default_engine_slots(settings)
-        self.ctx = steps.Context(db, providers, self.owner, settings.metrics_interval)
+        self.ctx = steps.Context(
+            db,
+            providers,
+            self.owner,
+            settings.metrics_interval,
+            submit_timeout=settings.engine_submit_timeout,
+        )
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._pokes: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
@@ -192,6 +198,7 @@ class Engine:
     async def _drive_once(self, job_id: str, claimed: RowMapping | None) -> None:
         next_sample = 0.0
         interval = self.poll_interval
+        unavailable = 0  # status asked in a row without an answer
         first_look = True
         while True:
             row: RowMapping | None
@@ -244,6 +251,12 @@ class Engine:
             progress = await actions.follow(self.ctx, job, provider, sample=sample)
             if progress is steps.Progress.ENDED:
                 continue
+            if progress is steps.Progress.UNAVAILABLE:
+                # Not the provider's watch: it may answer at once while its network is down.
+                unavailable += 1
+                await self._pause(job_id, max(retry.backoff(unavailable), self.poll_interval))
+                continue
+            unavailable = 0
             if progress is steps.Progress.CHANGED:
                 interval = self.poll_interval
             else:

@@ -37,6 +37,8 @@ class Context:
     providers: ProviderSet
     owner: str
     metrics_interval: float
+    # Seconds a provider may stay unavailable to a pending job before the job fails.
+    submit_timeout: float = 900.0
 
 
 async def record(
@@ -55,6 +57,7 @@ class Progress(Enum):
     ENDED = "ended"
     CHANGED = "changed"
     QUIET = "quiet"  # nothing new: the engine may look less often
+    UNAVAILABLE = "unavailable"  # the provider did not answer: look again after a backoff
 
 
 def _cost(row: JobRecord, until: datetime) -> float:

@@ -21,6 +21,8 @@ _NOT_IN_SUMMARIES = (
     "log_seq",
     "engine_owner",
     "batch_index",
+    "submit_attempts",
+    "submit_failing_since",
 )
 
 
@@ -55,6 +57,8 @@ class JobRecord:
     log_seq: int = 0
     engine_owner: str | None = None
     batch_index: int | None = None
+    submit_attempts: int = 0
+    submit_failing_since: datetime | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:

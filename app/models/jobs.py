@@ -116,6 +116,9 @@ ENGINE_COLUMNS = (
     sa.Column("native_price", postgresql.JSONB),
     # Where exposed ports answer while the job runs: [{"port", "url"}].
     sa.Column("endpoints", postgresql.JSONB, nullable=False, server_default="[]"),
+    # Failed submit attempts in a row and since when (the submit timeout runs from there).
+    sa.Column("submit_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("submit_failing_since", sa.DateTime(timezone=True)),
 )
 for _column in ENGINE_COLUMNS:
     jobs.append_column(_column)

@@ -3,7 +3,8 @@ status -> close, with logs from the provider's lease websocket.
 
 How a job moves on Akash, step by step (each resumable from the handle alone):
 - `submit`: build the SDL; if a deployment with this job's manifest is already active (a
-  gateway died between creating it and storing the handle), take it; else create one.
+  gateway died between creating it and storing the handle), take it; else create one,
+  exactly once (`deployments.py`: a create whose answer is lost is found, not repeated).
 - `status` while bidding: cheapest open bid (ties: the earliest), lease; a bid that closed
   meanwhile -> the next one; an order that closed -> a new deployment; nothing open within
   the bid timeout -> `no_bids` (deployment closed).
@@ -34,10 +35,11 @@ from providers import _http
 from providers.akash import lease_status
 from providers.akash import sdl as sdl_module
 from providers.akash.console import LEASE_TIMEOUT, Console, ConsoleError
+from providers.akash.deployments import Creator
 from providers.akash.leases import LeaseLog
 from providers.akash.options import AkashOptions
 from providers.base import Provider
-from providers.errors import HandleNotFound, Rejected, Unavailable
+from providers.errors import HandleNotFound, Unavailable
 from providers.types import (
     Capabilities,
     FailureReason,
@@ -64,7 +66,6 @@ HEALTH_CACHE_SECONDS, UNHEALTHY_CACHE_SECONDS = 30.0, 5.0
 HEALTH_TIMEOUT = httpx.Timeout(3.0)
 JWT_TTL_SECONDS = 3600
 MAX_LOG_LINES_PER_READ = 5_000
-DEPLOYMENTS_PAGE = 1000
 # While bidding, bids are polled every interval; whether the deployment itself still exists
 # (Console closes lease-less deployments after ten minutes) is asked this seldom.
 BIDDING_DEPLOYMENT_CHECK_SECONDS = 30.0
@@ -102,6 +103,7 @@ class AkashProvider(Provider):
         poll_interval: float = 5.0,
         lease_status_timeout: float = 600.0,
         retry_delay: float = 1.0,
+        deposit_usd: float | None = None,
     ) -> None:
         super().__init__()
         self.api_key = api_key or None
@@ -121,9 +123,7 @@ class AkashProvider(Provider):
         self._logs: dict[str, LeaseLog] = {}
         self._hosts: dict[str, str] = {}
         self._tokens: dict[str, tuple[float, str]] = {}
-        self._manifest_checked = False
-        self._listing: tuple[float, dict[str, str]] | None = None
-        self._listing_lock = asyncio.Lock()
+        self._creator = Creator(self.console, poll_interval, deposit_usd)
 
     async def aclose(self) -> None:
         for log in list(self._logs.values()):
@@ -216,57 +216,13 @@ class AkashProvider(Provider):
             # Created by an attempt that died before its handle was stored.
             logger.warning("akash: job %s already has deployment %s", spec.job_id, existing)
             return {**handle, "dseq": existing, "manifest": manifest, "biddingSince": time.time()}
-        return {**handle, **await self._create(sdl_text, manifest)}
+        return {**handle, **await self._create(sdl_text, manifest, version)}
 
     async def _find_deployment(self, version: str) -> str | None:
-        """The active deployment with this manifest version, if any. One listing serves
-        every submission for a poll interval (a burst of submissions lists once)."""
-        async with self._listing_lock:
-            kept = self._listing
-            if kept is None or time.monotonic() - kept[0] >= self.poll_interval:
-                kept = (time.monotonic(), await self._active_deployments())
-                self._listing = kept
-        return kept[1].get(version)
+        return await self._creator.find(version)
 
-    async def _active_deployments(self) -> dict[str, str]:
-        """manifest version -> dseq of every active deployment of the account."""
-        found: dict[str, str] = {}
-        skip = 0
-        while True:
-            page = await self.console.request(
-                "GET",
-                "/v1/deployments",
-                params={"skip": skip, "limit": DEPLOYMENTS_PAGE},
-                route="GET /v1/deployments",
-            )
-            for item in page.get("deployments") or []:
-                deployment = item.get("deployment") or {}
-                if deployment.get("state") == "active":
-                    found[str(deployment.get("hash"))] = str(deployment["id"]["dseq"])
-            if not (page.get("pagination") or {}).get("hasMore"):
-                return found
-            skip += DEPLOYMENTS_PAGE
-
-    async def _create(self, sdl_text: str, manifest: str) -> dict[str, Any]:
-        try:
-            created = await self.console.request(
-                "POST", "/v1/deployments", json={"data": {"sdl": sdl_text}}
-            )
-        except ConsoleError as exc:
-            raise Rejected(f"Akash refused the deployment: {exc.message}") from exc
-        except Unavailable:
-            # It may have been created all the same: the next attempt must list afresh.
-            self._listing = None
-            raise
-        if created["manifest"] != manifest and not self._manifest_checked:
-            # Finding a deployment again after a crash relies on computing its manifest.
-            logger.error("akash: Console's manifest differs from the computed one")
-        self._manifest_checked = True
-        return {
-            "dseq": str(created["dseq"]),
-            "manifest": created["manifest"],
-            "biddingSince": time.time(),
-        }
+    async def _create(self, sdl_text: str, manifest: str, version: str) -> dict[str, Any]:
+        return await self._creator.create(sdl_text, manifest, version)
 
     async def _fresh(
         self, key: str, path: str, route: str, *, max_age: float | None = None, **kwargs: Any
@@ -415,7 +371,7 @@ class AkashProvider(Provider):
 
     async def _recreate(self, handle: Handle, why: str) -> WorkloadStatus:
         await self._close(handle["dseq"])
-        created = await self._create(handle["sdl"], handle["manifest"])
+        created = await self._create(handle["sdl"], handle["manifest"], handle["version"])
         note = (
             f"Deployment {handle['dseq']}'s order closed ({why}); closed it and created "
             f"deployment {created['dseq']}."
@@ -425,7 +381,7 @@ class AkashProvider(Provider):
     async def _replacement(self, handle: Handle) -> WorkloadStatus | None:
         """The job's deployment closed before any lease: was a new one created for it (by a
         `_recreate` whose answer was lost)? Then carry on with that one."""
-        self._listing = None
+        self._creator.forget()
         replacement = await self._find_deployment(handle["version"])
         if replacement is None or replacement == handle["dseq"]:
             return None

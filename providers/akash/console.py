@@ -93,11 +93,14 @@ class Console:
         *,
         route: str | None = None,
         attempts: int = ATTEMPTS,
+        idempotent: bool = True,
         **kwargs: Any,
     ) -> Any:
         """The response body, unwrapped from `{"data": ...}` when wrapped. Raises
         ConsoleError for a 4xx, NotConfigured for a refused key, Unavailable when the
-        network does not answer or keeps failing."""
+        network does not answer or keeps failing. A call that is not `idempotent` is only
+        repeated after a 429 (refused before any work); a lost answer or a 5xx may mean it
+        took effect, so it raises Unavailable at once for the caller to find out."""
         delay = self.retry_delay
         for attempt in range(1, attempts + 1):
             self.sent[route or f"{method} {path}"] += 1
@@ -105,7 +108,7 @@ class Console:
                 with _http.map_http_errors(PROVIDER):
                     response = await self._client.request(method, path, **kwargs)
             except Unavailable:
-                if attempt == attempts:
+                if attempt == attempts or not idempotent:
                     raise
                 await asyncio.sleep(delay * (1 + random.random() / 4))
                 delay = min(delay * 2, MAX_RETRY_DELAY)
@@ -118,7 +121,8 @@ class Console:
             code, message = _error(response)
             if response.status_code in _RETRIED_STATUSES:
                 wait = _retry_after(response)
-                if attempt == attempts or (wait is not None and wait > MAX_RETRY_DELAY):
+                last = attempt == attempts or (response.status_code != 429 and not idempotent)
+                if last or (wait is not None and wait > MAX_RETRY_DELAY):
                     raise Unavailable(
                         f"akash: Console answered {response.status_code} to {method} {path}: "
                         f"{message}"

@@ -20,3 +20,11 @@ class AkashOptions(ProviderOptions):
     poll_interval: float = Field(
         default=5.0, gt=0, description="seconds between two looks at one deployment"
     )
+    retry_delay: float = Field(
+        default=1.0, gt=0, description="seconds before a failed Console call is tried again"
+    )
+    # Console ignores it on accounts with managed deposits and refuses a create without it
+    # ("deposit is required") on the others.
+    deposit_usd: float | None = Field(
+        default=None, gt=0, description="the escrow deposit sent with each deployment, in USD"
+    )

@@ -6,7 +6,9 @@ In tests: `async with running_fake(api_key="...") as fake:` gives `fake.console_
 Alone: `python -m tests.fakes.akash --port 8790 --api-key ac.sk.test.1234`; inspect it with
 `GET /_fake/state`, inject faults with `POST /_fake/faults` (`{"rate_limited": 3}`,
 `{"failing": 2}`, `{"withdraw_next_bid": true}`, `{"close_next_order": true}`,
-`{"refuse_bids": true}`) and make a
+`{"refuse_bids": true}`, `{"drop_create_answers": 1}` (the create is committed, then the
+connection dropped), `{"managed_deposits": false}` (a create without `deposit` is refused
+"deposit is required")) and make a
 provider unreachable with `POST /_fake/providers/{address}` `{"reachable": false}`.
 """
 

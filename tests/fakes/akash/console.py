@@ -143,6 +143,8 @@ class FakeConsole:
         self.network = network
         self.api_key = api_key
         self.requests: Counter[str] = Counter()
+        # (route, monotonic time) of every request, in order, for tests of retry timing.
+        self.timeline: list[tuple[str, float]] = []
         self.app = Starlette(
             routes=[
                 Route("/v1/deployments", self.create_deployment, methods=["POST"]),
@@ -166,6 +168,7 @@ class FakeConsole:
 
     def gate(self, request: Request, route: str) -> Response | None:
         self.requests[route] += 1
+        self.timeline.append((route, time.monotonic()))
         network = self.network
         if network.rate_limited > 0:
             network.rate_limited -= 1
@@ -186,13 +189,24 @@ class FakeConsole:
 
     async def create_deployment(self, request: Request) -> Response:
         body = await _json(request)
-        sdl = (body.get("data") or {}).get("sdl") if isinstance(body, dict) else None
+        data = (body.get("data") or {}) if isinstance(body, dict) else {}
+        sdl = data.get("sdl")
         if not isinstance(sdl, str):
             return validation_error([{"path": ["data", "sdl"], "message": "Required"}])
+        deposit = data.get("deposit")
+        if deposit is not None and (not isinstance(deposit, int | float) or deposit <= 0):
+            return validation_error([{"path": ["data", "deposit"], "message": "Invalid"}])
+        if deposit is None and not self.network.managed_deposits:
+            return error(400, "deposit is required")
         try:
             deployment = self.network.create(sdl)
         except SdlError as exc:
             return error(400, f"Invalid SDL: {exc}")
+        if deposit is not None and not self.network.managed_deposits:
+            self.network.deposits[deployment.dseq] = float(deposit)
+        if self.network.drop_create_answers > 0:
+            self.network.drop_create_answers -= 1
+            return _DroppedAnswer()
         data = {
             "dseq": deployment.dseq,
             "manifest": deployment.manifest,
@@ -405,6 +419,8 @@ class FakeConsole:
             "close_next_order",
             "refuse_bids",
             "max_jwt_ttl",
+            "drop_create_answers",
+            "managed_deposits",
         ):
             if name in body:
                 setattr(self.network, name, body[name])
@@ -417,6 +433,23 @@ class FakeConsole:
         if "price" in body:
             provider.price = float(body["price"])
         return JSONResponse({"ok": True})
+
+
+class _DroppedAnswer(Response):
+    """Starts an answer and never finishes it: the server closes the connection, and the
+    client sees a peer that went away mid-answer, as after a proxy's timeout."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=201)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 201,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"999")],
+            }
+        )
 
 
 async def _json(request: Request) -> Any:

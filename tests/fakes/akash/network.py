@@ -204,6 +204,12 @@ class Network:
         self.failing = 0
         self.withdraw_next_bid = False
         self.close_next_order = False
+        # Creates committed and then answered with a dropped connection (the answer is lost).
+        self.drop_create_answers = 0
+        # An account with managed deposits (the default) needs no `deposit` on a create;
+        # without them Console refuses a create that has none.
+        self.managed_deposits = True
+        self.deposits: dict[str, float] = {}
         # Console refuses the bids listing (400) while this is set, as it does a malformed query.
         self.refuse_bids = False
         # Console mints provider tokens for at most this long (None: the ttl asked for).
