@@ -136,6 +136,8 @@ class FailureReason(StrEnum):
     NO_BIDS = "no_bids"
     # No provider answered with an acceptable offer in time (Golem): it never started.
     NO_OFFERS = "no_offers"
+    # The gateway stopped it: its account, its key or the job itself reached a spending limit.
+    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 @dataclass(frozen=True)
