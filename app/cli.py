@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from decimal import Decimal
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 import typer
