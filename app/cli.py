@@ -10,12 +10,14 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError as SettingsError
 
 from app import __version__, database, embedded_postgres, migrate
+from app.accounts.limits import BudgetPeriod
 from app.auth import scopes, service
 from app.observability import logs
 from app.settings import Settings
@@ -110,22 +112,41 @@ def create_key(
             + ").",
         ),
     ] = None,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option(min=0, help="A spending budget of the key's own, in USD per --budget-period."),
+    ] = None,
+    budget_period: Annotated[
+        str, typer.Option(help="day, month or total (with --budget-usd).")
+    ] = "month",
 ) -> None:
     """Create a key; prints it once, on the last line."""
     try:
         chosen = scopes.parse_scopes(scope or list(scopes.DEFAULT_SCOPES))
+        period = BudgetPeriod(budget_period).value
     except ValueError as exc:
         _error(str(exc))
         raise typer.Exit(2) from None
+    budget = Decimal(str(budget_usd)) if budget_usd is not None else None
 
     def create(settings: Settings) -> int:
         url = _prepare_database(settings)
         created = _run(
-            url, lambda c: service.create_key(c, name=name, account=account, scopes=chosen)
+            url,
+            lambda c: service.create_key(
+                c,
+                name=name,
+                account=account,
+                scopes=chosen,
+                budget_usd=budget,
+                budget_period=period,
+            ),
         )
         key = created.key
         print(f"Created API key {key['id']} ({key['name']}) for account {key['account_name']}")
         print(f"Scopes: {' '.join(key['scopes'])}")
+        if budget is not None:
+            print(f"Budget: ${budget} per {period}")
         print("The key is shown only this once:")
         print(created.secret)
         return 0

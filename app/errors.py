@@ -132,6 +132,13 @@ class IdempotencyKeyReused(GatewayError):
     code = "IDEMPOTENCY_KEY_REUSED"
 
 
+class BudgetExceeded(GatewayError):
+    """This job would cost more than what is left of a spending budget; `details` name it."""
+
+    status_code = 402
+    code = "BUDGET_EXCEEDED"
+
+
 class PayloadTooLarge(GatewayError):
     """The request body is larger than this gateway accepts."""
 
@@ -193,6 +200,7 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     TemplateNameTaken,
     BatchAlreadyFinished,
     IdempotencyKeyReused,
+    BudgetExceeded,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimitExceeded,

@@ -138,6 +138,8 @@ class FailureReason(StrEnum):
     NO_OFFERS = "no_offers"
     # The network stayed unavailable for the whole submit timeout: it never started.
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    # The gateway stopped it: its account, its key or the job itself reached a spending limit.
+    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -36,7 +37,12 @@ class Keys:
         self.db = db
 
     async def create(
-        self, *, account: str = "alpha", scope: Sequence[str] = ("jobs:read", "jobs:write")
+        self,
+        *,
+        account: str = "alpha",
+        scope: Sequence[str] = ("jobs:read", "jobs:write"),
+        budget_usd: Decimal | None = None,
+        budget_period: str | None = None,
     ) -> str:
         async with database.transaction(self.db) as connection:
             created = await service.create_key(
@@ -44,6 +50,8 @@ class Keys:
                 name="test",
                 account=account,
                 scopes=scopes.parse_scopes(list(scope)),
+                budget_usd=budget_usd,
+                budget_period=budget_period,
             )
         return created.secret
 

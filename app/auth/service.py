@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import RowMapping
@@ -39,8 +40,16 @@ class KeyNotFound(LookupError):
 
 
 async def create_key(
-    connection: AsyncConnection, *, name: str, account: str, scopes: Sequence[Scope]
+    connection: AsyncConnection,
+    *,
+    name: str,
+    account: str,
+    scopes: Sequence[Scope],
+    budget_usd: Decimal | None = None,
+    budget_period: str | None = None,
 ) -> CreatedKey:
+    """A new key; with `budget_usd`, a spending budget of its own per `budget_period` (day,
+    month or total), beside its account's (app.accounts.budgets)."""
     account_id = await repository.get_or_create_account(connection, ids.new_id("acc"), account)
     secret = keys.generate()
     row = await repository.insert_key(
@@ -51,6 +60,8 @@ async def create_key(
         secret_hash=keys.hash_secret(secret),
         prefix=keys.display_prefix(secret),
         scopes=[scope.value for scope in scopes],
+        budget_usd=budget_usd,
+        budget_period=budget_period if budget_usd is not None else None,
     )
     return CreatedKey(key=row, secret=secret)
 

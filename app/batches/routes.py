@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import database, envelope, errors, validation
+from app.accounts import budgets
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.batches import schemas, service
@@ -19,14 +22,22 @@ async def create_batch(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
+        payer = await budgets.payer(connection, auth, request.state.settings)
     if replayed is not None:
         return replayed
     data = validation.parse_json(request, body, schemas.BatchCreate)
     admitted = await service.admit_batch(request.state.providers, data)
+    # The batch must fit as a whole: its jobs' projections are reserved together.
+    projected = await budgets.projected_costs(
+        request.state.providers, payer, list(zip(data.jobs, admitted, strict=True)), batch=True
+    )
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            batch = await service.create_batch(connection, auth.account_id, data, admitted)
+            await budgets.reserve(connection, payer, sum(projected, Decimal(0)))
+            batch = await service.create_batch(
+                connection, auth, data, admitted, cost_reserved=projected
+            )
             return envelope.ok(batch, status_code=201)
 
         response = await respond_once(connection, request, auth.account_id, body, submit)
@@ -89,6 +100,7 @@ routes = [
             request=schemas.BatchCreate,
             errors=(
                 errors.ValidationError,
+                errors.BudgetExceeded,
                 errors.UnsupportedMediaType,
                 errors.PayloadTooLarge,
                 errors.ProviderUnavailable,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors, ids, pagination
 from app.admission import Admission, ProviderSet
+from app.auth.service import AuthContext
 from app.batches import repository, schemas
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
@@ -44,11 +46,16 @@ async def admit_batch(providers: ProviderSet, body: schemas.BatchCreate) -> list
 
 async def create_batch(
     connection: AsyncConnection,
-    account_id: str,
+    auth: AuthContext,
     body: schemas.BatchCreate,
     admitted: Sequence[Admission],
+    *,
+    cost_reserved: Sequence[Decimal] | None = None,
 ) -> schemas.BatchSubmitted:
-    """Store an admitted batch and its jobs (admit_batch's answers, in the same order)."""
+    """Store an admitted batch and its jobs (admit_batch's answers, in the same order) with
+    the cost each reserves from its budgets."""
+    account_id = auth.account_id
+    reserved = list(cost_reserved) if cost_reserved is not None else [Decimal(0)] * len(admitted)
     batch = await repository.insert_batch(
         connection,
         {
@@ -60,7 +67,14 @@ async def create_batch(
     )
     for index, (spec, admission) in enumerate(zip(body.jobs, admitted, strict=True)):
         await jobs_service.create_job(
-            connection, account_id, spec, admission, batch_id=batch["id"], batch_index=index
+            connection,
+            account_id,
+            spec,
+            admission,
+            batch_id=batch["id"],
+            batch_index=index,
+            api_key_id=auth.key_id,
+            cost_reserved=reserved[index],
         )
     return schemas.BatchSubmitted(
         batch_id=batch["id"],

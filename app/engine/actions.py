@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.accounts import budgets
 from app.admission.workload import workload_spec
 from app.engine import auto, repository, retry, steps
 from app.jobs import repository as jobs_repository
@@ -302,6 +303,17 @@ async def stop(ctx: steps.Context, row: JobRecord, provider: Provider) -> bool:
         changes = steps.log_changes(current, batch)
         await steps.store_logs(connection, current, batch)
         changes.update(endpoints=[], **steps.final_cost(current, datetime.now(UTC)))
+        if budgets.stopped_for_budget(current):
+            # Stopped at a spending limit, not at the user's request: it fails, and the
+            # results keep the reason recorded when the limit was reached.
+            await jobs_service.transition(
+                connection,
+                current,
+                JobStatus.FAILED,
+                message="The workload was stopped: a spending limit was reached.",
+                changes=changes,
+            )
+            return
         await jobs_service.transition(
             connection,
             current,

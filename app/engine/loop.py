@@ -19,7 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import database
-from app.accounts import limits
+from app.accounts import budgets, limits
 from app.admission.providers import ProviderSet
 from app.engine import actions, auto, repository, retry, steps
 from app.jobs.lifecycle import JobStatus
@@ -56,6 +56,7 @@ class Engine:
         self.poll_interval = settings.engine_poll_interval
         self.lease_seconds = settings.engine_lease_seconds
         self.max_jobs = settings.engine_max_jobs
+        self.settings = settings
         self.default_slots = default_engine_slots(settings)
         self.ctx = steps.Context(
             db,
@@ -89,6 +90,7 @@ class Engine:
         self._tasks = [
             asyncio.create_task(self._supervise("claims", self._claim_loop)),
             asyncio.create_task(self._supervise("leases", self._lease_loop)),
+            asyncio.create_task(self._supervise("budgets", self._budget_loop)),
         ]
         logger.info("engine %s started", self.owner)
 
@@ -169,6 +171,17 @@ class Engine:
                 task = self._drivers.get(job_id)
                 if task is not None:
                     task.cancel()
+
+    async def _budget_loop(self) -> None:
+        """Every metrics interval, stop the jobs of budgets reached (one process at a time:
+        the others find the enforcer's lock taken); a job this engine drives is stopped now,
+        one another engine drives at its driver's next look."""
+        while True:
+            await asyncio.sleep(self.ctx.metrics_interval)
+            async with database.transaction(self.db) as connection:
+                stopping = await budgets.stop_over_budget(connection, self.settings)
+            for job_id in stopping:
+                self.poke(job_id)
 
     async def _drive(self, job_id: str, claimed: RowMapping) -> None:
         logs.bind_job(job_id)  # every line this task logs names its job

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import database, envelope, errors, validation
+from app.accounts import budgets
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.idempotency.requests import replay, respond_once
@@ -83,11 +84,16 @@ async def create_job_from_template(request: Request) -> Response:
             else schemas.JobFromTemplate()
         )
         spec = await service.job_spec(connection, auth.account_id, template_id, data)
+        payer = await budgets.payer(connection, auth, request.state.settings)
     admitted = await service.admit_job(request.state.providers, spec, data)
+    [projected] = await budgets.projected_costs(request.state.providers, payer, [(spec, admitted)])
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            job = await service.create_job(connection, auth.account_id, template_id, spec, admitted)
+            await budgets.reserve(connection, payer, projected)
+            job = await service.create_job(
+                connection, auth, template_id, spec, admitted, cost_reserved=projected
+            )
             return envelope.ok(job, status_code=201)
 
         response = await respond_once(connection, request, auth.account_id, body, submit)
@@ -172,7 +178,12 @@ routes = [
             response=job_schemas.Job,
             status=201,
             request=schemas.JobFromTemplate,
-            errors=(*_TEMPLATE_ERRORS, errors.UnsupportedMediaType, errors.ProviderUnavailable),
+            errors=(
+                *_TEMPLATE_ERRORS,
+                errors.BudgetExceeded,
+                errors.UnsupportedMediaType,
+                errors.ProviderUnavailable,
+            ),
             idempotent=True,
         ),
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pydantic
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors, ids, pagination, validation
 from app.admission import Admission, ProviderSet
+from app.auth.service import AuthContext
 from app.job_templates import repository, schemas
 from app.jobs import schemas as job_schemas
 from app.jobs import service as jobs_service
@@ -204,12 +206,20 @@ async def admit_job(
 
 async def create_job(
     connection: AsyncConnection,
-    account_id: str,
+    auth: AuthContext,
     template_id: str,
     spec: job_schemas.JobSpec,
     admitted: Admission,
+    *,
+    cost_reserved: Decimal = Decimal(0),
 ) -> job_schemas.Job:
-    """Store the admitted job, linked to its template."""
+    """Store the admitted job, linked to its template, with the cost it reserves."""
     return await jobs_service.create_job(
-        connection, account_id, spec, admitted, template_id=template_id
+        connection,
+        auth.account_id,
+        spec,
+        admitted,
+        template_id=template_id,
+        api_key_id=auth.key_id,
+        cost_reserved=cost_reserved,
     )

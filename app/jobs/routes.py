@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import database, envelope, errors, validation
+from app.accounts import budgets
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.idempotency.requests import replay, respond_once
@@ -33,14 +34,24 @@ async def create_job(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
+        payer = await budgets.payer(connection, auth, request.state.settings)
     if replayed is not None:
         return replayed
     spec = validation.parse_json(request, body, schemas.JobSpec)
     admitted = await service.admit(request.state.providers, spec)
+    [projected] = await budgets.projected_costs(request.state.providers, payer, [(spec, admitted)])
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            job = await service.create_job(connection, auth.account_id, spec, admitted)
+            await budgets.reserve(connection, payer, projected)
+            job = await service.create_job(
+                connection,
+                auth.account_id,
+                spec,
+                admitted,
+                api_key_id=auth.key_id,
+                cost_reserved=projected,
+            )
             return envelope.ok(job, status_code=201)
 
         response = await respond_once(connection, request, auth.account_id, body, submit)
@@ -118,7 +129,12 @@ routes = [
             response=schemas.Job,
             status=201,
             request=schemas.JobSpec,
-            errors=(errors.ValidationError, errors.UnsupportedMediaType, errors.PayloadTooLarge),
+            errors=(
+                errors.ValidationError,
+                errors.BudgetExceeded,
+                errors.UnsupportedMediaType,
+                errors.PayloadTooLarge,
+            ),
             idempotent=True,
         ),
     ),

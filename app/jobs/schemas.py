@@ -167,6 +167,13 @@ class JobConfig(_Strict):
         gt=0,
         description='With provider "auto": the most it may cost, in USD per hour.',
     )
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="The most the whole job may cost, in USD: a job whose projected cost is "
+        "over it is refused (402 BUDGET_EXCEEDED), and one whose accrued cost reaches it is "
+        "stopped and fails with reason budget_exceeded.",
+    )
 
     @field_validator("env")
     @classmethod
@@ -271,7 +278,8 @@ class Results(BaseModel):
     reason: str | None = Field(
         default=None,
         description="Why a job failed: exit_code, timeout, oom, image_pull, provider_error, "
-        "lost or rejected; or that its network never started it: no_bids (Akash), no_offers "
+        "lost, rejected or budget_exceeded (stopped at its account's, key's or own "
+        "spending limit); or that its network never started it: no_bids (Akash), no_offers "
         "(Golem), not_assigned (Render).",
     )
     message: str | None = None

@@ -132,9 +132,12 @@ async def create_job(
     template_id: str | None = None,
     batch_id: str | None = None,
     batch_index: int | None = None,
+    api_key_id: str | None = None,
+    cost_reserved: Decimal = Decimal(0),
 ) -> schemas.Job:
     """Store an admitted job with its `created` event and webhook deliveries; the template or
-    the batch it came from, if any."""
+    the batch it came from, if any; the key that submitted it and the cost it holds against
+    its budgets while unfinished (app.accounts.budgets)."""
     config = spec.model_dump(
         mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
     )
@@ -155,6 +158,8 @@ async def create_job(
             "template_id": template_id,
             "batch_id": batch_id,
             "batch_index": batch_index,
+            "api_key_id": api_key_id,
+            "cost_reserved": cost_reserved,
         },
     )
     await _publish(connection, row, EVENT_FOR[JobStatus.PENDING])

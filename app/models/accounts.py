@@ -28,4 +28,12 @@ api_keys = sa.Table(
     created_at(),
     sa.Column("last_used_at", sa.DateTime(timezone=True)),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    # A spending budget of the key's own, beside its account's (app.accounts.budgets).
+    sa.Column("budget_usd", sa.Numeric(18, 6)),
+    sa.Column("budget_period", sa.Text),
+    sa.CheckConstraint(
+        "(budget_usd IS NULL) = (budget_period IS NULL)"
+        " AND (budget_period IS NULL OR budget_period IN ('day', 'month', 'total'))",
+        name="budget",
+    ),
 )

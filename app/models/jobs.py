@@ -122,6 +122,15 @@ ENGINE_COLUMNS = (
 )
 for _column in ENGINE_COLUMNS:
     jobs.append_column(_column)
+
+# Spending budgets (app.accounts.budgets): the key that submitted the job, so a key's spend
+# can be summed, and the cost the job holds against its budgets while it is unfinished (its
+# projection at submission: for `auto`, the dearest candidate it may land on).
+jobs.append_column(sa.Column("api_key_id", sa.Text))
+jobs.append_column(
+    sa.Column("cost_reserved", sa.Numeric(18, 6), nullable=False, server_default="0")
+)
+jobs.append_constraint(sa.Index("ix_jobs_api_key_created", "api_key_id", "created_at"))
 jobs.append_constraint(
     sa.Index(
         "ix_jobs_unfinished",

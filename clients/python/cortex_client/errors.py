@@ -160,6 +160,13 @@ class IdempotencyKeyReused(ApiError):
     code = "IDEMPOTENCY_KEY_REUSED"
 
 
+class BudgetExceeded(ApiError):
+    """This job would cost more than what is left of a spending budget; `details` name it."""
+
+    status_code = 402
+    code = "BUDGET_EXCEEDED"
+
+
 class PayloadTooLarge(ApiError):
     """The request body is larger than this gateway accepts."""
 
@@ -221,6 +228,7 @@ BY_CODE: dict[str, type[ApiError]] = {
         TemplateNameTaken,
         BatchAlreadyFinished,
         IdempotencyKeyReused,
+        BudgetExceeded,
         PayloadTooLarge,
         UnsupportedMediaType,
         RateLimitExceeded,

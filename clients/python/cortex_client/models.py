@@ -102,6 +102,8 @@ class JobConfig(_Model):
     gpu: Gpu | None = None
     providers: list[str] | None = None
     max_price_per_hour: float | None = None
+    # The most the whole job may cost (USD); the gateway refuses or stops it beyond that.
+    max_cost_usd: float | None = None
 
 
 class JobSpec(JobConfig):
