@@ -24,7 +24,9 @@ TAKEN = "scheduled,running,cancelling,completed,failed,cancelled"
 async def gateway_for(
     database_url: str, keys: Keys, accounts: list[str], **settings: Any
 ) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """One gateway, and a client of it for each account."""
+    """One gateway, and a client of it for each account. The test floods the API on purpose
+    (200 submissions, then polling each), so the request rate limit is off."""
+    settings = {"default_rate_limit": 0, **settings}
     async with lifespan_app(create_app(engine_settings(database_url, **settings))) as app:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         clients = {}
