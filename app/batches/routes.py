@@ -6,10 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import database, envelope, errors, validation
+from app.accounts import service as accounts
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.batches import schemas, service
 from app.idempotency.requests import replay, respond_once
+from app.jobs import service as jobs_service
 from app.routing import Operation, api
 
 
@@ -19,13 +21,21 @@ async def create_batch(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
     if replayed is not None:
         return replayed
     data = validation.parse_json(request, body, schemas.BatchCreate)
+    accounts.check_batch_size(limits, len(data.jobs))
+    data = data.model_copy(
+        update={"jobs": [jobs_service.allowed(spec, limits) for spec in data.jobs]}
+    )
     admitted = await service.admit_batch(request.state.providers, data)
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
+            await accounts.check_active_jobs(
+                connection, auth.account_id, limits, adding=len(data.jobs)
+            )
             batch = await service.create_batch(connection, auth.account_id, data, admitted)
             return envelope.ok(batch, status_code=201)
 
@@ -89,6 +99,8 @@ routes = [
             request=schemas.BatchCreate,
             errors=(
                 errors.ValidationError,
+                errors.QuotaExceeded,
+                errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
                 errors.PayloadTooLarge,
                 errors.ProviderUnavailable,

@@ -6,11 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import database, envelope, errors, validation
+from app.accounts import service as accounts
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.idempotency.requests import replay, respond_once
 from app.job_templates import schemas, service
 from app.jobs import schemas as job_schemas
+from app.jobs import service as jobs_service
 from app.routing import Operation, api
 
 
@@ -19,9 +21,12 @@ async def create_template(request: Request) -> Response:
     body = await request.body()
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
     data = validation.parse_json(request, body, schemas.TemplateCreate)
+    jobs_service.allowed(data.config, limits)
     await service.check_config(request.state.providers, data.config)
     async with database.transaction(request.state.db) as connection:
+        await accounts.check_templates(connection, auth.account_id, limits)
         template = await service.create_template(connection, auth.account_id, data)
     return envelope.ok(template, status_code=201)
 
@@ -52,6 +57,9 @@ async def update_template(request: Request) -> Response:
         auth = await require_scope(connection, request)
         data = validation.parse_json(request, body, schemas.TemplateUpdate)
         await service.find_template(connection, auth.account_id, template_id)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
+    if data.config is not None:
+        jobs_service.allowed(data.config, limits)
     await service.check_update(request.state.providers, data)
     async with database.transaction(request.state.db) as connection:
         template = await service.update_template(connection, auth.account_id, template_id, data)
@@ -83,10 +91,13 @@ async def create_job_from_template(request: Request) -> Response:
             else schemas.JobFromTemplate()
         )
         spec = await service.job_spec(connection, auth.account_id, template_id, data)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
+    spec = jobs_service.allowed(spec, limits)
     admitted = await service.admit_job(request.state.providers, spec, data)
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
+            await accounts.check_active_jobs(connection, auth.account_id, limits)
             job = await service.create_job(connection, auth.account_id, template_id, spec, admitted)
             return envelope.ok(job, status_code=201)
 
@@ -124,6 +135,8 @@ routes = [
             errors=(
                 errors.ValidationError,
                 errors.TemplateNameTaken,
+                errors.QuotaExceeded,
+                errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
                 errors.ProviderUnavailable,
             ),
@@ -148,7 +161,12 @@ routes = [
             scopes=(Scope.TEMPLATES_WRITE,),
             response=schemas.Template,
             request=schemas.TemplateUpdate,
-            errors=(*_TEMPLATE_ERRORS, errors.TemplateNameTaken, errors.ProviderUnavailable),
+            errors=(
+                *_TEMPLATE_ERRORS,
+                errors.TemplateNameTaken,
+                errors.ProviderNotAllowed,
+                errors.ProviderUnavailable,
+            ),
         ),
         Operation(
             "DELETE",
@@ -172,7 +190,13 @@ routes = [
             response=job_schemas.Job,
             status=201,
             request=schemas.JobFromTemplate,
-            errors=(*_TEMPLATE_ERRORS, errors.UnsupportedMediaType, errors.ProviderUnavailable),
+            errors=(
+                *_TEMPLATE_ERRORS,
+                errors.QuotaExceeded,
+                errors.ProviderNotAllowed,
+                errors.UnsupportedMediaType,
+                errors.ProviderUnavailable,
+            ),
             idempotent=True,
         ),
     ),

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import database, envelope, errors, validation
+from app.accounts import service as accounts
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.idempotency.requests import replay, respond_once
@@ -33,13 +34,15 @@ async def create_job(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
     if replayed is not None:
         return replayed
-    spec = validation.parse_json(request, body, schemas.JobSpec)
+    spec = service.allowed(validation.parse_json(request, body, schemas.JobSpec), limits)
     admitted = await service.admit(request.state.providers, spec)
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
+            await accounts.check_active_jobs(connection, auth.account_id, limits)
             job = await service.create_job(connection, auth.account_id, spec, admitted)
             return envelope.ok(job, status_code=201)
 
@@ -118,7 +121,13 @@ routes = [
             response=schemas.Job,
             status=201,
             request=schemas.JobSpec,
-            errors=(errors.ValidationError, errors.UnsupportedMediaType, errors.PayloadTooLarge),
+            errors=(
+                errors.ValidationError,
+                errors.QuotaExceeded,
+                errors.ProviderNotAllowed,
+                errors.UnsupportedMediaType,
+                errors.PayloadTooLarge,
+            ),
             idempotent=True,
         ),
     ),

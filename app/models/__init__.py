@@ -1,6 +1,6 @@
 """The database schema. Alembic and the repositories import tables from here."""
 
-from app.models.accounts import accounts, api_keys
+from app.models.accounts import account_limits, accounts, api_keys, stream_leases
 from app.models.base import metadata
 from app.models.batches import job_batches
 from app.models.idempotency import idempotency_keys
@@ -16,6 +16,7 @@ from app.models.jobs import (
 from app.models.webhooks import webhook_attempts, webhook_deliveries, webhook_endpoints
 
 __all__ = [
+    "account_limits",
     "accounts",
     "api_keys",
     "gateway_secrets",
@@ -28,6 +29,7 @@ __all__ = [
     "log_lines",
     "metadata",
     "metric_samples",
+    "stream_leases",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",

@@ -1,0 +1,247 @@
+"""An account's effective limits (cached per process) and the quotas they set.
+
+`limits_for` answers from a per-process cache for a few seconds; `cortex-gateway accounts set`
+notifies every process (app.notify.ACCOUNTS_CHANGED), which empties it, so a change is
+effective everywhere within a notification's delay, and within TTL_SECONDS at the latest.
+Quota checks take the account's lock first and count inside the caller's transaction, so two
+submissions racing for the last place are serialized and the second is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import errors
+from app.accounts import repository, schemas
+from app.accounts.limits import AccountLimits, Budget, BudgetPeriod, defaults
+from app.settings import Settings
+
+TTL_SECONDS = 5.0
+# budget_period stored as this: explicitly no budget, whatever the default.
+NO_BUDGET = "none"
+
+_overrides: dict[str, tuple[Mapping[str, Any] | None, float]] = {}
+
+
+def forget_limits() -> None:
+    """Called on every ACCOUNTS_CHANGED notification (and listener reconnect)."""
+    _overrides.clear()
+
+
+async def limits_for(
+    connection: AsyncConnection, account_id: str, settings: Settings
+) -> AccountLimits:
+    """The account's limits: the defaults, overridden by its row of account_limits."""
+    cached = _overrides.get(account_id)
+    if cached is not None and cached[1] > time.monotonic():
+        row = cached[0]
+    else:
+        found = await repository.get_overrides(connection, account_id)
+        row = dict(found) if found is not None else None
+        if len(_overrides) > 10_000:
+            _overrides.clear()
+        _overrides[account_id] = (row, time.monotonic() + TTL_SECONDS)
+    return apply_overrides(defaults(settings), row)
+
+
+def apply_overrides(base: AccountLimits, row: Mapping[str, Any] | None) -> AccountLimits:
+    """NULL keeps the default; 0 means unlimited (None in AccountLimits)."""
+    if row is None:
+        return base
+    changes: dict[str, Any] = {}
+    for name in (*QUOTAS, "rate_limit", "rate_burst", "max_engine_slots"):
+        value = row.get(name)
+        if value is not None:
+            changes[name] = value or None
+    period = row.get("budget_period")
+    usd = row.get("budget_usd")
+    if period == NO_BUDGET:
+        changes["budget"] = None
+    elif usd is not None or period is not None:
+        base_budget = base.budget
+        changes["budget"] = Budget(
+            Decimal(usd) if usd is not None else (base_budget.usd if base_budget else Decimal(0)),
+            BudgetPeriod(period)
+            if period is not None
+            else (base_budget.period if base_budget else BudgetPeriod.MONTH),
+        )
+    if row.get("allowed_providers") is not None:
+        changes["allowed_providers"] = frozenset(row["allowed_providers"])
+    return replace(base, **changes)
+
+
+# The quotas, by the name that `details` and the account view give them.
+QUOTAS = (
+    "max_active_jobs",
+    "max_jobs_per_batch",
+    "max_streams_per_key",
+    "max_webhook_endpoints",
+    "max_templates",
+)
+
+
+def _refuse(quota: str, limit: int, current: int, what: str) -> errors.QuotaExceeded:
+    return errors.QuotaExceeded(
+        f"Quota {quota} exceeded: this account may have at most {limit} {what}"
+        f" (now {current}). Nothing was created.",
+        [{"quota": quota, "limit": limit, "current": current}],
+    )
+
+
+async def check_active_jobs(
+    connection: AsyncConnection, account_id: str, limits: AccountLimits, adding: int = 1
+) -> None:
+    """Before inserting `adding` jobs, in the same transaction: holds the account's lock."""
+    if limits.max_active_jobs is None:
+        return
+    await repository.lock_account(connection, account_id)
+    current = await repository.count_active_jobs(connection, account_id)
+    if current + adding > limits.max_active_jobs:
+        raise _refuse(
+            "max_active_jobs", limits.max_active_jobs, current, "jobs pending, scheduled or running"
+        )
+
+
+def check_batch_size(limits: AccountLimits, size: int) -> None:
+    if limits.max_jobs_per_batch is not None and size > limits.max_jobs_per_batch:
+        raise errors.QuotaExceeded(
+            f"Quota max_jobs_per_batch exceeded: a batch of this account may hold at most"
+            f" {limits.max_jobs_per_batch} jobs (this one has {size}). Nothing was created.",
+            [{"quota": "max_jobs_per_batch", "limit": limits.max_jobs_per_batch, "current": size}],
+        )
+
+
+async def check_webhook_endpoints(
+    connection: AsyncConnection, account_id: str, limits: AccountLimits
+) -> None:
+    if limits.max_webhook_endpoints is None:
+        return
+    await repository.lock_account(connection, account_id)
+    current = await repository.count_webhook_endpoints(connection, account_id)
+    if current >= limits.max_webhook_endpoints:
+        raise _refuse(
+            "max_webhook_endpoints", limits.max_webhook_endpoints, current, "webhook endpoints"
+        )
+
+
+async def check_templates(
+    connection: AsyncConnection, account_id: str, limits: AccountLimits
+) -> None:
+    if limits.max_templates is None:
+        return
+    await repository.lock_account(connection, account_id)
+    current = await repository.count_templates(connection, account_id)
+    if current >= limits.max_templates:
+        raise _refuse("max_templates", limits.max_templates, current, "job templates")
+
+
+def allowed_providers(
+    limits: AccountLimits, provider: str, candidates: Sequence[str] | None = None
+) -> list[str] | None:
+    """Refuse a named provider the account may not use (403 PROVIDER_NOT_ALLOWED); for an
+    `auto` job, the candidates it may use (None: no restriction), refused when none is left."""
+    allowed = limits.allowed_providers
+    if allowed is None:
+        return None if candidates is None else list(candidates)
+    if candidates is None:
+        if provider not in allowed:
+            raise _not_allowed([provider], allowed)
+        return None
+    kept = [name for name in candidates if name in allowed]
+    if not kept:
+        raise _not_allowed(list(candidates), allowed)
+    return kept
+
+
+def _not_allowed(asked: Sequence[str], allowed: frozenset[str]) -> errors.ProviderNotAllowed:
+    listed = ", ".join(sorted(allowed)) or "none"
+    return errors.ProviderNotAllowed(
+        f"This account may not use {', '.join(asked)}; it may use: {listed}.",
+        [{"provider": name, "allowed": sorted(allowed)} for name in asked],
+    )
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    usd: Decimal
+    period: BudgetPeriod
+    spent: Decimal
+    left: Decimal
+
+
+async def budget_status(
+    connection: AsyncConnection, account_id: str, limits: AccountLimits
+) -> BudgetStatus | None:
+    """The account's budget with what is spent in its period and what is left; None without
+    a budget. Spend is not measured here yet: the budget's own module provides it."""
+    if limits.budget is None:
+        return None
+    spent = Decimal(0)
+    left = max(limits.budget.usd - spent, Decimal(0))
+    return BudgetStatus(limits.budget.usd, limits.budget.period, spent, left)
+
+
+async def usage(
+    connection: AsyncConnection, account_id: str, key_id: str, stale_seconds: float
+) -> dict[str, int]:
+    """The current use each quota counts (streams: the calling key's)."""
+    streams = await repository.count_account_streams(connection, account_id, stale_seconds)
+    return {
+        "max_active_jobs": await repository.count_active_jobs(connection, account_id),
+        "max_streams_per_key": streams.get(key_id, 0),
+        "max_webhook_endpoints": await repository.count_webhook_endpoints(connection, account_id),
+        "max_templates": await repository.count_templates(connection, account_id),
+    }
+
+
+async def find_account(connection: AsyncConnection, id_or_name: str) -> RowMapping | None:
+    return await repository.find_account(connection, id_or_name)
+
+
+async def describe(
+    connection: AsyncConnection,
+    account_id: str,
+    key_id: str,
+    settings: Settings,
+    stale_seconds: float,
+) -> schemas.Account:
+    found = await repository.find_account(connection, account_id)
+    if found is None:
+        raise errors.Unauthorized("Invalid or revoked API key.")
+    limits = await limits_for(connection, account_id, settings)
+    used = await usage(connection, account_id, key_id, stale_seconds)
+    budget = await budget_status(connection, account_id, limits)
+    return schemas.Account(
+        id=found["id"],
+        name=found["name"],
+        rate_limit=schemas.RateLimit(
+            requests_per_second=limits.rate_limit, burst=limits.rate_burst
+        ),
+        quotas=[
+            schemas.Quota(
+                name=name,
+                limit=getattr(limits, name),
+                current=None if name == "max_jobs_per_batch" else used[name],
+            )
+            for name in QUOTAS
+        ],
+        max_engine_slots=limits.max_engine_slots,
+        budget=None
+        if budget is None
+        else schemas.BudgetStatus(
+            usd=float(budget.usd),
+            period=budget.period.value,
+            spent=float(budget.spent),
+            left=float(budget.left),
+        ),
+        allowed_providers=sorted(limits.allowed_providers)
+        if limits.allowed_providers is not None
+        else None,
+    )
