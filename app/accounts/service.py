@@ -245,3 +245,29 @@ async def describe(
         if limits.allowed_providers is not None
         else None,
     )
+
+
+class AccountNotFound(Exception):
+    pass
+
+
+async def set_limits(
+    connection: AsyncConnection, id_or_name: str, values: Mapping[str, Any]
+) -> RowMapping:
+    """Store overrides (a None value clears one back to the default); every gateway process
+    forgets the limits it remembered when this commits."""
+    found = await repository.find_account(connection, id_or_name)
+    if found is None:
+        raise AccountNotFound(id_or_name)
+    if values:
+        await repository.set_overrides(connection, found["id"], values)
+    return found
+
+
+async def list_accounts(connection: AsyncConnection) -> Sequence[RowMapping]:
+    return await repository.list_accounts(connection)
+
+
+async def overrides(connection: AsyncConnection, account_id: str) -> Mapping[str, Any] | None:
+    row = await repository.get_overrides(connection, account_id)
+    return dict(row) if row is not None else None
