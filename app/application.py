@@ -18,6 +18,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 
 from app import database, envelope, errors, exception_handlers, openapi
+from app.accounts import routes as account_routes
+from app.accounts import service as accounts_service
+from app.accounts.leases import StreamLeases
 from app.admission.providers import ProviderSet
 from app.auth import repository as auth_repository
 from app.auth import stream_tokens
@@ -29,6 +32,7 @@ from app.dashboard import routes as dashboard_routes
 from app.engine.loop import Engine
 from app.job_templates import routes as template_routes
 from app.jobs import routes as job_routes
+from app.notify import ACCOUNTS_CHANGED
 from app.observability import metrics as app_metrics
 from app.observability import routes as operations_routes
 from app.observability.middleware import RequestContextMiddleware
@@ -56,6 +60,7 @@ class State(TypedDict):
     stream_key: bytes
     dispatcher: Dispatcher | None
     key_cache: KeyCache
+    leases: StreamLeases
     metrics: app_metrics.GatewayMetrics
     rate_limiter: RateLimiter
 
@@ -110,6 +115,7 @@ API_ROUTES: tuple[BaseRoute, ...] = (
     *telemetry_routes.routes,
     *webhook_routes.routes,
     *catalog_routes.routes,
+    *account_routes.routes,
     # The document does not describe itself.
     api("/openapi.json", Operation("GET", openapi_document, "getOpenApi", "", documented=False)),
     # A public probe, kept out of the document as it always was.
@@ -142,12 +148,15 @@ def create_app(
         feeds = Feeds(db, listener)
         key_cache = KeyCache(usable=listener.connected.is_set)
         listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
+        listener.on(ACCOUNTS_CHANGED, accounts_service.forget_limits)
+        leases = StreamLeases(db)
         dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
         rate_limiter = RateLimiter(db, settings.rate_limit_sync_interval)
         try:
             async with database.transaction(db) as connection:
                 stream_key = await stream_tokens.load_key(connection)
             await listener.start()
+            await leases.start()
             if engine is not None:
                 await engine.start()
             if dispatcher is not None:
@@ -165,6 +174,7 @@ def create_app(
                     stream_key=stream_key,
                     dispatcher=dispatcher,
                     key_cache=key_cache,
+                    leases=leases,
                     metrics=metrics,
                     rate_limiter=rate_limiter,
                 )
@@ -176,6 +186,7 @@ def create_app(
             if engine is not None:
                 await engine.stop()
             feeds.stop()
+            await leases.stop()
             await listener.stop()
             await providers.aclose()
             await db.dispose()

@@ -17,6 +17,9 @@ import typer
 from pydantic import ValidationError as SettingsError
 
 from app import __version__, database, embedded_postgres, migrate
+from app.accounts import cli_options
+from app.accounts import limits as account_limits
+from app.accounts import service as accounts_service
 from app.accounts.limits import BudgetPeriod
 from app.auth import scopes, service
 from app.observability import logs
@@ -38,6 +41,11 @@ cli = typer.Typer(
 )
 keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+accounts_cli = typer.Typer(
+    help="Show accounts and set their limits (effective within seconds in every gateway).",
+    no_args_is_help=True,
+)
+cli.add_typer(accounts_cli, name="accounts")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,6 +205,169 @@ def revoke_key(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
         return 0
 
     _execute("keys", revoke)
+
+
+_N = "N, 0 for unlimited, or 'default' to use the operator's default"
+
+
+@accounts_cli.command("list")
+def list_accounts() -> None:
+    """List accounts with their overridden limits."""
+
+    def show(settings: Settings) -> int:
+        rows = _run(_prepare_database(settings), accounts_service.list_accounts)
+        for row in rows:
+            changed = {k: v for k, v in _override_columns(row).items() if v is not None}
+            text = " ".join(f"{k}={_value(v)}" for k, v in changed.items()) or "defaults"
+            print(f"{row['id']}  {row['name']}  {text}")
+        return 0
+
+    _execute("accounts", show)
+
+
+@accounts_cli.command("show")
+def show_account(account: Annotated[str, typer.Argument(metavar="ACCOUNT")]) -> None:
+    """An account's effective limits, and which are overridden."""
+
+    def show(settings: Settings) -> int:
+        async def read(connection: Any) -> tuple[Any, Any]:
+            found = await accounts_service.find_account(connection, account)
+            if found is None:
+                return None, None
+            return found, await accounts_service.overrides(connection, found["id"])
+
+        found, row = _run(_prepare_database(settings), read)
+        if found is None:
+            _error(f"no account {account!r}")
+            return 1
+        limits = accounts_service.apply_overrides(account_limits.defaults(settings), row)
+        row = row or {}
+        print(f"Account {found['id']} ({found['name']})")
+        for name, value in _effective(limits).items():
+            source = "override" if row.get(_COLUMN.get(name, name)) is not None else "default"
+            print(f"  {name}: {_value(value)} ({source})")
+        return 0
+
+    _execute("accounts", show)
+
+
+_COLUMN = {"budget": "budget_usd"}
+
+
+@accounts_cli.command("set")
+def set_account(
+    account: Annotated[str, typer.Argument(metavar="ACCOUNT")],
+    rate_limit: Annotated[str | None, typer.Option(help="Requests/s per key: 50/s, " + _N)] = None,
+    rate_burst: Annotated[str | None, typer.Option(help="Burst per key: " + _N)] = None,
+    max_active_jobs: Annotated[str | None, typer.Option(help=_N)] = None,
+    max_jobs_per_batch: Annotated[str | None, typer.Option(help=_N)] = None,
+    max_streams: Annotated[str | None, typer.Option(help="Open streams per key: " + _N)] = None,
+    max_webhook_endpoints: Annotated[str | None, typer.Option(help=_N)] = None,
+    max_templates: Annotated[str | None, typer.Option(help=_N)] = None,
+    max_engine_slots: Annotated[str | None, typer.Option(help=_N)] = None,
+    budget_usd: Annotated[
+        str | None, typer.Option(help="USD per period, 'none' (no budget) or 'default'.")
+    ] = None,
+    budget_period: Annotated[
+        str | None, typer.Option(help="day, month, total or 'default'.")
+    ] = None,
+    providers: Annotated[
+        str | None,
+        typer.Option(help="Providers the account may use: local,akash,... or 'default' (all)."),
+    ] = None,
+) -> None:
+    """Override an account's limits; options not given keep their current value."""
+    values: dict[str, Any] = {}
+    try:
+        if rate_limit is not None:
+            values["rate_limit"] = cli_options.rate("--rate-limit", rate_limit)
+        counts = {
+            "rate_burst": ("--rate-burst", rate_burst),
+            "max_active_jobs": ("--max-active-jobs", max_active_jobs),
+            "max_jobs_per_batch": ("--max-jobs-per-batch", max_jobs_per_batch),
+            "max_streams_per_key": ("--max-streams", max_streams),
+            "max_webhook_endpoints": ("--max-webhook-endpoints", max_webhook_endpoints),
+            "max_templates": ("--max-templates", max_templates),
+            "max_engine_slots": ("--max-engine-slots", max_engine_slots),
+        }
+        for column, (option, raw) in counts.items():
+            if raw is not None:
+                values[column] = cli_options.count(option, raw)
+        if budget_usd is not None:
+            values["budget_usd"], period = cli_options.budget("--budget-usd", budget_usd)
+            values["budget_period"] = period
+        if budget_period is not None:
+            if values.get("budget_period") is not None:
+                raise cli_options.BadValue("--budget-period: not with --budget-usd none")
+            values["budget_period"] = cli_options.period("--budget-period", budget_period)
+        if providers is not None:
+            values["allowed_providers"] = cli_options.providers("--providers", providers)
+    except cli_options.BadValue as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+    if not values:
+        _error("nothing to set: give at least one option (see --help)")
+        raise typer.Exit(2)
+
+    def update(settings: Settings) -> int:
+        try:
+            found = _run(
+                _prepare_database(settings),
+                lambda c: accounts_service.set_limits(c, account, values),
+            )
+        except accounts_service.AccountNotFound:
+            _error(f"no account {account!r}")
+            return 1
+        changed = ", ".join(f"{k}={_value(v, cleared='default')}" for k, v in values.items())
+        print(f"Set {changed} for account {found['id']} ({found['name']})")
+        return 0
+
+    _execute("accounts", update)
+
+
+def _override_columns(row: Any) -> dict[str, Any]:
+    return {
+        name: row[name]
+        for name in (
+            "rate_limit",
+            "rate_burst",
+            "max_active_jobs",
+            "max_jobs_per_batch",
+            "max_streams_per_key",
+            "max_webhook_endpoints",
+            "max_templates",
+            "max_engine_slots",
+            "budget_usd",
+            "budget_period",
+            "allowed_providers",
+        )
+    }
+
+
+def _effective(limits: account_limits.AccountLimits) -> dict[str, Any]:
+    budget = limits.budget
+    return {
+        "rate_limit": limits.rate_limit,
+        "rate_burst": limits.rate_burst,
+        "max_active_jobs": limits.max_active_jobs,
+        "max_jobs_per_batch": limits.max_jobs_per_batch,
+        "max_streams_per_key": limits.max_streams_per_key,
+        "max_webhook_endpoints": limits.max_webhook_endpoints,
+        "max_templates": limits.max_templates,
+        "max_engine_slots": limits.max_engine_slots,
+        "budget": f"{budget.usd} USD per {budget.period.value}" if budget else None,
+        "allowed_providers": sorted(limits.allowed_providers)
+        if limits.allowed_providers is not None
+        else None,
+    }
+
+
+def _value(value: Any, cleared: str = "unlimited") -> str:
+    if value is None:
+        return cleared
+    if isinstance(value, list):
+        return ",".join(value)
+    return "unlimited" if value == 0 and not isinstance(value, bool) else str(value)
 
 
 def _execute(command: str, body: Callable[[Settings], int]) -> None:

@@ -41,6 +41,20 @@ class Forbidden(GatewayError):
     code = "FORBIDDEN"
 
 
+class QuotaExceeded(GatewayError):
+    """This account has reached one of its quotas."""
+
+    status_code = 403
+    code = "QUOTA_EXCEEDED"
+
+
+class ProviderNotAllowed(GatewayError):
+    """This account may not use this provider."""
+
+    status_code = 403
+    code = "PROVIDER_NOT_ALLOWED"
+
+
 class NotFound(GatewayError):
     """No such route."""
 
@@ -187,6 +201,8 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     ValidationError,
     Unauthorized,
     Forbidden,
+    QuotaExceeded,
+    ProviderNotAllowed,
     NotFound,
     JobNotFound,
     WebhookNotFound,

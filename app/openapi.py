@@ -118,6 +118,8 @@ def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, An
     if operation.scopes:
         # Every request with a key counts against its rate (app.rate_limits).
         error_types += [errors.Unauthorized, errors.Forbidden, errors.RateLimitExceeded]
+    elif operation.any_key:
+        error_types += [errors.Unauthorized, errors.RateLimitExceeded]
     for error_type in sorted(error_types, key=lambda e: e.status_code):
         entry = responses.setdefault(
             str(error_type.status_code),
@@ -170,6 +172,9 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             # OpenAPI 3.1 lets a non-OAuth scheme list the roles an operation needs.
             spec["security"] = [{"bearerAuth": [scope.value for scope in operation.scopes]}]
             spec["description"] = _needs(operation)
+        elif operation.any_key:
+            spec["security"] = [{"bearerAuth": []}]
+            spec["description"] = "Needs an API key, with any scope."
         if operation.request is not None:
             spec["requestBody"] = {
                 "required": True,

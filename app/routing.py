@@ -43,6 +43,8 @@ class Operation:
     errors: tuple[type[GatewayError], ...] = ()
     # Takes an Idempotency-Key header.
     idempotent: bool = False
+    # Needs a valid API key, with whatever scopes (when `scopes` is empty).
+    any_key: bool = False
     # False only for what the document cannot usefully describe (the document itself).
     documented: bool = True
 

@@ -50,10 +50,11 @@ def _declared_undocumented(app: Starlette) -> set[tuple[str, str]]:
     }
 
 
-def _documented() -> list[tuple[str, str, list[str]]]:
-    """(path, method, scopes) of every operation in the document, scopes from its security."""
+def _documented() -> list[tuple[str, str, list[str] | None]]:
+    """(path, method, scopes) of every operation in the document, scopes from its security
+    (None: public; an empty list: any API key)."""
     return [
-        (path, method.upper(), spec["security"][0]["bearerAuth"] if "security" in spec else [])
+        (path, method.upper(), spec["security"][0]["bearerAuth"] if "security" in spec else None)
         for path, operations in openapi.document(API_ROUTES)["paths"].items()
         for method, spec in operations.items()
     ]
@@ -98,15 +99,16 @@ class TestRouteTable:
         keys: Keys,
         path: str,
         method: str,
-        scopes: list[str],
+        scopes: list[str] | None,
     ) -> None:
         url = _concrete(path)
 
         anonymous = await app_client.request(method, url)
-        if scopes:
+        if scopes is not None:
             assert anonymous.status_code == 401
         else:
             assert anonymous.status_code not in (401, 403)
+        scopes = scopes or []
         for missing in scopes:
             held = [scope for scope in scopes if scope != missing]
             key = await keys.create(scope=held)

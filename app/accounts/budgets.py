@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors
 from app.accounts import budget_queries
-from app.accounts.limits import AccountLimits, Budget, BudgetPeriod, defaults
+from app.accounts.limits import AccountLimits, Budget, BudgetPeriod
+from app.accounts.lookup import limits_for
 from app.admission import Admission, ProviderSet
 from app.admission.placement import Verdict
 from app.auth.service import AuthContext
@@ -35,14 +36,6 @@ from providers.errors import ProviderError
 from providers.types import FailureReason
 
 _CENTS = Decimal("0.000001")
-
-
-async def limits_for(
-    connection: AsyncConnection, account_id: str, settings: Settings
-) -> AccountLimits:
-    """The account's limits. For now the operator's defaults; to be answered by
-    app.accounts.service once per-account overrides exist."""
-    return defaults(settings)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from starlette.responses import Response
 
 from app import database, envelope, errors, validation
 from app.accounts import budgets
+from app.accounts import service as accounts
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.batches import schemas, service
 from app.idempotency.requests import replay, respond_once
+from app.jobs import service as jobs_service
 from app.routing import Operation, api
 
 
@@ -23,9 +25,14 @@ async def create_batch(request: Request) -> Response:
         auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
         payer = await budgets.payer(connection, auth, request.state.settings)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
     if replayed is not None:
         return replayed
     data = validation.parse_json(request, body, schemas.BatchCreate)
+    accounts.check_batch_size(limits, len(data.jobs))
+    data = data.model_copy(
+        update={"jobs": [jobs_service.allowed(spec, limits) for spec in data.jobs]}
+    )
     admitted = await service.admit_batch(request.state.providers, data)
     # The batch must fit as a whole: its jobs' projections are reserved together.
     projected = await budgets.projected_costs(
@@ -34,6 +41,9 @@ async def create_batch(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
+            await accounts.check_active_jobs(
+                connection, auth.account_id, limits, adding=len(data.jobs)
+            )
             await budgets.reserve(connection, payer, sum(projected, Decimal(0)))
             batch = await service.create_batch(
                 connection, auth, data, admitted, cost_reserved=projected
@@ -101,6 +111,8 @@ routes = [
             errors=(
                 errors.ValidationError,
                 errors.BudgetExceeded,
+                errors.QuotaExceeded,
+                errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
                 errors.PayloadTooLarge,
                 errors.ProviderUnavailable,

@@ -60,9 +60,13 @@ def _driven_per_account() -> sa.CTE:
 
 
 def _slot_cap(default_slots: int | None) -> sa.ColumnElement[Any]:
-    """An account's engine-slot cap: its own, else the operator's default; NULL: no cap."""
-    return sa.func.coalesce(
-        account_limits.c.max_engine_slots, sa.literal(default_slots, sa.Integer)
+    """An account's engine-slot cap: its own, else the operator's default; NULL: no cap. An
+    override of 0 means no cap, whatever the default (as everywhere in account_limits)."""
+    own = account_limits.c.max_engine_slots
+    return sa.case(
+        (own.is_(None), sa.literal(default_slots, sa.Integer)),
+        (own == 0, sa.null()),
+        else_=own,
     )
 
 

@@ -7,11 +7,13 @@ from starlette.responses import Response
 
 from app import database, envelope, errors, validation
 from app.accounts import budgets
+from app.accounts import service as accounts
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.idempotency.requests import replay, respond_once
 from app.job_templates import schemas, service
 from app.jobs import schemas as job_schemas
+from app.jobs import service as jobs_service
 from app.routing import Operation, api
 
 
@@ -20,9 +22,12 @@ async def create_template(request: Request) -> Response:
     body = await request.body()
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
     data = validation.parse_json(request, body, schemas.TemplateCreate)
+    jobs_service.allowed(data.config, limits)
     await service.check_config(request.state.providers, data.config)
     async with database.transaction(request.state.db) as connection:
+        await accounts.check_templates(connection, auth.account_id, limits)
         template = await service.create_template(connection, auth.account_id, data)
     return envelope.ok(template, status_code=201)
 
@@ -53,6 +58,9 @@ async def update_template(request: Request) -> Response:
         auth = await require_scope(connection, request)
         data = validation.parse_json(request, body, schemas.TemplateUpdate)
         await service.find_template(connection, auth.account_id, template_id)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
+    if data.config is not None:
+        jobs_service.allowed(data.config, limits)
     await service.check_update(request.state.providers, data)
     async with database.transaction(request.state.db) as connection:
         template = await service.update_template(connection, auth.account_id, template_id, data)
@@ -85,11 +93,14 @@ async def create_job_from_template(request: Request) -> Response:
         )
         spec = await service.job_spec(connection, auth.account_id, template_id, data)
         payer = await budgets.payer(connection, auth, request.state.settings)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
+    spec = jobs_service.allowed(spec, limits)
     admitted = await service.admit_job(request.state.providers, spec, data)
     [projected] = await budgets.projected_costs(request.state.providers, payer, [(spec, admitted)])
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
+            await accounts.check_active_jobs(connection, auth.account_id, limits)
             await budgets.reserve(connection, payer, projected)
             job = await service.create_job(
                 connection, auth, template_id, spec, admitted, cost_reserved=projected
@@ -130,6 +141,8 @@ routes = [
             errors=(
                 errors.ValidationError,
                 errors.TemplateNameTaken,
+                errors.QuotaExceeded,
+                errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
                 errors.ProviderUnavailable,
             ),
@@ -154,7 +167,12 @@ routes = [
             scopes=(Scope.TEMPLATES_WRITE,),
             response=schemas.Template,
             request=schemas.TemplateUpdate,
-            errors=(*_TEMPLATE_ERRORS, errors.TemplateNameTaken, errors.ProviderUnavailable),
+            errors=(
+                *_TEMPLATE_ERRORS,
+                errors.TemplateNameTaken,
+                errors.ProviderNotAllowed,
+                errors.ProviderUnavailable,
+            ),
         ),
         Operation(
             "DELETE",
@@ -181,6 +199,8 @@ routes = [
             errors=(
                 *_TEMPLATE_ERRORS,
                 errors.BudgetExceeded,
+                errors.QuotaExceeded,
+                errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
                 errors.ProviderUnavailable,
             ),

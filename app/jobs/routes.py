@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from app import database, envelope, errors, validation
 from app.accounts import budgets
+from app.accounts import service as accounts
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.idempotency.requests import replay, respond_once
@@ -35,14 +36,16 @@ async def create_job(request: Request) -> Response:
         auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
         payer = await budgets.payer(connection, auth, request.state.settings)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
     if replayed is not None:
         return replayed
-    spec = validation.parse_json(request, body, schemas.JobSpec)
+    spec = service.allowed(validation.parse_json(request, body, schemas.JobSpec), limits)
     admitted = await service.admit(request.state.providers, spec)
     [projected] = await budgets.projected_costs(request.state.providers, payer, [(spec, admitted)])
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
+            await accounts.check_active_jobs(connection, auth.account_id, limits)
             await budgets.reserve(connection, payer, projected)
             job = await service.create_job(
                 connection,
@@ -132,6 +135,8 @@ routes = [
             errors=(
                 errors.ValidationError,
                 errors.BudgetExceeded,
+                errors.QuotaExceeded,
+                errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
                 errors.PayloadTooLarge,
             ),

@@ -11,6 +11,8 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import admission, errors, ids, pagination
+from app.accounts import service as accounts
+from app.accounts.limits import AccountLimits
 from app.admission import Admission, ProviderSet, workload_spec
 from app.envelope import utc_iso
 from app.jobs import repository, schemas
@@ -18,6 +20,8 @@ from app.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
 from app.jobs.record import JobRecord
 from app.observability import metrics as observability_metrics
 from app.webhooks import service as webhooks_service
+from providers import available_providers
+from providers.registry import AUTO
 
 _TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
 
@@ -104,6 +108,19 @@ def to_job(job: JobRecord, events: Sequence[RowMapping]) -> schemas.Job:
             for e in events
         ],
     )
+
+
+def allowed(spec: schemas.JobSpec, limits: AccountLimits) -> schemas.JobSpec:
+    """The spec if the account may use its provider (403 PROVIDER_NOT_ALLOWED if not); an
+    `auto` job keeps only the candidates the account may use, so the engine never places it
+    elsewhere."""
+    if spec.provider != AUTO:
+        accounts.allowed_providers(limits, spec.provider)
+        return spec
+    kept = accounts.allowed_providers(limits, AUTO, spec.providers or available_providers())
+    if kept is None or kept == spec.providers:
+        return spec
+    return spec.model_copy(update={"providers": kept})
 
 
 async def admit(providers: ProviderSet, spec: schemas.JobSpec) -> Admission:

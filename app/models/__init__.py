@@ -1,7 +1,6 @@
 """The database schema. Alembic and the repositories import tables from here."""
 
-from app.models.account_limits import account_limits
-from app.models.accounts import accounts, api_keys
+from app.models.accounts import account_limits, accounts, api_keys, stream_leases
 from app.models.base import metadata
 from app.models.batches import job_batches
 from app.models.idempotency import idempotency_keys
@@ -32,6 +31,7 @@ __all__ = [
     "metadata",
     "metric_samples",
     "rate_limit_usage",
+    "stream_leases",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_endpoints",

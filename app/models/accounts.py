@@ -37,3 +37,51 @@ api_keys = sa.Table(
         name="budget",
     ),
 )
+
+# An operator's overrides of the defaults (settings.default_*), one nullable column per field of
+# app.accounts.limits.AccountLimits. NULL: the default applies; 0 (or budget_period "none"):
+# explicitly unlimited, whatever the default says.
+account_limits = sa.Table(
+    "account_limits",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.Text,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("rate_limit", sa.Float),
+    sa.Column("rate_burst", sa.Integer),
+    sa.Column("max_active_jobs", sa.Integer),
+    sa.Column("max_jobs_per_batch", sa.Integer),
+    sa.Column("max_streams_per_key", sa.Integer),
+    sa.Column("max_webhook_endpoints", sa.Integer),
+    sa.Column("max_templates", sa.Integer),
+    sa.Column("max_engine_slots", sa.Integer),
+    sa.Column("budget_usd", sa.Numeric(14, 4)),
+    sa.Column("budget_period", sa.Text),
+    sa.Column("allowed_providers", postgresql.ARRAY(sa.Text)),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+# Open SSE streams, one row each, so that a quota per key holds across processes. A process
+# refreshes its rows' heartbeat while it runs; rows of a process that died go stale and stop
+# counting (app.accounts.leases).
+stream_leases = sa.Table(
+    "stream_leases",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column(
+        "account_id",
+        sa.Text,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("key_id", sa.Text, nullable=False, index=True),
+    sa.Column("process", sa.Text, nullable=False, index=True),
+    sa.Column(
+        "heartbeat_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)

@@ -8,21 +8,12 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import errors
-from app.accounts.limits import AccountLimits, defaults
+from app.accounts.lookup import limits_for
 from app.rate_limits.limiter import Decision, RateLimiter
-from app.settings import Settings
 
 # Where a request's decision waits in its ASGI scope for the response to be sent.
 _DECISION_KEY = "cortex.rate_limit"
 POLICY = "default"
-
-
-async def limits_for(
-    connection: AsyncConnection, account_id: str, settings: Settings
-) -> AccountLimits:
-    """The account's limits. The operator's defaults until per-account overrides exist
-    (app.accounts.service.limits_for, cached per process: no round trip either way)."""
-    return defaults(settings)
 
 
 async def limit(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import database, envelope, errors, validation
-from app.auth import stream_tokens
+from app.accounts import service as accounts
+from app.auth import service, stream_tokens
 from app.auth.requests import (
     require_account_stream_access,
     require_job_stream_access,
@@ -23,6 +25,18 @@ def last_event_id(request: Request) -> str | None:
     """Where a reconnecting client left off: the header browsers send, or a query parameter
     for clients that cannot set headers."""
     return request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+
+
+async def open_lease(
+    connection: AsyncConnection, request: Request, auth: service.AuthContext
+) -> str:
+    """A place for one more open stream of the key (403 QUOTA_EXCEEDED when it has none
+    left), held until the stream ends; streams count when opened, not per event."""
+    limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
+    lease: str = await request.state.leases.acquire(
+        connection, auth.account_id, auth.key_id, limits
+    )
+    return lease
 
 
 def seq_cursor(request: Request) -> int | None:
@@ -43,12 +57,14 @@ async def get_job_events(request: Request) -> Response:
         auth = await require_job_stream_access(connection, request, job_id)
         query = validation.validate_query(request, schemas.JobEventsQuery)
         job = await jobs_service.find_job(connection, auth.account_id, job_id)
-        if not query.follow:
+        if query.follow:
+            after = seq_cursor(request) or 0
+            lease = await open_lease(connection, request, auth)
+        else:
             rows = await repository.events_after(connection, job.id, 0, limit=10_000)
     if query.follow:
-        after = seq_cursor(request) or 0
         stream = sse.job_events(request.state.feeds, job.id, after)
-        return sse.response(stream, request.state.settings)
+        return sse.response(request.state.leases.holding(lease, stream), request.state.settings)
     events = [
         {
             "seq": r["seq"],
@@ -67,13 +83,14 @@ async def get_account_events(request: Request) -> Response:
         query = validation.validate_query(request, schemas.AccountEventsQuery)
         if query.follow:
             after = _account_cursor(request) or await repository.settled_cursor(connection)
+            lease = await open_lease(connection, request, auth)
         else:
             rows = await repository.recent_account_events(connection, auth.account_id, query.limit)
     if query.follow:
         stream = sse.account_events(
             request.state.db, request.state.listener, auth.account_id, after
         )
-        return sse.response(stream, request.state.settings)
+        return sse.response(request.state.leases.holding(lease, stream), request.state.settings)
     events = [{"id": sse.account_event_id(r), **sse.account_event_data(r)} for r in rows]
     return envelope.ok({"events": events})
 
@@ -128,7 +145,7 @@ routes = [
             scopes=(Scope.JOBS_READ,),
             response=schemas.AccountEvents,
             query=schemas.AccountEventsQuery,
-            errors=(errors.ValidationError,),
+            errors=(errors.ValidationError, errors.QuotaExceeded),
         ),
     ),
     # Before /jobs/{job_id}/stream-token, which would read "events" as a job id.
@@ -154,7 +171,7 @@ routes = [
             scopes=(Scope.JOBS_READ,),
             response=schemas.JobEvents,
             query=schemas.JobEventsQuery,
-            errors=(errors.ValidationError, errors.JobNotFound),
+            errors=(errors.ValidationError, errors.JobNotFound, errors.QuotaExceeded),
         ),
     ),
     api(

@@ -12,7 +12,7 @@ from app.jobs import service as jobs_service
 from app.routing import Operation, api
 from app.streams import repository as streams_repository
 from app.streams import sse
-from app.streams.routes import seq_cursor
+from app.streams.routes import open_lease, seq_cursor
 from app.telemetry import repository, schemas
 
 
@@ -31,13 +31,14 @@ async def get_logs(request: Request) -> Response:
                     connection, job.id, tail=query.tail, since=query.since
                 )
             )
+            lease = await open_lease(connection, request, auth)
         else:
             rows = await repository.tail_logs(
                 connection, job.id, tail=query.tail or schemas.MAX_LOG_LINES, since=query.since
             )
     if query.follow:
         stream = sse.job_logs(request.state.feeds, job.id, after)
-        return sse.response(stream, request.state.settings)
+        return sse.response(request.state.leases.holding(lease, stream), request.state.settings)
     return envelope.ok(schemas.Logs(logs=[schemas.LogEntry(**row) for row in rows]))
 
 
@@ -81,7 +82,7 @@ routes = [
             scopes=(Scope.JOBS_READ,),
             response=schemas.Logs,
             query=schemas.LogQuery,
-            errors=(errors.ValidationError, errors.JobNotFound),
+            errors=(errors.ValidationError, errors.JobNotFound, errors.QuotaExceeded),
         ),
     ),
     api(

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import database, envelope, errors, validation
+from app.accounts import service as accounts
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.routing import Operation, api
@@ -21,6 +22,8 @@ async def create_endpoint(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request)
         data = validation.parse_json(request, body, schemas.EndpointCreate)
+        limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
+        await accounts.check_webhook_endpoints(connection, auth.account_id, limits)
         endpoint = await service.create_endpoint(
             connection, auth.account_id, data, _allowed(request)
         )
@@ -139,7 +142,7 @@ routes = [
             response=schemas.EndpointWithSecret,
             status=201,
             request=schemas.EndpointCreate,
-            errors=(errors.ValidationError, errors.UnsupportedMediaType),
+            errors=(errors.ValidationError, errors.QuotaExceeded, errors.UnsupportedMediaType),
         ),
     ),
     api(

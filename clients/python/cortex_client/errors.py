@@ -69,6 +69,20 @@ class Forbidden(ApiError):
     code = "FORBIDDEN"
 
 
+class QuotaExceeded(ApiError):
+    """This account has reached one of its quotas."""
+
+    status_code = 403
+    code = "QUOTA_EXCEEDED"
+
+
+class ProviderNotAllowed(ApiError):
+    """This account may not use this provider."""
+
+    status_code = 403
+    code = "PROVIDER_NOT_ALLOWED"
+
+
 class NotFound(ApiError):
     """No such route."""
 
@@ -215,6 +229,8 @@ BY_CODE: dict[str, type[ApiError]] = {
         ValidationError,
         Unauthorized,
         Forbidden,
+        QuotaExceeded,
+        ProviderNotAllowed,
         NotFound,
         JobNotFound,
         WebhookNotFound,
@@ -277,8 +293,10 @@ __all__ = [
     "NotReady",
     "PayloadTooLarge",
     "ProviderConflict",
+    "ProviderNotAllowed",
     "ProviderNotFound",
     "ProviderUnavailable",
+    "QuotaExceeded",
     "RateLimitExceeded",
     "TemplateNameTaken",
     "TemplateNotFound",

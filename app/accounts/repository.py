@@ -1,0 +1,168 @@
+"""Account limits, the use each quota counts, and the per-account lock quotas take."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.models import (
+    account_limits,
+    accounts,
+    job_templates,
+    jobs,
+    stream_leases,
+    webhook_endpoints,
+)
+from app.notify import ACCOUNTS_CHANGED, NOTIFY_CHANNEL
+
+ACTIVE_STATUSES = ("pending", "scheduled", "running")
+# Advisory lock namespaces (the first key of pg_advisory_xact_lock(int, int)).
+_ACCOUNT_LOCK, _KEY_LOCK = 0x0AC0, 0x0AC1
+
+
+async def find_account(connection: AsyncConnection, id_or_name: str) -> RowMapping | None:
+    result = await connection.execute(
+        sa.select(accounts.c.id, accounts.c.name).where(
+            sa.or_(accounts.c.id == id_or_name, accounts.c.name == id_or_name)
+        )
+    )
+    return result.mappings().first()
+
+
+async def list_accounts(connection: AsyncConnection) -> Sequence[RowMapping]:
+    result = await connection.execute(
+        sa.select(accounts.c.id, accounts.c.name, account_limits)
+        .select_from(accounts.outerjoin(account_limits))
+        .order_by(accounts.c.created_at, accounts.c.id)
+    )
+    return result.mappings().all()
+
+
+async def get_overrides(connection: AsyncConnection, account_id: str) -> RowMapping | None:
+    result = await connection.execute(
+        sa.select(account_limits).where(account_limits.c.account_id == account_id)
+    )
+    return result.mappings().one_or_none()
+
+
+async def set_overrides(
+    connection: AsyncConnection, account_id: str, values: Mapping[str, Any]
+) -> None:
+    """Store the given columns (None clears one back to the default) and tell every process."""
+    row = {**values, "updated_at": sa.func.now()}
+    await connection.execute(
+        pg_insert(account_limits)
+        .values(account_id=account_id, **row)
+        .on_conflict_do_update(index_elements=[account_limits.c.account_id], set_=row)
+    )
+    await connection.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, ACCOUNTS_CHANGED)))
+
+
+async def lock_account(connection: AsyncConnection, account_id: str) -> None:
+    """Serialize quota checks of one account until the transaction ends, so that two
+    concurrent submissions cannot both pass the last free place."""
+    await connection.execute(
+        sa.select(sa.func.pg_advisory_xact_lock(_ACCOUNT_LOCK, sa.func.hashtext(account_id)))
+    )
+
+
+async def lock_key(connection: AsyncConnection, key_id: str) -> None:
+    await connection.execute(
+        sa.select(sa.func.pg_advisory_xact_lock(_KEY_LOCK, sa.func.hashtext(key_id)))
+    )
+
+
+async def count_active_jobs(connection: AsyncConnection, account_id: str) -> int:
+    return await _count(
+        connection,
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .where(jobs.c.account_id == account_id, jobs.c.status.in_(ACTIVE_STATUSES)),
+    )
+
+
+async def count_webhook_endpoints(connection: AsyncConnection, account_id: str) -> int:
+    return await _count(
+        connection,
+        sa.select(sa.func.count())
+        .select_from(webhook_endpoints)
+        .where(webhook_endpoints.c.account_id == account_id),
+    )
+
+
+async def count_templates(connection: AsyncConnection, account_id: str) -> int:
+    return await _count(
+        connection,
+        sa.select(sa.func.count())
+        .select_from(job_templates)
+        .where(job_templates.c.account_id == account_id),
+    )
+
+
+async def count_streams(connection: AsyncConnection, key_id: str, stale_seconds: float) -> int:
+    """Open streams of a key; a lease whose process stopped refreshing it no longer counts."""
+    return await _count(
+        connection,
+        sa.select(sa.func.count())
+        .select_from(stream_leases)
+        .where(stream_leases.c.key_id == key_id, _fresh(stale_seconds)),
+    )
+
+
+async def count_account_streams(
+    connection: AsyncConnection, account_id: str, stale_seconds: float
+) -> dict[str, int]:
+    result = await connection.execute(
+        sa.select(stream_leases.c.key_id, sa.func.count())
+        .where(stream_leases.c.account_id == account_id, _fresh(stale_seconds))
+        .group_by(stream_leases.c.key_id)
+    )
+    return {str(row[0]): int(row[1]) for row in result}
+
+
+async def insert_lease(
+    connection: AsyncConnection, lease_id: str, account_id: str, key_id: str, process: str
+) -> None:
+    await connection.execute(
+        sa.insert(stream_leases).values(
+            id=lease_id, account_id=account_id, key_id=key_id, process=process
+        )
+    )
+
+
+async def delete_leases(connection: AsyncConnection, lease_ids: Iterable[str]) -> None:
+    await connection.execute(
+        sa.delete(stream_leases).where(stream_leases.c.id.in_(list(lease_ids)))
+    )
+
+
+async def refresh_leases(
+    connection: AsyncConnection, lease_ids: Sequence[str], stale_seconds: float
+) -> None:
+    """Keep these leases alive, and drop every lease nobody refreshed."""
+    if lease_ids:
+        await connection.execute(
+            sa.update(stream_leases)
+            .where(stream_leases.c.id.in_(list(lease_ids)))
+            .values(heartbeat_at=sa.func.now())
+        )
+    await connection.execute(sa.delete(stream_leases).where(sa.not_(_fresh(stale_seconds))))
+
+
+def _fresh(stale_seconds: float) -> sa.ColumnElement[bool]:
+    return stream_leases.c.heartbeat_at > sa.func.now() - sa.func.make_interval(
+        0, 0, 0, 0, 0, 0, stale_seconds
+    )
+
+
+async def _count(connection: AsyncConnection, query: sa.Select[Any]) -> int:
+    return int((await connection.execute(query)).scalar_one())
+
+
+async def delete_process_leases(connection: AsyncConnection, process: str) -> None:
+    await connection.execute(sa.delete(stream_leases).where(stream_leases.c.process == process))
