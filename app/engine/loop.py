@@ -49,7 +49,9 @@ class Engine:
         self.poll_interval = settings.engine_poll_interval
         self.lease_seconds = settings.engine_lease_seconds
         self.max_jobs = settings.engine_max_jobs
-        self.ctx = steps.Context(db, providers, self.owner, settings.metrics_interval)
+        self.ctx = steps.Context(
+            db, providers, self.owner, settings.metrics_interval, settings.log_max_bytes_per_job
+        )
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._pokes: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from providers import _http
+from providers import _http, log_limits
 from providers.base import Provider
 from providers.errors import (
     HandleNotFound,
@@ -48,7 +48,9 @@ from providers.types import (
 logger = logging.getLogger(__name__)
 
 # A batch of log lines is cut here so one noisy container cannot flood a transaction.
-MAX_LOG_LINES_PER_READ = 5_000
+MAX_LOG_LINES_PER_READ = 20_000
+# Frames one read holds at most (with providers/log_limits.MAX_READ_BYTES of their text).
+MAX_FRAMES_PER_READ = 2 * MAX_LOG_LINES_PER_READ
 STOP_GRACE_SECONDS = 5
 # A healthy answer is reused for a while; a failure only briefly, so a runtime that comes back
 # is used again at once.
@@ -370,48 +372,64 @@ class LocalProvider(Provider):
             return LogBatch((), cursor)
         self._doorbells.reading(container_id)
         self._last_log_read[container_id] = time.monotonic()
-        last_stamp, taken = None, 0
+        last_stamp, taken, skipping = _parse_cursor(cursor)
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
-        if cursor:
-            last_stamp, _, taken_text = cursor.rpartition("|")
-            taken = int(taken_text)
-            since = docker_api.parse_time(last_stamp)
-            if since is not None:
-                params["since"] = int(since.timestamp())
-        response = await self._request(
-            "GET", f"/containers/{handle['containerId']}/logs", params=params
-        )
-        if response.status_code == 404:
-            raise HandleNotFound(f"container {handle['containerName']} no longer exists")
-        docker_api.raise_for_server_error(response)
-        floor = docker_api.parse_time(last_stamp)
-        frames: list[log_frames.Frame] = []
-        to_skip = taken
-        for stream, text in log_frames.frames(response.content):
-            stamp, _, part = text.partition(" ")
-            moment = docker_api.parse_time(stamp)
-            if moment is None or (floor is not None and moment < floor):
-                continue
-            if stamp == last_stamp and to_skip > 0:
-                to_skip -= 1
-                continue
-            frames.append(log_frames.Frame(stream, stamp, moment, part))
+        since = docker_api.parse_time(last_stamp)
+        if since is not None:
+            params["since"] = int(since.timestamp())
+        frames, capped = await self._read_frames(handle, params, last_stamp, taken)
         # A line still being written stays for the next read, unless the container is done.
-        partial_lines_are_final = handle["containerId"] not in self._running
-        lines, used = log_frames.whole_lines(
-            frames, partial_lines_are_final, MAX_LOG_LINES_PER_READ
+        partial_lines_are_final = not capped and container_id not in self._running
+        joined = log_frames.whole_lines(
+            frames, partial_lines_are_final, MAX_LOG_LINES_PER_READ, skipping
         )
-        for frame in frames[:used]:
+        if capped and joined.used == 0 and frames:
+            # One unfinished line fills the whole read: take it cut, or nothing ever moves.
+            joined = log_frames.whole_lines(
+                frames, False, MAX_LOG_LINES_PER_READ, skipping, flush=True
+            )
+        for frame in frames[: joined.used]:
             if frame.stamp == last_stamp:
                 taken += 1
             else:
                 last_stamp, taken = frame.stamp, 1
         return LogBatch(
-            lines,
-            f"{last_stamp}|{taken}" if last_stamp else None,
+            joined.lines,
+            _cursor(last_stamp, taken, joined.skipping),
             # An ended container's log was read to its end unless the read was capped.
-            complete=partial_lines_are_final and used == len(frames),
+            complete=partial_lines_are_final and joined.used == len(frames),
         )
+
+    async def _read_frames(
+        self, handle: Handle, params: dict[str, Any], last_stamp: str | None, taken: int
+    ) -> tuple[list[log_frames.Frame], bool]:
+        """The frames after the cursor, streamed and stopped at MAX_READ_BYTES or enough
+        frames for a batch; and whether the read stopped before the log's end."""
+        floor = docker_api.parse_time(last_stamp)
+        frames: list[log_frames.Frame] = []
+        to_skip, held = taken, 0
+        with _http.map_http_errors(self.name):
+            async with self._client.stream(
+                "GET", f"{API}/containers/{handle['containerId']}/logs", params=params
+            ) as response:
+                if response.status_code == 404:
+                    raise HandleNotFound(f"container {handle['containerName']} no longer exists")
+                if response.status_code >= 500:
+                    await response.aread()
+                    docker_api.raise_for_server_error(response)
+                async for stream, text, dropped in log_frames.read_frames(response.aiter_bytes()):
+                    stamp, _, part = text.partition(" ")
+                    moment = docker_api.parse_time(stamp)
+                    if moment is None or (floor is not None and moment < floor):
+                        continue
+                    if stamp == last_stamp and to_skip > 0:
+                        to_skip -= 1
+                        continue
+                    if held >= log_limits.MAX_READ_BYTES or len(frames) >= MAX_FRAMES_PER_READ:
+                        return frames, True
+                    frames.append(log_frames.Frame(stream, stamp, moment, part, dropped))
+                    held += len(part)
+        return frames, False
 
     async def metrics(self, handle: Handle) -> MetricSample | None:
         container_id = handle["containerId"]
@@ -490,3 +508,18 @@ class LocalProvider(Provider):
     async def watch(self, handle: Handle, max_wait: float) -> None:
         container_id = handle["containerId"]
         await self._doorbells.wait(container_id, max_wait, running=container_id in self._running)
+
+
+def _parse_cursor(cursor: str | None) -> tuple[str | None, int, frozenset[str]]:
+    """ "<last timestamp>|<frames taken with it>[|<streams in the middle of a cut line>]"."""
+    if not cursor:
+        return None, 0, frozenset()
+    stamp, taken, *rest = cursor.split("|")
+    skipping = frozenset(s for s in rest[0].split(",") if s) if rest else frozenset()
+    return stamp, int(taken), skipping
+
+
+def _cursor(stamp: str | None, taken: int, skipping: frozenset[str]) -> str | None:
+    if not stamp:
+        return None
+    return f"{stamp}|{taken}" + (f"|{','.join(sorted(skipping))}" if skipping else "")
