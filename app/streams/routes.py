@@ -13,6 +13,7 @@ from app.auth.requests import (
     require_scope,
 )
 from app.auth.scopes import Scope
+from app.auth.service import AuthContext
 from app.envelope import utc_iso
 from app.jobs import service as jobs_service
 from app.routing import Operation, api
@@ -48,7 +49,7 @@ async def get_job_events(request: Request) -> Response:
     if query.follow:
         after = seq_cursor(request) or 0
         stream = sse.job_events(request.state.feeds, job.id, after)
-        return sse.response(stream, request.state.settings)
+        return sse.response(stream, request, auth.key_id)
     events = [
         {
             "seq": r["seq"],
@@ -73,7 +74,7 @@ async def get_account_events(request: Request) -> Response:
         stream = sse.account_events(
             request.state.db, request.state.listener, auth.account_id, after
         )
-        return sse.response(stream, request.state.settings)
+        return sse.response(stream, request, auth.key_id)
     events = [{"id": sse.account_event_id(r), **sse.account_event_data(r)} for r in rows]
     return envelope.ok({"events": events})
 
@@ -97,21 +98,22 @@ async def create_stream_token(request: Request) -> Response:
         job = await jobs_service.find_job(
             connection, auth.account_id, request.path_params["job_id"]
         )
-    return _issued_token(request, job.id, auth.account_id)
+    return _issued_token(request, job.id, auth)
 
 
 async def create_account_stream_token(request: Request) -> Response:
     """A token for the account's status stream, for browsers' EventSource."""
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request)
-    return _issued_token(request, None, auth.account_id)
+    return _issued_token(request, None, auth)
 
 
-def _issued_token(request: Request, job_id: str | None, account_id: str) -> Response:
+def _issued_token(request: Request, job_id: str | None, auth: AuthContext) -> Response:
     token, expires_at = stream_tokens.issue(
         request.state.stream_key,
         job_id=job_id,
-        account_id=account_id,
+        account_id=auth.account_id,
+        key_id=auth.key_id,
         ttl_seconds=request.state.settings.stream_token_ttl,
     )
     return envelope.ok(schemas.StreamToken(token=token, expires_at=expires_at), status_code=201)

@@ -37,7 +37,7 @@ async def get_logs(request: Request) -> Response:
             )
     if query.follow:
         stream = sse.job_logs(request.state.feeds, job.id, after)
-        return sse.response(stream, request.state.settings)
+        return sse.response(stream, request, auth.key_id)
     return envelope.ok(schemas.Logs(logs=[schemas.LogEntry(**row) for row in rows]))
 
 
