@@ -71,10 +71,10 @@ async def test_a_job_printing_50_mb_stores_up_to_the_cap_and_says_what_it_droppe
     assert f"{printed_lines - lines} lines" in truncated[0]["message"]
     assert job["events"][-1]["type"] == "completed"
     # What the gateway's process held while it read 50 MB (this test's process runs it).
-    print(
-        f"\nRSS before {rss_before} KiB, after {_rss_kib('VmRSS')} KiB,"
-        f" peak {_rss_kib('VmHWM')} KiB"
-    )
+    peak = _rss_kib("VmHWM")
+    print(f"\nRSS before {rss_before} KiB, after {_rss_kib('VmRSS')} KiB, peak {peak} KiB")
+    # Loose: holding the output whole would take several times the 50 MB printed.
+    assert peak - rss_before < 150 * 1024
 
 
 async def test_one_5_mb_line_without_newline_is_stored_cut_and_marked(
