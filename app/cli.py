@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -86,9 +88,16 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (CORTEX_PORT, default 8000).")
     ] = None,
+    admin_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the first admin key to this file (mode 0600) rather than showing it"
+            " (CORTEX_ADMIN_KEY_FILE)."
+        ),
+    ] = None,
 ) -> None:
     """Migrate the database and start the gateway."""
-    _execute("serve", lambda settings: _serve(settings, host, port))
+    _execute("serve", lambda settings: _serve(settings, host, port, admin_key_file))
 
 
 @cli.command("migrate")
@@ -422,7 +431,9 @@ def _when(moment: Any) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+def _serve(
+    settings: Settings, host: str | None, port: int | None, key_file: Path | None = None
+) -> int:
     import uvicorn
 
     from app.application import create_app
@@ -437,12 +448,21 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     url = _prepare_database(settings)
     first_key = _run(url, _create_first_key)
     base = f"http://{_url_host(host)}:{port}/api/plugin-core"
-    if first_key is not None:
-        say(
+    key_file = key_file or settings.admin_key_file
+    if first_key is not None and key_file is not None:
+        _write_secret(key_file, first_key)
+        say(f"Created the first API key (admin scope, account 'default'); it is in {key_file}")
+    elif first_key is not None:
+        # Shown on the terminal only, never in a log line (which may be collected and kept).
+        if settings.log_format == "json":
+            say("Created the first API key (admin scope, account 'default'); shown on stderr")
+        print(
             "\nCreated the first API key (admin scope, account 'default')."
             " It is shown only this once; keep it:\n"
             f"\n    {first_key}\n\n"
-            f"Try it:\n    curl -H 'Authorization: Bearer {first_key}' {base}/jobs\n"
+            f"Try it:\n    curl -H 'Authorization: Bearer {first_key}' {base}/jobs\n",
+            file=sys.stderr if settings.log_format == "json" else sys.stdout,
+            flush=True,
         )
     dashboard = base.removesuffix("/api/plugin-core") + "/"
     say(f"Serving the API at {base} and the dashboard at {dashboard} (Ctrl-C stops)")
@@ -458,6 +478,17 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     )
     say("Gateway stopped.")
     return 0
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """Write `secret` to a file only its owner can read, created so from the start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through os.open
+        os.write(descriptor, (secret + "\n").encode())
+    finally:
+        os.close(descriptor)
 
 
 def _announcer(settings: Settings) -> Callable[[str], None]:

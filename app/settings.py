@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Field(default_factory=_default_data_dir)
+    # Where `serve` writes the first admin key (mode 0600) instead of showing it on the
+    # terminal: for unattended starts whose output is collected.
+    admin_key_file: Path | None = None
     log_level: LogLevel = "info"
     # Operations: `json` writes one JSON object per log line (with request and job ids).
     log_format: Literal["text", "json"] = "text"
@@ -159,6 +162,10 @@ class Settings(BaseSettings):
     default_max_engine_slots: int = Field(default=0, ge=0, description="0: the fair share only")
     default_budget_usd: float | None = Field(default=None, ge=0)
     default_budget_period: Literal["day", "month", "total"] = "month"
+
+    # Past this many bytes of stored log text a job's further lines are counted, not stored
+    # (one `logs_truncated` event says how many when the job ends).
+    log_max_bytes_per_job: int = Field(default=10 * 1024 * 1024, gt=0, description="bytes")
 
     # Admission: a provider that does not answer a health check or a quote within this many
     # seconds counts as unavailable (a submission gets 503 PROVIDER_UNAVAILABLE, a listing

@@ -182,6 +182,10 @@ class LogBatch:
     # The adapter knows this read reached the end of what the workload has printed so far:
     # a final read of an ended workload needs no second look.
     complete: bool = False
+    # Lines read but left out (not in `lines`) because the job's log is past its cap: only
+    # counted. Set by the engine, never by an adapter.
+    dropped_lines: int = 0
+    dropped_bytes: int = 0
 
 
 @dataclass(frozen=True)

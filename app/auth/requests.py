@@ -33,7 +33,7 @@ async def require_job_stream_access(
     grant = _stream_grant(request, token)
     if grant.job_id != job_id:
         raise errors.Unauthorized("This stream token was issued for another job.")
-    return _stream_auth(grant)
+    return await _stream_auth(connection, grant)
 
 
 async def require_account_stream_access(
@@ -47,7 +47,7 @@ async def require_account_stream_access(
     grant = _stream_grant(request, token)
     if grant.job_id is not None:
         raise errors.Unauthorized("This stream token was issued for one job's streams.")
-    return _stream_auth(grant)
+    return await _stream_auth(connection, grant)
 
 
 def _stream_grant(request: Request, token: str) -> stream_tokens.StreamGrant:
@@ -57,9 +57,13 @@ def _stream_grant(request: Request, token: str) -> stream_tokens.StreamGrant:
     return grant
 
 
-def _stream_auth(grant: stream_tokens.StreamGrant) -> service.AuthContext:
+async def _stream_auth(
+    connection: AsyncConnection, grant: stream_tokens.StreamGrant
+) -> service.AuthContext:
+    if not await service.key_is_active(connection, grant.key_id):
+        raise errors.Unauthorized("The API key that issued this stream token was revoked.")
     return service.AuthContext(
-        key_id="stream-token", account_id=grant.account_id, scopes=(Scope.JOBS_READ.value,)
+        key_id=grant.key_id, account_id=grant.account_id, scopes=(Scope.JOBS_READ.value,)
     )
 
 

@@ -77,6 +77,12 @@ async def revoke_key(connection: AsyncConnection, key_id: str) -> RowMapping:
     return row
 
 
+async def key_is_active(connection: AsyncConnection, key_id: str) -> bool:
+    """The key exists and is not revoked (what an open stream of it checks)."""
+    row = await repository.get_key(connection, key_id)
+    return row is not None and row["revoked_at"] is None
+
+
 async def has_any_key(connection: AsyncConnection) -> bool:
     return await repository.count_keys(connection) > 0
 

@@ -29,6 +29,8 @@ class StreamGrant:
     job_id: str | None  # None: the account's status stream, no job's
     account_id: str
     expires_at: float
+    # The API key that asked for the token: its revocation ends the token too.
+    key_id: str
 
 
 def _b64(raw: bytes) -> str:
@@ -45,12 +47,12 @@ async def load_key(connection: AsyncConnection) -> bytes:
 
 
 def issue(
-    key: bytes, *, job_id: str | None, account_id: str, ttl_seconds: float
+    key: bytes, *, job_id: str | None, account_id: str, key_id: str, ttl_seconds: float
 ) -> tuple[str, float]:
     expires_at = time.time() + ttl_seconds
     payload = _b64(
         json.dumps(
-            {"j": job_id, "a": account_id, "e": int(expires_at)}, separators=(",", ":")
+            {"j": job_id, "a": account_id, "k": key_id, "e": int(expires_at)}, separators=(",", ":")
         ).encode()
     )
     signature = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
@@ -66,7 +68,7 @@ def verify(key: bytes, token: str) -> StreamGrant | None:
             return None
         claims = json.loads(_unb64(payload))
         job_id = None if claims["j"] is None else str(claims["j"])
-        grant = StreamGrant(job_id, str(claims["a"]), float(claims["e"]))
+        grant = StreamGrant(job_id, str(claims["a"]), float(claims["e"]), str(claims["k"]))
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         return None
     if grant.expires_at < time.time():

@@ -21,6 +21,7 @@ from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
+from providers import log_limits
 from providers.base import Provider
 from providers.errors import (
     HandleNotFound,
@@ -41,11 +42,14 @@ from providers.types import (
 logger = logging.getLogger(__name__)
 
 
-async def _read_logs(provider: Provider, handle: Handle, cursor: str | None) -> LogBatch | None:
+async def _read_logs(
+    provider: Provider, handle: Handle, cursor: str | None, job_id: str
+) -> LogBatch | None:
     try:
         return await provider.logs(handle, cursor)
     except ProviderError as exc:
-        logger.info("reading logs of %s failed: %s", handle, exc)
+        # By the job's id: a handle may hold what the network was sent (env values too).
+        logger.info("reading logs of %s failed: %s", job_id, exc)
         return None
 
 
@@ -54,7 +58,9 @@ async def _read_logs(provider: Provider, handle: Handle, cursor: str | None) -> 
 MAX_FINAL_READS = 200
 
 
-async def _final_logs(provider: Provider, handle: Handle, cursor: str | None) -> LogBatch | None:
+async def _final_logs(
+    provider: Provider, handle: Handle, cursor: str | None, room: int
+) -> LogBatch | None:
     """Everything an ended workload printed after `cursor`, read before the job is closed
     (and its workload released, taking the log with it). Raises Unavailable when the log
     cannot be read now: the caller tries again rather than losing the last lines."""
@@ -64,7 +70,7 @@ async def _final_logs(provider: Provider, handle: Handle, cursor: str | None) ->
             more = await provider.logs(handle, batch.cursor if batch else cursor)
         except HandleNotFound:
             break
-        batch = _merge(batch, more)
+        batch = _merge(batch, more, room)
         if not more.lines or more.complete:
             break
     return batch
@@ -135,12 +141,12 @@ async def follow(
     handle = status.handle or handle
     if status.state in (WorkloadState.EXITED, WorkloadState.FAILED):
         try:
-            batch = await _final_logs(provider, handle, row.log_cursor)
+            batch = await _final_logs(provider, handle, row.log_cursor, _room(ctx, row))
         except Unavailable as exc:
             logger.warning("final logs of %s unavailable, will retry: %s", row.id, exc)
             return steps.Progress.QUIET
     else:
-        batch = await _read_logs(provider, handle, row.log_cursor)
+        batch = await _read_logs(provider, handle, row.log_cursor, row.id)
     metric = None
     if sample and status.state is WorkloadState.RUNNING:
         try:
@@ -158,11 +164,11 @@ async def follow(
         cursor = batch.cursor if batch else row.log_cursor
         try:
             await steps.stop_quietly(provider, handle)
-            final = await _final_logs(provider, handle, cursor)
+            final = await _final_logs(provider, handle, cursor, _room(ctx, row))
         except Unavailable as exc:
             logger.warning("stopping %s past its duration failed, will retry: %s", row.id, exc)
             return steps.Progress.QUIET
-        merged = _merge(batch, final)
+        merged = _merge(batch, final, _room(ctx, row))
         await steps.fail(
             ctx,
             row.id,
@@ -176,7 +182,9 @@ async def follow(
         return steps.Progress.QUIET
 
     async def step(connection: AsyncConnection, current: JobRecord) -> bool:
-        return await _record_status(connection, current, status, handle, batch, metric)
+        return await _record_status(
+            connection, current, status, handle, batch, metric, ctx.log_max_bytes
+        )
 
     ended = await steps.record(ctx, row.id, step)
     if ended:
@@ -216,12 +224,41 @@ def _ending(
     return {"results": results, "endpoints": [], **steps.final_cost(row, now)}
 
 
-def _merge(first: LogBatch | None, second: LogBatch | None) -> LogBatch | None:
-    if first is None:
-        return second
+def _merge(first: LogBatch | None, second: LogBatch | None, room: int) -> LogBatch | None:
+    """Both batches as one; lines past `room` bytes in all are only counted, so that reading
+    whatever a workload printed keeps memory bounded by the job's log cap."""
     if second is None:
         return first
-    return LogBatch(first.lines + second.lines, second.cursor)
+    if first is None:
+        first = LogBatch((), None)
+    held = sum(_stored_size(line.line) for line in first.lines)
+    kept, dropped_lines, dropped_bytes = list(first.lines), first.dropped_lines, first.dropped_bytes
+    for line in second.lines:
+        if dropped_lines == 0 and held + _stored_size(line.line) <= room:
+            kept.append(line)
+            held += _stored_size(line.line)
+        else:
+            dropped_lines += 1
+            dropped_bytes += len(line.line.encode())
+    return LogBatch(
+        tuple(kept),
+        second.cursor,
+        dropped_lines=dropped_lines + second.dropped_lines,
+        dropped_bytes=dropped_bytes + second.dropped_bytes,
+    )
+
+
+def _room(ctx: steps.Context, row: JobRecord) -> int:
+    """Log bytes the job may still store (0 once it has dropped any)."""
+    if row.log_lines_dropped:
+        return 0
+    return max(ctx.log_max_bytes - row.log_bytes_stored, 0)
+
+
+def _stored_size(line: str) -> int:
+    # At most what the line takes once clipped (characters: an overestimate in bytes only
+    # makes the batch keep more, never drop a line that fits).
+    return min(len(line), log_limits.MAX_LINE_BYTES)
 
 
 async def _record_status(
@@ -231,12 +268,12 @@ async def _record_status(
     handle: Handle,
     batch: LogBatch | None,
     metric: MetricSample | None,
+    log_max_bytes: int,
 ) -> bool:
     current = row.status
     if current.is_terminal:
         return True
-    changes = steps.log_changes(row, batch)
-    await steps.store_logs(connection, row, batch)
+    changes = await steps.store_logs(connection, row, batch, log_max_bytes)
     if metric is not None:
         await repository.add_metric(connection, row.id, metric)
     if handle != row.handle:
@@ -269,12 +306,14 @@ async def _record_status(
         succeeded = status.exit_code == 0 and status.reason is None
         reason = None if succeeded else (status.reason or FailureReason.EXIT_CODE)
         changes.update(_ending(row, status, reason, now))
+        await steps.note_truncation(connection, row, changes)
         target = JobStatus.COMPLETED if succeeded else JobStatus.FAILED
         message = f"Exited with code {status.exit_code}." if succeeded else status.message
         await jobs_service.transition(connection, row, target, message=message, changes=changes)
         return True
     if status.state is WorkloadState.FAILED:
         changes.update(_ending(row, status, status.reason or FailureReason.PROVIDER_ERROR, now))
+        await steps.note_truncation(connection, row, changes)
         await jobs_service.transition(
             connection, row, JobStatus.FAILED, message=status.message, changes=changes
         )
@@ -292,7 +331,7 @@ async def stop(ctx: steps.Context, row: JobRecord, provider: Provider) -> bool:
         try:
             with contextlib.suppress(HandleNotFound):
                 await provider.cancel(handle)
-            batch = await _final_logs(provider, handle, row.log_cursor)
+            batch = await _final_logs(provider, handle, row.log_cursor, _room(ctx, row))
         except Unavailable as exc:
             logger.warning("cancelling %s failed, will retry: %s", row.id, exc)
             return False
@@ -300,8 +339,8 @@ async def stop(ctx: steps.Context, row: JobRecord, provider: Provider) -> bool:
     async def step(connection: AsyncConnection, current: JobRecord) -> None:
         if current.status.is_terminal:
             return
-        changes = steps.log_changes(current, batch)
-        await steps.store_logs(connection, current, batch)
+        changes = await steps.store_logs(connection, current, batch, ctx.log_max_bytes)
+        await steps.note_truncation(connection, current, changes)
         changes.update(endpoints=[], **steps.final_cost(current, datetime.now(UTC)))
         if budgets.stopped_for_budget(current):
             # Stopped at a spending limit, not at the user's request: it fails, and the

@@ -63,6 +63,7 @@ class Engine:
             providers,
             self.owner,
             settings.metrics_interval,
+            settings.log_max_bytes_per_job,
             submit_timeout=settings.engine_submit_timeout,
         )
         self._drivers: dict[str, asyncio.Task[None]] = {}

@@ -17,12 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app import database
 from app.admission.providers import ProviderSet
 from app.engine import repository
+from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
+from providers import log_limits
 from providers.base import Provider
 from providers.errors import HandleNotFound
-from providers.types import FailureReason, Handle, LogBatch, Quote
+from providers.types import FailureReason, Handle, LogBatch, LogLine, Quote
 
 T = TypeVar("T")
 
@@ -37,6 +39,7 @@ class Context:
     providers: ProviderSet
     owner: str
     metrics_interval: float
+    log_max_bytes: int
     # Seconds a provider may stay unavailable to a pending job before the job fails.
     submit_timeout: float = 900.0
 
@@ -74,15 +77,62 @@ def final_cost(row: JobRecord, ended_at: datetime) -> dict[str, Any]:
     return {"ended_at": ended_at, "cost_current": _cost(row, ended_at)}
 
 
-def log_changes(row: JobRecord, batch: LogBatch | None) -> dict[str, Any]:
-    if batch is None or not batch.lines:
-        return {} if batch is None else {"log_cursor": batch.cursor}
-    return {"log_cursor": batch.cursor, "log_seq": row.log_seq + len(batch.lines)}
+async def store_logs(
+    connection: AsyncConnection, row: JobRecord, batch: LogBatch | None, max_bytes: int
+) -> dict[str, Any]:
+    """Store the batch's lines until the job's stored log text reaches `max_bytes`; the rest
+    are only counted. Returns the job's changed columns (cursor, sequence, counters), to be
+    written in the same transaction as the lines."""
+    if batch is None:
+        return {}
+    changes: dict[str, Any] = {"log_cursor": batch.cursor}
+    if not batch.lines and not batch.dropped_lines:
+        return changes
+    stored_bytes, kept = row.log_bytes_stored, []
+    dropped_lines, dropped_bytes = 0, 0
+    for line in batch.lines:
+        clipped = LogLine(line.timestamp, log_limits.clip(line.line), line.stream)
+        size = len(clipped.line.encode())
+        if dropped_lines == 0 and row.log_lines_dropped == 0 and stored_bytes + size <= max_bytes:
+            kept.append(clipped)
+            stored_bytes += size
+        else:
+            # Once one line is dropped, later ones are too: the stored log stays a prefix.
+            dropped_lines += 1
+            dropped_bytes += len(line.line.encode())
+    dropped_lines += batch.dropped_lines
+    dropped_bytes += batch.dropped_bytes
+    if kept:
+        await repository.append_logs(connection, row.id, row.log_seq, kept)
+        changes.update(log_seq=row.log_seq + len(kept), log_bytes_stored=stored_bytes)
+    if dropped_lines:
+        changes.update(
+            log_lines_dropped=row.log_lines_dropped + dropped_lines,
+            log_bytes_dropped=row.log_bytes_dropped + dropped_bytes,
+        )
+    return changes
 
 
-async def store_logs(connection: AsyncConnection, row: JobRecord, batch: LogBatch | None) -> None:
-    if batch is not None and batch.lines:
-        await repository.append_logs(connection, row.id, row.log_seq, batch.lines)
+async def note_truncation(
+    connection: AsyncConnection, row: JobRecord, changes: dict[str, Any]
+) -> None:
+    """The one `logs_truncated` event of a job whose log passed the cap, written as it ends
+    (when the totals are known)."""
+    lines = changes.get("log_lines_dropped", row.log_lines_dropped)
+    if not lines:
+        return
+    size = changes.get("log_bytes_dropped", row.log_bytes_dropped)
+    stored = changes.get("log_bytes_stored", row.log_bytes_stored)
+    await jobs_repository.append_event(
+        connection,
+        row.id,
+        "logs_truncated",
+        message=(
+            f"The log passed the limit of stored bytes per job: {lines} lines ({size} bytes)"
+            f" were counted but not stored after {stored} bytes."
+        ),
+        data={"droppedLines": lines, "droppedBytes": size, "storedBytes": stored},
+    )
 
 
 async def fail(
@@ -97,8 +147,8 @@ async def fail(
     async def step(connection: AsyncConnection, row: JobRecord) -> None:
         if row.status.is_terminal:
             return
-        changes = log_changes(row, batch)
-        await store_logs(connection, row, batch)
+        changes = await store_logs(connection, row, batch, ctx.log_max_bytes)
+        await note_truncation(connection, row, changes)
         changes["results"] = {
             **(row.results or {}),
             "exitCode": exit_code,

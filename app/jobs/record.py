@@ -19,6 +19,9 @@ _NOT_IN_SUMMARIES = (
     "needs_release",
     "log_cursor",
     "log_seq",
+    "log_bytes_stored",
+    "log_lines_dropped",
+    "log_bytes_dropped",
     "engine_owner",
     "batch_index",
     "submit_attempts",
@@ -55,6 +58,9 @@ class JobRecord:
     needs_release: bool = False
     log_cursor: str | None = None
     log_seq: int = 0
+    log_bytes_stored: int = 0
+    log_lines_dropped: int = 0
+    log_bytes_dropped: int = 0
     engine_owner: str | None = None
     batch_index: int | None = None
     submit_attempts: int = 0

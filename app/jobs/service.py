@@ -224,12 +224,26 @@ async def transition(
     return JobRecord.from_row(updated)
 
 
+SECRET_MASK = "***"
+
+
+def without_secrets(document: dict[str, Any]) -> dict[str, Any]:
+    """The job document with its `env` values masked (names kept): what leaves the gateway
+    for somewhere else (a webhook receiver) never carries them."""
+    config = document.get("config")
+    env = config.get("env") if isinstance(config, dict) else None
+    if isinstance(config, dict) and isinstance(env, dict) and env:
+        document = {**document, "config": {**config, "env": dict.fromkeys(env, SECRET_MASK)}}
+    return document
+
+
 async def _publish(connection: AsyncConnection, row: RowMapping, event: str) -> None:
     """Webhook deliveries of a job event, written in the same transaction as the event."""
 
     async def document() -> Any:
         events = await repository.list_events(connection, row["id"])
-        return to_job(JobRecord.from_row(row), events).model_dump(mode="json", by_alias=True)
+        job = to_job(JobRecord.from_row(row), events).model_dump(mode="json", by_alias=True)
+        return without_secrets(job)
 
     await webhooks_service.publish_job_event(
         connection,

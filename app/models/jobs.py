@@ -106,6 +106,11 @@ ENGINE_COLUMNS = (
     # Where the next log read starts (owned by the adapter) and the last stored line's seq.
     sa.Column("log_cursor", sa.Text),
     sa.Column("log_seq", sa.BigInteger, nullable=False, server_default="0"),
+    # Bytes of log text stored, and what was counted but not stored past the per-job cap;
+    # updated in the transaction that inserts the lines.
+    sa.Column("log_bytes_stored", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("log_lines_dropped", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("log_bytes_dropped", sa.BigInteger, nullable=False, server_default="0"),
     # The engine process driving the job and until when its claim holds.
     sa.Column("engine_owner", sa.Text),
     sa.Column("lease_expires_at", sa.DateTime(timezone=True)),

@@ -15,6 +15,7 @@ from app.auth.requests import (
     require_scope,
 )
 from app.auth.scopes import Scope
+from app.auth.service import AuthContext
 from app.envelope import utc_iso
 from app.jobs import service as jobs_service
 from app.routing import Operation, api
@@ -64,7 +65,7 @@ async def get_job_events(request: Request) -> Response:
             rows = await repository.events_after(connection, job.id, 0, limit=10_000)
     if query.follow:
         stream = sse.job_events(request.state.feeds, job.id, after)
-        return sse.response(request.state.leases.holding(lease, stream), request.state.settings)
+        return sse.response(request.state.leases.holding(lease, stream), request, auth.key_id)
     events = [
         {
             "seq": r["seq"],
@@ -90,7 +91,7 @@ async def get_account_events(request: Request) -> Response:
         stream = sse.account_events(
             request.state.db, request.state.listener, auth.account_id, after
         )
-        return sse.response(request.state.leases.holding(lease, stream), request.state.settings)
+        return sse.response(request.state.leases.holding(lease, stream), request, auth.key_id)
     events = [{"id": sse.account_event_id(r), **sse.account_event_data(r)} for r in rows]
     return envelope.ok({"events": events})
 
@@ -114,21 +115,22 @@ async def create_stream_token(request: Request) -> Response:
         job = await jobs_service.find_job(
             connection, auth.account_id, request.path_params["job_id"]
         )
-    return _issued_token(request, job.id, auth.account_id)
+    return _issued_token(request, job.id, auth)
 
 
 async def create_account_stream_token(request: Request) -> Response:
     """A token for the account's status stream, for browsers' EventSource."""
     async with database.transaction(request.state.db) as connection:
         auth = await require_scope(connection, request)
-    return _issued_token(request, None, auth.account_id)
+    return _issued_token(request, None, auth)
 
 
-def _issued_token(request: Request, job_id: str | None, account_id: str) -> Response:
+def _issued_token(request: Request, job_id: str | None, auth: AuthContext) -> Response:
     token, expires_at = stream_tokens.issue(
         request.state.stream_key,
         job_id=job_id,
-        account_id=account_id,
+        account_id=auth.account_id,
+        key_id=auth.key_id,
         ttl_seconds=request.state.settings.stream_token_ttl,
     )
     return envelope.ok(schemas.StreamToken(token=token, expires_at=expires_at), status_code=201)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -16,9 +17,12 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
+from starlette.requests import Request
 from starlette.types import Message, Send
 
 from app import database
+from app.auth import cache as key_cache
+from app.auth import service as auth_service
 from app.envelope import utc_iso
 from app.jobs.lifecycle import TERMINAL, JobStatus
 from app.settings import Settings
@@ -27,6 +31,9 @@ from app.streams.feeds import End, Feeds, Source
 from app.streams.listener import Listener
 
 BATCH = 500
+# How often an open stream checks that its API key is still valid: the key cache's window,
+# so a revoked key's streams end as soon as its requests are refused.
+KEY_CHECK_SECONDS = key_cache.TTL_SECONDS
 # Re-read even without a notification this often: a safety net, never the normal path.
 RECHECK_SECONDS = 30.0
 LATE_READS, LATE_READ_SECONDS = 5, 0.1
@@ -49,10 +56,53 @@ class EventStream(EventSourceResponse):
             raise SendTimeoutError() from None
 
 
-def response(content: AsyncIterator[ServerSentEvent], settings: Settings) -> EventSourceResponse:
+def response(
+    content: AsyncIterator[ServerSentEvent], request: Request, key_id: str
+) -> EventSourceResponse:
+    """The stream, for as long as the API key behind it (or behind its stream token) stays
+    valid: it is checked every key-cache window, and a revoked key's stream ends with a
+    `revoked` event."""
+    settings: Settings = request.state.settings
+    guarded = _while_key_active(content, request.state.db, key_id, KEY_CHECK_SECONDS)
     return EventStream(
-        content, ping=settings.stream_heartbeat, send_timeout=settings.stream_send_timeout
+        guarded, ping=settings.stream_heartbeat, send_timeout=settings.stream_send_timeout
     )
+
+
+async def _while_key_active(
+    content: AsyncIterator[ServerSentEvent], db: AsyncEngine, key_id: str, every: float
+) -> AsyncIterator[ServerSentEvent]:
+    pending: asyncio.Future[ServerSentEvent] | None = None
+    checked = time.monotonic()
+    try:
+        while True:
+            if time.monotonic() - checked >= every:
+                async with database.reading(db) as connection:
+                    active = await auth_service.key_is_active(connection, key_id)
+                checked = time.monotonic()
+                if not active:
+                    yield ServerSentEvent(
+                        data=json.dumps({"reason": "key_revoked"}), event="revoked"
+                    )
+                    return
+            if pending is None:
+                pending = asyncio.ensure_future(anext(content))
+            done, _ = await asyncio.wait({pending}, timeout=every - (time.monotonic() - checked))
+            if not done:
+                continue
+            finished, pending = pending, None
+            try:
+                event = finished.result()
+            except StopAsyncIteration:
+                return
+            yield event
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        aclose = getattr(content, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def _follow(

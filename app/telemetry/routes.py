@@ -38,7 +38,7 @@ async def get_logs(request: Request) -> Response:
             )
     if query.follow:
         stream = sse.job_logs(request.state.feeds, job.id, after)
-        return sse.response(request.state.leases.holding(lease, stream), request.state.settings)
+        return sse.response(request.state.leases.holding(lease, stream), request, auth.key_id)
     return envelope.ok(schemas.Logs(logs=[schemas.LogEntry(**row) for row in rows]))
 
 

@@ -30,6 +30,7 @@ from providers.local import containers, docker_api, log_frames, sandbox
 from providers.local.containers import JOB_LABEL, MANAGED_LABEL
 from providers.local.docker_api import API
 from providers.local.followers import Doorbells
+from providers.local.log_tail import LogTail
 from providers.local.options import LocalOptions
 from providers.local.spec_archive import spec_archive
 from providers.types import (
@@ -49,7 +50,7 @@ from providers.types import (
 logger = logging.getLogger(__name__)
 
 # A batch of log lines is cut here so one noisy container cannot flood a transaction.
-MAX_LOG_LINES_PER_READ = 5_000
+MAX_LOG_LINES_PER_READ = 20_000
 STOP_GRACE_SECONDS = 5
 # A healthy answer is reused for a while; a failure only briefly, so a runtime that comes back
 # is used again at once.
@@ -110,7 +111,9 @@ class LocalProvider(Provider):
         # The last status of each running container, the event stream's generation when it
         # was inspected, and when: what a quiet look answers without asking the runtime.
         self._quiet_status: dict[str, tuple[WorkloadStatus, int, float]] = {}
-        self._last_log_read: dict[str, float] = {}
+        # Containers seen ended, and each followed container's log.
+        self._ended: set[str] = set()
+        self._tails: dict[str, LogTail] = {}
         self._doorbells = Doorbells(self._client)
         # Creating and removing containers take the runtime's locks: past a few at once they
         # only queue up inside it and time out there, and every inspect waits behind them
@@ -126,6 +129,8 @@ class LocalProvider(Provider):
         for start in starts:
             start.cancel()
         await asyncio.gather(*starts, return_exceptions=True)
+        await asyncio.gather(*(tail.aclose() for tail in self._tails.values()))
+        self._tails.clear()
         await self._doorbells.aclose()
         await self._client.aclose()
         await self._health_client.aclose()
@@ -373,6 +378,7 @@ class LocalProvider(Provider):
             # Seen running, then its `die` event (which carries the exit code): what an
             # inspect would say, without asking a runtime that a burst of exits keeps busy.
             self._running.discard(container_id)
+            self._ended.add(container_id)
             self._quiet_status.pop(container_id, None)
             return containers.exited(code, self._started_at[container_id])
         known = self._quiet_status.get(container_id)
@@ -407,6 +413,8 @@ class LocalProvider(Provider):
                 self._started_at[container_id] = started_at
         else:
             self._running.discard(container_id)
+            if mapped in (WorkloadState.EXITED, WorkloadState.FAILED):
+                self._ended.add(container_id)
             if mapped is WorkloadState.STARTING:
                 self._doorbells.expect(container_id)
                 if raw in ("created", "configured"):
@@ -438,65 +446,77 @@ class LocalProvider(Provider):
         )
 
     async def logs(self, handle: Handle, cursor: str | None) -> LogBatch:
-        """Read the container's log after `cursor`.
+        """Read the container's log after `cursor`, from its tail (providers/local/log_tail.py).
 
         The cursor is "<last timestamp>|<frames taken with that timestamp>": runtimes print
-        timestamps coarser than they filter by (podman prints whole seconds), so a read starts
-        again at that second and skips the frames already taken.
+        timestamps coarser than they filter by (podman prints whole seconds), so a tail starts
+        at that second and skips the frames already taken.
         """
         container_id = handle["containerId"]
-        last_read = self._last_log_read.get(container_id)
+        if container_id not in self._running and container_id not in self._ended:
+            # Not seen yet by this process (a restart, or a direct call): a created container
+            # has printed nothing, and a log followed before it runs would end at once.
+            await self.status(handle)
+            if container_id not in self._running and container_id not in self._ended:
+                return LogBatch((), cursor)
+        ended = container_id in self._ended
+        tail = self._tails.get(container_id)
+        finished = tail is not None and tail.ended and tail.empty and not tail.follow
+        if tail is not None and finished and tail.cursor == cursor:
+            return LogBatch((), cursor, complete=True)
         if (
-            last_read is not None
-            and container_id in self._running
-            and time.monotonic() - last_read < QUIET_RECHECK_SECONDS
-            and self._doorbells.silent(container_id)
+            tail is None
+            or tail.cursor != cursor
+            or (tail.ended and tail.empty)
+            or (ended and tail.follow)
         ):
-            return LogBatch((), cursor)
-        self._doorbells.reading(container_id)
-        self._last_log_read[container_id] = time.monotonic()
-        last_stamp, taken = None, 0
-        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
-        if cursor:
-            last_stamp, _, taken_text = cursor.rpartition("|")
-            taken = int(taken_text)
-            since = docker_api.parse_time(last_stamp)
-            if since is not None:
-                params["since"] = int(since.timestamp())
-        response = await self._request(
-            "GET", f"/containers/{handle['containerId']}/logs", params=params
-        )
-        if response.status_code == 404:
-            raise HandleNotFound(f"container {handle['containerName']} no longer exists")
-        docker_api.raise_for_server_error(response)
-        floor = docker_api.parse_time(last_stamp)
-        frames: list[log_frames.Frame] = []
-        to_skip = taken
-        for stream, text in log_frames.frames(response.content):
-            stamp, _, part = text.partition(" ")
-            moment = docker_api.parse_time(stamp)
-            if moment is None or (floor is not None and moment < floor):
-                continue
-            if stamp == last_stamp and to_skip > 0:
-                to_skip -= 1
-                continue
-            frames.append(log_frames.Frame(stream, stamp, moment, part))
-        # A line still being written stays for the next read, unless the container is done.
-        partial_lines_are_final = handle["containerId"] not in self._running
-        lines, used = log_frames.whole_lines(
-            frames, partial_lines_are_final, MAX_LOG_LINES_PER_READ
-        )
-        for frame in frames[:used]:
+            # A stopped container's log is read once more, unfollowed, from the cursor: the
+            # followed stream may have ended before it delivered everything.
+            tail = await self._new_tail(handle, cursor, follow=not ended)
+        if ended:
+            # A final read: take as much as a read may hold, or the rest of the log.
+            await tail.filled()
+        if tail.error is not None and tail.empty:
+            error = tail.error
+            await self._tails.pop(container_id).aclose()
+            raise error
+        last_stamp, taken, skipping = _parse_cursor(cursor)
+        frames = tail.peek()
+        # The whole log is in hand once a stopped container's was read to its end.
+        at_end = tail.ended and not tail.follow
+        joined = log_frames.whole_lines(frames, at_end, MAX_LOG_LINES_PER_READ, skipping)
+        if tail.full and joined.used == 0 and frames:
+            # One unfinished line fills the whole buffer: take it cut, or nothing ever moves.
+            joined = log_frames.whole_lines(
+                frames, False, MAX_LOG_LINES_PER_READ, skipping, flush=True
+            )
+        for frame in frames[: joined.used]:
             if frame.stamp == last_stamp:
                 taken += 1
             else:
                 last_stamp, taken = frame.stamp, 1
-        return LogBatch(
-            lines,
-            f"{last_stamp}|{taken}" if last_stamp else None,
-            # An ended container's log was read to its end unless the read was capped.
-            complete=partial_lines_are_final and used == len(frames),
+        next_cursor = _cursor(last_stamp, taken, joined.skipping)
+        tail.consume(joined.used, next_cursor)
+        return LogBatch(joined.lines, next_cursor, complete=at_end and joined.used == len(frames))
+
+    async def _new_tail(self, handle: Handle, cursor: str | None, *, follow: bool) -> LogTail:
+        container_id = handle["containerId"]
+        old = self._tails.pop(container_id, None)
+        if old is not None:
+            await old.aclose()
+        last_stamp, taken, _ = _parse_cursor(cursor)
+        tail = LogTail(
+            self._client,
+            container_id,
+            handle["containerName"],
+            cursor,
+            last_stamp,
+            taken,
+            on_data=lambda: self._doorbells.ring(container_id),
+            follow=follow,
         )
+        self._tails[container_id] = tail
+        return tail
 
     async def metrics(self, handle: Handle) -> MetricSample | None:
         container_id = handle["containerId"]
@@ -569,9 +589,27 @@ class LocalProvider(Provider):
         self._started_at.pop(container_id, None)
         self._running.discard(container_id)
         self._quiet_status.pop(container_id, None)
-        self._last_log_read.pop(container_id, None)
+        self._ended.discard(container_id)
+        tail = self._tails.pop(container_id, None)
+        if tail is not None:
+            tail.close()
         self._doorbells.forget(container_id)
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
         container_id = handle["containerId"]
         await self._doorbells.wait(container_id, max_wait, running=container_id in self._running)
+
+
+def _parse_cursor(cursor: str | None) -> tuple[str | None, int, frozenset[str]]:
+    """ "<last timestamp>|<frames taken with it>[|<streams in the middle of a cut line>]"."""
+    if not cursor:
+        return None, 0, frozenset()
+    stamp, taken, *rest = cursor.split("|")
+    skipping = frozenset(s for s in rest[0].split(",") if s) if rest else frozenset()
+    return stamp, int(taken), skipping
+
+
+def _cursor(stamp: str | None, taken: int, skipping: frozenset[str]) -> str | None:
+    if not stamp:
+        return None
+    return f"{stamp}|{taken}" + (f"|{','.join(sorted(skipping))}" if skipping else "")

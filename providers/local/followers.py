@@ -86,6 +86,11 @@ class Doorbells:
             and self._following(container_id)
         )
 
+    def ring(self, container_id: str) -> None:
+        """The container printed (seen by its log's tail)."""
+        self._printed.add(container_id)
+        self._ring(container_id)
+
     def reading(self, container_id: str) -> None:
         """A read of the container's log starts now."""
         self._printed.discard(container_id)

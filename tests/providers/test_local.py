@@ -98,7 +98,8 @@ def frames(*parts: tuple[str, str]) -> list[Frame]:
 def test_parts_of_a_line_join_across_the_other_stream() -> None:
     read = frames(("stdout", "ha"), ("stderr", "oops\n"), ("stdout", "lf\n"), ("stdout", "x\n"))
 
-    lines, used = whole_lines(read, partial_lines_are_final=False, limit=100)
+    joined = whole_lines(read, partial_lines_are_final=False, limit=100)
+    lines, used = joined.lines, joined.used
 
     assert [(line.stream, line.line) for line in lines] == [
         ("stdout", "half"),
@@ -111,11 +112,13 @@ def test_parts_of_a_line_join_across_the_other_stream() -> None:
 def test_a_line_still_being_written_waits_and_so_does_everything_after_it() -> None:
     read = frames(("stdout", "done\n"), ("stdout", "writ"), ("stderr", "later\n"))
 
-    lines, used = whole_lines(read, partial_lines_are_final=False, limit=100)
+    joined = whole_lines(read, partial_lines_are_final=False, limit=100)
+    lines, used = joined.lines, joined.used
     assert [line.line for line in lines] == ["done"]
     assert used == 1
 
-    lines, used = whole_lines(read, partial_lines_are_final=True, limit=100)
+    joined = whole_lines(read, partial_lines_are_final=True, limit=100)
+    lines, used = joined.lines, joined.used
     assert [line.line for line in lines] == ["done", "writ", "later"]
     assert used == 3
 
@@ -123,7 +126,8 @@ def test_a_line_still_being_written_waits_and_so_does_everything_after_it() -> N
 def test_a_capped_read_ends_where_a_line_ends() -> None:
     read = frames(("stdout", "a\n"), ("stdout", "b"), ("stderr", "c\n"), ("stdout", "b\n"))
 
-    lines, used = whole_lines(read, partial_lines_are_final=False, limit=1)
+    joined = whole_lines(read, partial_lines_are_final=False, limit=1)
+    lines, used = joined.lines, joined.used
 
     assert [line.line for line in lines] == ["a"]
     assert used == 1
