@@ -480,7 +480,7 @@ class LocalProvider(Provider):
             error = tail.error
             await self._tails.pop(container_id).aclose()
             raise error
-        last_stamp, taken, skipping = _parse_cursor(cursor)
+        last_stamp, taken, skipping = log_frames.parse_cursor(cursor)
         frames = tail.peek()
         # The whole log is in hand once a stopped container's was read to its end.
         at_end = tail.ended and not tail.follow
@@ -495,7 +495,7 @@ class LocalProvider(Provider):
                 taken += 1
             else:
                 last_stamp, taken = frame.stamp, 1
-        next_cursor = _cursor(last_stamp, taken, joined.skipping)
+        next_cursor = log_frames.format_cursor(last_stamp, taken, joined.skipping)
         tail.consume(joined.used, next_cursor)
         return LogBatch(joined.lines, next_cursor, complete=at_end and joined.used == len(frames))
 
@@ -504,7 +504,7 @@ class LocalProvider(Provider):
         old = self._tails.pop(container_id, None)
         if old is not None:
             await old.aclose()
-        last_stamp, taken, _ = _parse_cursor(cursor)
+        last_stamp, taken, _ = log_frames.parse_cursor(cursor)
         tail = LogTail(
             self._client,
             container_id,
@@ -598,18 +598,3 @@ class LocalProvider(Provider):
     async def watch(self, handle: Handle, max_wait: float) -> None:
         container_id = handle["containerId"]
         await self._doorbells.wait(container_id, max_wait, running=container_id in self._running)
-
-
-def _parse_cursor(cursor: str | None) -> tuple[str | None, int, frozenset[str]]:
-    """ "<last timestamp>|<frames taken with it>[|<streams in the middle of a cut line>]"."""
-    if not cursor:
-        return None, 0, frozenset()
-    stamp, taken, *rest = cursor.split("|")
-    skipping = frozenset(s for s in rest[0].split(",") if s) if rest else frozenset()
-    return stamp, int(taken), skipping
-
-
-def _cursor(stamp: str | None, taken: int, skipping: frozenset[str]) -> str | None:
-    if not stamp:
-        return None
-    return f"{stamp}|{taken}" + (f"|{','.join(sorted(skipping))}" if skipping else "")

@@ -152,3 +152,19 @@ async def read_frames(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, 
                 text += "\n"
             yield _STREAMS.get(header[0], "stdout"), text, max(dropped, 0)
             header = None
+
+
+def parse_cursor(cursor: str | None) -> tuple[str | None, int, frozenset[str]]:
+    """ "<last timestamp>|<frames taken with it>[|<streams in the middle of a cut line>]"."""
+    if not cursor:
+        return None, 0, frozenset()
+    stamp, taken, *rest = cursor.split("|")
+    skipping = frozenset(s for s in rest[0].split(",") if s) if rest else frozenset()
+    return stamp, int(taken), skipping
+
+
+def format_cursor(stamp: str | None, taken: int, skipping: frozenset[str]) -> str | None:
+    """The cursor parse_cursor reads back; None before the first frame."""
+    if not stamp:
+        return None
+    return f"{stamp}|{taken}" + (f"|{','.join(sorted(skipping))}" if skipping else "")

@@ -43,7 +43,7 @@ class LocalOptions(ProviderOptions):
         default=512, ge=16, le=1_000_000, description="most processes a job may run at once"
     )
     log_max_bytes: int = Field(
-        default=64 * 2**20, ge=2**20, description="size of a container log file before rotation"
+        default=256 * 2**20, ge=2**20, description="size of a container log file before rotation"
     )
     log_max_files: int = Field(default=2, ge=1, le=100, description="log files kept per job")
     writable_layer_limit: Literal["auto", "required", "off"] = Field(
