@@ -71,7 +71,7 @@ async def health(request: Request) -> Response:
         async with database.transaction(request.state.db) as connection:
             await connection.execute(sa.text("SELECT 1"))
     except Exception as exc:
-        raise errors.InternalError("The database is not reachable.") from exc
+        raise errors.ServiceUnavailable("The database is not reachable.") from exc
     return envelope.ok({"status": "ok", "database": "ok"})
 
 

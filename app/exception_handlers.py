@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
+import sqlalchemy.exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +15,22 @@ from app.observability import logs
 from app.observability.middleware import REQUEST_ID_HEADER
 
 logger = logging.getLogger(__name__)
+
+# How long a client is asked to wait when the database is away: a restart takes seconds.
+OUTAGE_RETRY_AFTER_SECONDS = 5
+
+# What asyncpg raises when the server is gone, restarting or refusing connections for now.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    sqlalchemy.exc.TimeoutError,
+)
 
 _BY_STATUS: dict[int, type[errors.GatewayError]] = {
     400: errors.ValidationError,
@@ -45,10 +63,35 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database cannot be reached, rather than
+    that a statement was wrong: the first is the operator's to fix and worth a retry."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, _CONNECTION_ERRORS):
+            return True
+        # A database closed to connections (ALLOW_CONNECTIONS false, a restore under way).
+        if isinstance(current, asyncpg.ObjectNotInPrerequisiteStateError) and (
+            "not currently accepting connections" in str(current)
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
     # This answer is sent from outside the request-id middleware: it carries the id itself,
     # so that the client can quote it and the logged traceback be found.
     request_id = logs.request_id.get()
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-    return envelope.error(errors.InternalError(), headers=headers)
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+    if is_database_outage(exc):
+        # One line, not a traceback per request: during an outage every request fails alike.
+        logger.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
+        headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+        return envelope.error(errors.ServiceUnavailable(), headers=headers)
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return envelope.error(errors.InternalError(), headers=headers or None)
