@@ -32,6 +32,7 @@ from app.jobs import routes as job_routes
 from app.observability import metrics as app_metrics
 from app.observability import routes as operations_routes
 from app.observability.middleware import RequestContextMiddleware
+from app.retention import Pruner
 from app.routing import Operation, api
 from app.settings import Settings
 from app.streams import routes as stream_routes
@@ -140,6 +141,7 @@ def create_app(
         key_cache = KeyCache(usable=listener.connected.is_set)
         listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
         dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
+        pruner = Pruner(db, settings)
         try:
             async with database.transaction(db) as connection:
                 stream_key = await stream_tokens.load_key(connection)
@@ -148,6 +150,7 @@ def create_app(
                 await engine.start()
             if dispatcher is not None:
                 await dispatcher.start()
+            await pruner.start()
             _tune_garbage_collector(settings.gc_threshold)
             yield dict(
                 State(
@@ -164,6 +167,7 @@ def create_app(
                 )
             )
         finally:
+            await pruner.stop()
             if dispatcher is not None:
                 await dispatcher.stop()
             if engine is not None:
