@@ -186,6 +186,7 @@ def create_app(
         exception_handlers={
             errors.GatewayError: exception_handlers.gateway_error,
             HTTPException: exception_handlers.http_exception,
+            **dict.fromkeys(exception_handlers.DATABASE_ERRORS, exception_handlers.database_error),
             Exception: exception_handlers.unexpected_error,
         },
         middleware=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import asyncpg
 import sqlalchemy.exc
@@ -21,8 +22,6 @@ OUTAGE_RETRY_AFTER_SECONDS = 5
 
 # What asyncpg raises when the server is gone, restarting or refusing connections for now.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
@@ -74,6 +73,10 @@ def is_database_outage(exc: BaseException) -> bool:
             return True
         if isinstance(current, _CONNECTION_ERRORS):
             return True
+        # Refused, reset, timed out, or no socket file: an OSError raised by the driver's own
+        # socket code, not one of ours.
+        if isinstance(current, OSError) and _raised_in_driver(current):
+            return True
         # A database closed to connections (ALLOW_CONNECTIONS false, a restore under way).
         if isinstance(current, asyncpg.ObjectNotInPrerequisiteStateError) and (
             "not currently accepting connections" in str(current)
@@ -83,15 +86,44 @@ def is_database_outage(exc: BaseException) -> bool:
     return False
 
 
+def _raised_in_driver(exc: BaseException) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if f"{os.sep}asyncpg{os.sep}" in traceback.tb_frame.f_code.co_filename:
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+# Handled inside the request-id middleware (no traceback from the server either); a
+# statement's own error among them goes on to `unexpected_error`.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.DBAPIError,
+    sqlalchemy.exc.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    if not is_database_outage(exc):
+        raise exc
+    # One line, not a traceback per request: during an outage every request fails alike.
+    logger.warning("database unreachable on %s %s: %r", request.method, request.url.path, exc)
+    headers = {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
+    return envelope.error(errors.ServiceUnavailable(), headers=headers)
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     # This answer is sent from outside the request-id middleware: it carries the id itself,
     # so that the client can quote it and the logged traceback be found.
     request_id = logs.request_id.get()
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
     if is_database_outage(exc):
-        # One line, not a traceback per request: during an outage every request fails alike.
-        logger.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
-        headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
-        return envelope.error(errors.ServiceUnavailable(), headers=headers)
+        # Raised where the handlers above do not reach (a middleware, the lifespan's state).
+        response = await database_error(request, exc)
+        response.headers.update(headers or {})
+        return response
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return envelope.error(errors.InternalError(), headers=headers or None)
+    return envelope.error(errors.InternalError(), headers=headers)

@@ -30,6 +30,9 @@ BATCH_ROWS = 5_000
 # Finished jobs looked up at a time.
 JOBS_AT_ONCE = 100
 RETRY_DELAY_MAX = 300.0
+FIRST_PASS_SECONDS = 10.0
+# A stopping process waits this long for the batch under way.
+STOP_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,16 @@ class Pruned:
 
 
 async def prune(
-    db: AsyncEngine, settings: Settings, *, batch_rows: int = BATCH_ROWS
+    db: AsyncEngine,
+    settings: Settings,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    stop: asyncio.Event | None = None,
 ) -> Pruned | None:
-    """One pass over everything due; None when another process holds the lock."""
+    """One pass over everything due, or until `stop` is set (checked between batches: a
+    statement cancelled halfway could leave its connection unusable); None when another
+    process holds the lock."""
+    stop = stop or asyncio.Event()
     async with db.connect() as connection:
         # Each statement commits on its own: no batch waits for the whole pass.
         await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -80,18 +90,27 @@ async def prune(
                 (_EVENTS, settings.retention_events),
             ):
                 if keep_for > 0:
-                    await _prune_jobs(connection, kind, keep_for, batch_rows, pruned)
+                    await _prune_jobs(connection, kind, keep_for, batch_rows, pruned, stop)
             if settings.retention_deliveries > 0:
                 pruned.rows["deliveries"] = await _prune_deliveries(
-                    connection, settings.retention_deliveries, batch_rows
+                    connection, settings.retention_deliveries, batch_rows, stop
                 )
             return pruned
         finally:
-            await connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+            # A connection lost midway took its session's lock with it.
+            if not connection.invalidated:
+                await connection.execute(
+                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY}
+                )
 
 
 async def _prune_jobs(
-    connection: AsyncConnection, kind: _JobTable, keep_for: float, batch_rows: int, pruned: Pruned
+    connection: AsyncConnection,
+    kind: _JobTable,
+    keep_for: float,
+    batch_rows: int,
+    pruned: Pruned,
+    stop: asyncio.Event,
 ) -> None:
     # Terminal jobs only, and none the engine still has to release (it may store a last line).
     due = sa.text(
@@ -109,7 +128,7 @@ async def _prune_jobs(
     )
     mark = sa.text(f"UPDATE jobs SET {kind.marker} = now() WHERE id = :job_id")
     total = 0
-    while True:
+    while not stop.is_set():
         job_ids = (
             await connection.scalars(due, {"keep_for": keep_for, "limit": JOBS_AT_ONCE})
         ).all()
@@ -117,6 +136,10 @@ async def _prune_jobs(
             break
         for job_id in job_ids:
             while True:
+                if stop.is_set():
+                    # This job is marked on the next pass, once its last rows are gone.
+                    pruned.rows[kind.name] = total
+                    return
                 result = await connection.execute(delete, {"job_id": job_id, "batch": batch_rows})
                 total += result.rowcount
                 if result.rowcount < batch_rows:
@@ -127,7 +150,9 @@ async def _prune_jobs(
     pruned.rows[kind.name] = total
 
 
-async def _prune_deliveries(connection: AsyncConnection, keep_for: float, batch_rows: int) -> int:
+async def _prune_deliveries(
+    connection: AsyncConnection, keep_for: float, batch_rows: int, stop: asyncio.Event
+) -> int:
     # Pending deliveries stay whatever their age: they are still to be sent.
     delete = sa.text(
         "DELETE FROM webhook_deliveries WHERE ctid = ANY(ARRAY("
@@ -136,11 +161,12 @@ async def _prune_deliveries(connection: AsyncConnection, keep_for: float, batch_
         " ORDER BY created_at LIMIT :batch))"
     )
     total = 0
-    while True:
+    while not stop.is_set():
         result = await connection.execute(delete, {"keep_for": keep_for, "batch": batch_rows})
         total += result.rowcount
         if result.rowcount < batch_rows:
-            return total
+            break
+    return total
 
 
 class Pruner:
@@ -150,31 +176,50 @@ class Pruner:
         self.db = db
         self.settings = settings
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Let the batch under way finish rather than cancel it halfway."""
+        self._stopping.set()
+        if self._task is None:
+            return
+        try:
+            async with asyncio.timeout(STOP_SECONDS):
+                await self._task
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep; True when stopping."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        return self._stopping.is_set()
+
     async def _run(self) -> None:
         interval = self.settings.retention_interval
+        # Not at once: a process that starts and stops at once (a CLI command, a test) prunes
+        # nothing, and several starting together do not all try the lock.
+        if await self._pause(min(interval, FIRST_PASS_SECONDS)):
+            return
         delay = min(interval, 5.0)
         while True:
             try:
-                pruned = await prune(self.db, self.settings)
-            except asyncio.CancelledError:
-                raise
+                pruned = await prune(self.db, self.settings, stop=self._stopping)
             except Exception as exc:
                 # A database outage, most likely: try again sooner than the next pass.
                 logger.warning("retention pass failed (%s); retrying in %.0f s", exc, delay)
-                await asyncio.sleep(delay)
+                if await self._pause(delay):
+                    return
                 delay = min(delay * 2, interval, RETRY_DELAY_MAX)
                 continue
             delay = min(interval, 5.0)
             if pruned is not None and any(pruned.rows.values()):
                 logger.info("retention removed %s", pruned.rows)
-            await asyncio.sleep(interval)
+            if await self._pause(interval):
+                return
