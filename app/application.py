@@ -38,6 +38,7 @@ from app.observability import routes as operations_routes
 from app.observability.middleware import RequestContextMiddleware
 from app.rate_limits.limiter import RateLimiter
 from app.rate_limits.requests import RateLimitHeadersMiddleware
+from app.retention import Pruner
 from app.routing import Operation, api
 from app.settings import Settings
 from app.streams import routes as stream_routes
@@ -79,7 +80,7 @@ async def health(request: Request) -> Response:
         async with database.transaction(request.state.db) as connection:
             await connection.execute(sa.text("SELECT 1"))
     except Exception as exc:
-        raise errors.InternalError("The database is not reachable.") from exc
+        raise errors.ServiceUnavailable("The database is not reachable.") from exc
     return envelope.ok({"status": "ok", "database": "ok"})
 
 
@@ -152,6 +153,7 @@ def create_app(
         leases = StreamLeases(db)
         dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
         rate_limiter = RateLimiter(db, settings.rate_limit_sync_interval)
+        pruner = Pruner(db, settings)
         try:
             async with database.transaction(db) as connection:
                 stream_key = await stream_tokens.load_key(connection)
@@ -162,6 +164,7 @@ def create_app(
             if dispatcher is not None:
                 await dispatcher.start()
             await rate_limiter.start()
+            await pruner.start()
             _tune_garbage_collector(settings.gc_threshold)
             yield dict(
                 State(
@@ -181,6 +184,7 @@ def create_app(
             )
         finally:
             await rate_limiter.stop()
+            await pruner.stop()
             if dispatcher is not None:
                 await dispatcher.stop()
             if engine is not None:
@@ -200,6 +204,7 @@ def create_app(
         exception_handlers={
             errors.GatewayError: exception_handlers.gateway_error,
             HTTPException: exception_handlers.http_exception,
+            **dict.fromkeys(exception_handlers.DATABASE_ERRORS, exception_handlers.database_error),
             Exception: exception_handlers.unexpected_error,
         },
         middleware=[

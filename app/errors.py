@@ -139,6 +139,13 @@ class BatchAlreadyFinished(GatewayError):
     code = "BATCH_ALREADY_FINISHED"
 
 
+class LogsExpired(GatewayError):
+    """This job's log lines were removed by the retention policy."""
+
+    status_code = 410
+    code = "LOGS_EXPIRED"
+
+
 class IdempotencyKeyReused(GatewayError):
     """This Idempotency-Key was already used for a different request; use a new key."""
 
@@ -190,6 +197,13 @@ class ProviderUnavailable(GatewayError):
     code = "PROVIDER_UNAVAILABLE"
 
 
+class ServiceUnavailable(GatewayError):
+    """The gateway cannot reach its database right now; retry shortly."""
+
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+
+
 class NotReady(GatewayError):
     """The gateway is not ready to serve; `details` names each failing check."""
 
@@ -215,6 +229,7 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     JobAlreadyFinished,
     TemplateNameTaken,
     BatchAlreadyFinished,
+    LogsExpired,
     IdempotencyKeyReused,
     BudgetExceeded,
     PayloadTooLarge,
@@ -222,5 +237,6 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     RateLimitExceeded,
     InternalError,
     ProviderUnavailable,
+    ServiceUnavailable,
     NotReady,
 )

@@ -51,6 +51,26 @@ def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("cortex-gateway", appauthor=False))
 
 
+DAY = 86_400.0
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY}
+
+
+def parse_duration(text: str) -> float:
+    """`30d`, `12h`, `15m`, `90s` or plain seconds, in seconds; `0` and `off` are 0."""
+    word = text.strip().lower()
+    if word in ("off", "0", ""):
+        return 0.0
+    unit = _UNITS.get(word[-1])
+    number = word[:-1] if unit is not None else word
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration: write it like 30d, 12h or 90s") from None
+    if seconds < 0:
+        raise ValueError(f"{text!r}: a duration cannot be negative")
+    return seconds
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CORTEX_", extra="ignore")
 
@@ -166,6 +186,28 @@ class Settings(BaseSettings):
     # Past this many bytes of stored log text a job's further lines are counted, not stored
     # (one `logs_truncated` event says how many when the job ends).
     log_max_bytes_per_job: int = Field(default=10 * 1024 * 1024, gt=0, description="bytes")
+
+    # Retention (app/retention.py): how long rows are kept, as durations (`30d`, `12h`, `90s`;
+    # `0` or `off` keeps them forever), and how often the background pruning runs.
+    retention_logs: float = Field(default=30 * DAY, ge=0, description="log lines of ended jobs")
+    retention_metrics: float = Field(default=30 * DAY, ge=0, description="metric samples")
+    retention_events: float = Field(default=90 * DAY, ge=0, description="events of ended jobs")
+    retention_deliveries: float = Field(
+        default=30 * DAY, ge=0, description="finished webhook deliveries and their attempts"
+    )
+    retention_interval: float = Field(default=3600.0, gt=0, description="between prunings")
+
+    @field_validator(
+        "retention_logs",
+        "retention_metrics",
+        "retention_events",
+        "retention_deliveries",
+        "retention_interval",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     # Admission: a provider that does not answer a health check or a quote within this many
     # seconds counts as unavailable (a submission gets 503 PROVIDER_UNAVAILABLE, a listing

@@ -122,12 +122,17 @@ class Engine:
     async def _supervise(self, name: str, loop: object) -> None:
         delay = RESTART_DELAY
         while True:
+            began = time.monotonic()
             try:
                 await loop()  # type: ignore[operator]
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # After a long healthy run a new failure (the next database outage) starts
+                # the backoff over, rather than waiting the last outage's longest delay.
+                if time.monotonic() - began > RESTART_DELAY_MAX:
+                    delay = RESTART_DELAY
                 logger.exception("engine %s loop failed; restarting in %.0f s", name, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RESTART_DELAY_MAX)
@@ -190,6 +195,7 @@ class Engine:
         first: RowMapping | None = claimed
         try:
             while True:
+                began = time.monotonic()
                 try:
                     # The row as claimed saves the first read; after an error, read afresh.
                     await self._drive_once(job_id, first)
@@ -200,6 +206,8 @@ class Engine:
                     raise
                 except Exception:
                     first = None
+                    if time.monotonic() - began > RESTART_DELAY_MAX:
+                        delay = RESTART_DELAY
                     logger.exception("driving %s failed; retrying in %.0f s", job_id, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RESTART_DELAY_MAX)

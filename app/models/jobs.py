@@ -168,3 +168,17 @@ metric_samples = sa.Table(
     sa.Column("network_tx_bytes", sa.BigInteger),
     sa.PrimaryKeyConstraint("job_id", "timestamp"),
 )
+
+# What the retention policy removed from a finished job (app/retention.py): a job whose logs
+# were pruned answers 410 rather than an empty list. The index finds finished jobs still due.
+for _pruned in ("logs_pruned_at", "metrics_pruned_at", "events_pruned_at"):
+    jobs.append_column(sa.Column(_pruned, sa.DateTime(timezone=True)))
+jobs.append_constraint(
+    sa.Index(
+        "ix_jobs_retention_due",
+        "ended_at",
+        postgresql_where=sa.text(
+            "logs_pruned_at IS NULL OR metrics_pruned_at IS NULL OR events_pruned_at IS NULL"
+        ),
+    )
+)

@@ -60,6 +60,8 @@ webhook_deliveries = sa.Table(
         postgresql_where=sa.text("status = 'pending'"),
     ),
     sa.Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+    # Retention removes old deliveries oldest first, a batch at a time.
+    sa.Index("ix_webhook_deliveries_created", "created_at"),
 )
 
 webhook_attempts = sa.Table(

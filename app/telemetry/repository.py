@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.models import log_lines
+from app.models import jobs, log_lines
 
 
 async def tail_logs(
@@ -22,6 +22,12 @@ async def tail_logs(
     newest = statement.order_by(log_lines.c.seq.desc()).limit(tail).subquery()
     result = await connection.execute(sa.select(newest).order_by(newest.c.seq))
     return result.mappings().all()
+
+
+async def logs_pruned(connection: AsyncConnection, job_id: str) -> bool:
+    """Whether the retention policy removed the job's log lines (then none are left)."""
+    statement = sa.select(jobs.c.logs_pruned_at.is_not(None)).where(jobs.c.id == job_id)
+    return bool(await connection.scalar(statement))
 
 
 _BUCKETS = sa.text(

@@ -22,6 +22,10 @@ async def get_logs(request: Request) -> Response:
         auth = await require_job_stream_access(connection, request, job_id)
         query = validation.validate_query(request, schemas.LogQuery)
         job = await jobs_service.find_job(connection, auth.account_id, job_id)
+        if await repository.logs_pruned(connection, job.id):
+            raise errors.LogsExpired(
+                f"The log lines of job {job.id} were removed by the retention policy."
+            )
         if query.follow:
             cursor = seq_cursor(request)
             after = (
@@ -82,7 +86,12 @@ routes = [
             scopes=(Scope.JOBS_READ,),
             response=schemas.Logs,
             query=schemas.LogQuery,
-            errors=(errors.ValidationError, errors.JobNotFound, errors.QuotaExceeded),
+            errors=(
+                errors.ValidationError,
+                errors.JobNotFound,
+                errors.QuotaExceeded,
+                errors.LogsExpired,
+            ),
         ),
     ),
     api(

@@ -90,13 +90,14 @@ class TestReadyz:
             assert set(failing) == {"database"}
             assert failing["database"].startswith("unreachable")
             assert (await client.get("/healthz")).status_code == 200, "the process is still up"
-            # The API fails meanwhile; its 500 still carries the request id to quote.
+            # The API answers 503 meanwhile (worth a retry, unlike a 500), with the request id.
             failed = await client.get(
-                f"{API}/jobs", headers={"Authorization": "Bearer cgw_x", "X-Request-ID": "r-500"}
+                f"{API}/jobs", headers={"Authorization": "Bearer cgw_x", "X-Request-ID": "r-503"}
             )
-            assert failed.status_code == 500
-            assert failed.json()["error"]["code"] == "INTERNAL_ERROR"
-            assert failed.headers["X-Request-ID"] == "r-500"
+            assert failed.status_code == 503
+            assert failed.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+            assert int(failed.headers["Retry-After"]) > 0
+            assert failed.headers["X-Request-ID"] == "r-503"
 
             await admin(postgres_server_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             assert (await client.get("/readyz")).status_code == 200

@@ -167,6 +167,13 @@ class BatchAlreadyFinished(ApiError):
     code = "BATCH_ALREADY_FINISHED"
 
 
+class LogsExpired(ApiError):
+    """This job's log lines were removed by the retention policy."""
+
+    status_code = 410
+    code = "LOGS_EXPIRED"
+
+
 class IdempotencyKeyReused(ApiError):
     """This Idempotency-Key was already used for a different request; use a new key."""
 
@@ -216,6 +223,13 @@ class ProviderUnavailable(ApiError):
     code = "PROVIDER_UNAVAILABLE"
 
 
+class ServiceUnavailable(ApiError):
+    """The gateway cannot reach its database right now; retry shortly."""
+
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+
+
 class NotReady(ApiError):
     """The gateway is not ready to serve; `details` names each failing check."""
 
@@ -243,6 +257,7 @@ BY_CODE: dict[str, type[ApiError]] = {
         JobAlreadyFinished,
         TemplateNameTaken,
         BatchAlreadyFinished,
+        LogsExpired,
         IdempotencyKeyReused,
         BudgetExceeded,
         PayloadTooLarge,
@@ -250,6 +265,7 @@ BY_CODE: dict[str, type[ApiError]] = {
         RateLimitExceeded,
         InternalError,
         ProviderUnavailable,
+        ServiceUnavailable,
         NotReady,
     )
 }
