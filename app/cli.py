@@ -31,6 +31,8 @@ T = TypeVar("T")
 logger = logging.getLogger("app")
 
 FIRST_ACCOUNT = "default"
+# Where the first admin key goes when JSON logs run without a terminal (in the data directory).
+FIRST_KEY_FILE = "first-admin-key"
 PROGRAM = "cortex-gateway"
 
 cli = typer.Typer(
@@ -449,6 +451,10 @@ def _serve(
     first_key = _run(url, _create_first_key)
     base = f"http://{_url_host(host)}:{port}/api/plugin-core"
     key_file = key_file or settings.admin_key_file
+    if key_file is None and settings.log_format == "json" and not sys.stderr.isatty():
+        # JSON logs without a terminal are collected by something: the key goes to a file only
+        # its owner can read, and the log says where, so no line of them ever holds it.
+        key_file = settings.data_dir / FIRST_KEY_FILE
     if first_key is not None and key_file is not None:
         _write_secret(key_file, first_key)
         say(f"Created the first API key (admin scope, account 'default'); it is in {key_file}")

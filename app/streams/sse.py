@@ -24,6 +24,7 @@ from app import database
 from app.auth import cache as key_cache
 from app.auth import service as auth_service
 from app.envelope import utc_iso
+from app.exception_handlers import is_database_outage
 from app.jobs.lifecycle import TERMINAL, JobStatus
 from app.settings import Settings
 from app.streams import repository
@@ -77,8 +78,15 @@ async def _while_key_active(
     try:
         while True:
             if time.monotonic() - checked >= every:
-                async with database.reading(db) as connection:
-                    active = await auth_service.key_is_active(connection, key_id)
+                try:
+                    async with database.reading(db) as connection:
+                        active = await auth_service.key_is_active(connection, key_id)
+                except Exception as exc:
+                    if not is_database_outage(exc):
+                        raise
+                    # The stream's own feed rides out the outage; the key is checked again
+                    # once the database answers.
+                    active = True
                 checked = time.monotonic()
                 if not active:
                     yield ServerSentEvent(
