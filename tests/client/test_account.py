@@ -7,9 +7,8 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import database
-from app.accounts import service
 from cortex_client import Account, AsyncClient, Client
+from tests.accounts.overrides import set_limits
 
 SLEEPER = {
     "provider": "local",
@@ -20,12 +19,6 @@ SLEEPER = {
     "duration": 120,
     "command": ["sleep", "60"],
 }
-
-
-async def set_limits(db: AsyncEngine, account: str, **values: object) -> None:
-    async with database.transaction(db) as connection:
-        await service.set_limits(connection, account, values)
-    service.forget_limits()  # the gateway runs in this process
 
 
 async def test_the_account_shows_limits_use_and_budget(
