@@ -21,6 +21,7 @@ from cortex_client._core import Page
 from cortex_client.aio import AsyncClient
 from cortex_client.errors import ApiError, ConnectionFailed, CortexError
 from cortex_client.models import (
+    Account,
     AccountEvent,
     Batch,
     BatchSubmitted,
@@ -44,6 +45,7 @@ from cortex_client.signatures import WebhookVerificationError, verify_webhook
 from cortex_client.sync import Client
 
 __all__ = [
+    "Account",
     "AccountEvent",
     "ApiError",
     "AsyncClient",

@@ -14,6 +14,7 @@ from httpx_sse import EventSource
 from cortex_client import _core, calls
 from cortex_client._core import Page
 from cortex_client.models import (
+    Account,
     AccountEvent,
     Batch,
     BatchSubmitted,
@@ -70,6 +71,7 @@ class AsyncClient:
         self.providers = Providers(self)
         self.templates = Templates(self)
         self.batches = Batches(self)
+        self.account = Accounts(self)
 
     async def send(self, call: _core.Call[T]) -> T:
         """Send one call, retrying 429/503 as the retry policy says."""
@@ -408,6 +410,16 @@ class Providers:
         """Where a job would be placed and at what price, without submitting it: a job
         specification (as `jobs.submit` takes it; `provider` defaults to "auto")."""
         return await self._client.send(calls.quote(calls.body(spec, fields)))
+
+
+class Accounts:
+    def __init__(self, client: AsyncClient):
+        self._client = client
+
+    async def get(self) -> Account:
+        """The key's account: its rate limit, quotas with what counts against them now, engine
+        slots, budget with what is spent and left, and the providers it may use."""
+        return await self._client.send(calls.get_account())
 
 
 class Templates:

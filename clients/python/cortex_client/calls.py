@@ -14,6 +14,7 @@ from pydantic.alias_generators import to_camel
 
 from cortex_client._core import Call, Page, StreamCall, idempotent, query
 from cortex_client.models import (
+    Account,
     AccountEvent,
     AccountEvents,
     Batch,
@@ -212,6 +213,13 @@ def list_providers() -> Call[list[Provider]]:
 
 def get_provider(name: str) -> Call[Provider]:
     return Call("GET", f"/providers/{name}", Provider)
+
+
+# The account
+
+
+def get_account() -> Call[Account]:
+    return Call("GET", "/account", Account)
 
 
 # Templates

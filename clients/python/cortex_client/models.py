@@ -20,12 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "Account",
     "AccountEvent",
     "AccountEvents",
     "Attempt",
     "Batch",
     "BatchSubmitted",
     "BatchSummary",
+    "BudgetStatus",
     "Cost",
     "Delivery",
     "Endpoint",
@@ -51,8 +53,10 @@ __all__ = [
     "ProviderCapabilities",
     "ProviderHealth",
     "ProviderPricing",
+    "Quota",
     "QuoteCandidate",
     "QuoteComparison",
+    "RateLimit",
     "Refusal",
     "Results",
     "StreamToken",
@@ -376,6 +380,46 @@ class Batch(BatchSummary):
     """A batch with its jobs' ids."""
 
     job_ids: list[str]
+
+
+# The account
+
+
+class RateLimit(_Model):
+    """Per API key; None: unlimited."""
+
+    requests_per_second: float | None
+    burst: int | None
+
+
+class Quota(_Model):
+    """`name` is the one a QUOTA_EXCEEDED error gives; `limit` None: unlimited; `current`
+    None for a quota checked per request (the size of a batch)."""
+
+    name: str
+    limit: int | None
+    current: int | None
+
+
+class BudgetStatus(_Model):
+    """USD per `period` (day, month: UTC calendar; total), spent and left in the current one."""
+
+    usd: float
+    period: str
+    spent: float
+    left: float
+
+
+class Account(_Model):
+    """The calling key's account: its limits, what it uses now and its budget."""
+
+    id: str
+    name: str
+    rate_limit: RateLimit
+    quotas: list[Quota]
+    max_engine_slots: int | None
+    budget: BudgetStatus | None
+    allowed_providers: list[str] | None
 
 
 # Listings

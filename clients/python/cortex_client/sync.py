@@ -16,6 +16,7 @@ from httpx_sse import EventSource
 from cortex_client import _core, calls
 from cortex_client._core import Page
 from cortex_client.models import (
+    Account,
     AccountEvent,
     Batch,
     BatchSubmitted,
@@ -72,6 +73,7 @@ class Client:
         self.providers = Providers(self)
         self.templates = Templates(self)
         self.batches = Batches(self)
+        self.account = Accounts(self)
 
     def send(self, call: _core.Call[T]) -> T:
         """Send one call, retrying 429/503 as the retry policy says."""
@@ -409,6 +411,16 @@ class Providers:
         """Where a job would be placed and at what price, without submitting it: a job
         specification (as `jobs.submit` takes it; `provider` defaults to "auto")."""
         return self._client.send(calls.quote(calls.body(spec, fields)))
+
+
+class Accounts:
+    def __init__(self, client: Client):
+        self._client = client
+
+    def get(self) -> Account:
+        """The key's account: its rate limit, quotas with what counts against them now, engine
+        slots, budget with what is spent and left, and the providers it may use."""
+        return self._client.send(calls.get_account())
 
 
 class Templates:

@@ -1,6 +1,7 @@
 // The dashboard: asks for an API key, then shows the jobs list, a job, or the submit form,
-// following the address's #fragment (#/jobs/<id>, #/new).
+// following the address's #fragment (#/jobs/<id>, #/new, #/account).
 
+import { AccountView } from "./account-view.js";
 import { Api, streamUrl } from "./api.js";
 import { byId, hideError, showError, toast } from "./dom.js";
 import { JobView } from "./job-view.js";
@@ -35,12 +36,15 @@ class Dashboard {
         this.list.firstPage();
       },
     });
+    this.accountView = new AccountView();
     this.account = new LiveStream({
       token: () => this.api.accountStreamToken(),
       url: (token, last) => streamUrl("/jobs/events", token, last, { follow: "true" }),
       onMessage: (event) => {
         this.list.applyEvent(event);
         if (event.jobId === this.view.jobId) this.view.refreshSoon();
+        // A job that starts or ends changes what counts against the quotas and the budget.
+        if (this.accountView.shown) this.accountView.load();
       },
       onState: (state) => this.showLive(state),
     });
@@ -50,7 +54,7 @@ class Dashboard {
   /** @param {Api} api a key the gateway accepted */
   start(api) {
     this.api = api;
-    for (const part of [this.list, this.view, this.form]) part.api = api;
+    for (const part of [this.list, this.view, this.form, this.accountView]) part.api = api;
     byId("login-view").hidden = true;
     byId("app-view").hidden = false;
     byId("session-actions").hidden = false;
@@ -67,6 +71,7 @@ class Dashboard {
     this.view.close();
     this.list.reset();
     this.form.reset();
+    this.accountView.reset();
     byId("app-view").hidden = true;
     byId("session-actions").hidden = true;
   }
@@ -74,8 +79,16 @@ class Dashboard {
   route() {
     const hash = window.location.hash;
     const job = /^#\/jobs\/([A-Za-z0-9_-]+)$/.exec(hash);
-    byId("detail-placeholder").hidden = Boolean(job) || hash === "#/new";
-    if (job) {
+    const account = hash === "#/account";
+    byId("detail-placeholder").hidden = Boolean(job) || hash === "#/new" || account;
+    byId("account-link").classList.toggle("current", account);
+    if (!account) this.accountView.hide();
+    if (account) {
+      this.view.close();
+      this.form.hide();
+      this.list.select(null);
+      this.accountView.show();
+    } else if (job) {
       this.form.hide();
       this.view.open(job[1]);
       this.list.select(job[1]);
@@ -162,9 +175,11 @@ function init() {
   byId("new-job-button").addEventListener("click", () => {
     window.location.hash = "#/new";
   });
-  byId("submit-close").addEventListener("click", () => {
-    window.location.hash = "#/";
-  });
+  for (const id of ["submit-close", "account-close"]) {
+    byId(id).addEventListener("click", () => {
+      window.location.hash = "#/";
+    });
+  }
 
   const key = savedKey();
   if (!key) {

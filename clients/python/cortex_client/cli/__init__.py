@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from cortex_client import CortexError, errors
-from cortex_client.cli import batch, jobs, output, profiles, providers, templates, webhooks
+from cortex_client.cli import account, batch, jobs, output, profiles, providers, templates, webhooks
 from cortex_client.cli.app import app
 
 app.add_typer(jobs.app, name="jobs")
@@ -14,6 +14,7 @@ app.add_typer(batch.app, name="batch")
 app.add_typer(templates.app, name="templates")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(providers.app, name="providers")
+app.add_typer(account.app, name="account")
 
 
 def main() -> None:
