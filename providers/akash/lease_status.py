@@ -25,6 +25,14 @@ LEASE_STATES = {
     "closed": WorkloadState.FAILED,
     "reclaiming": WorkloadState.FAILED,
 }
+# Why a lease in that state ended, in words an operator can act on (`{}`: the deployment).
+LEASE_ENDINGS = {
+    "insufficient_funds": (
+        "The escrow of deployment {} ran out of funds (lease insufficient_funds); "
+        "top up the Console account."
+    ),
+    "reclaiming": "The provider is taking back its lease on deployment {} (lease reclaiming).",
+}
 
 
 def interpret(
@@ -57,10 +65,16 @@ def interpret(
         return WorkloadStatus(WorkloadState.UNKNOWN)
     if mapped is WorkloadState.FAILED:
         reason = lease.get("reason") or lease["state"]
+        ending = LEASE_ENDINGS.get(lease["state"])
+        message = (
+            ending.format(dseq)
+            if ending
+            else f"The provider's lease on deployment {dseq} ended: {reason}."
+        )
         return WorkloadStatus(
             WorkloadState.FAILED,
             reason=FailureReason.PROVIDER_ERROR,
-            message=f"The provider's lease on deployment {dseq} ended: {reason}.",
+            message=f"{message} The deployment was closed.",
         )
     status = lease.get("status")
     if status is None:

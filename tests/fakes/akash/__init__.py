@@ -8,8 +8,9 @@ Alone: `python -m tests.fakes.akash --port 8790 --api-key ac.sk.test.1234`; insp
 `{"failing": 2}`, `{"withdraw_next_bid": true}`, `{"close_next_order": true}`,
 `{"refuse_bids": true}`, `{"drop_create_answers": 1}` (the create is committed, then the
 connection dropped), `{"managed_deposits": false}` (a create without `deposit` is refused
-"deposit is required")) and make a
-provider unreachable with `POST /_fake/providers/{address}` `{"reachable": false}`.
+"deposit is required"), `{"failing_closes": 2}` (closes answered 500)), make a
+provider unreachable with `POST /_fake/providers/{address}` `{"reachable": false}` and end
+its running leases with `{"lease_state": "insufficient_funds"}` (or `"reclaiming"`).
 """
 
 from __future__ import annotations

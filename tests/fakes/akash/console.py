@@ -128,7 +128,7 @@ def _deployment_body(deployment: Deployment, network: Network, *, status: bool) 
             "id": {"scope": "deployment", "xid": f"{OWNER}/{deployment.dseq}"},
             "state": {
                 "owner": OWNER,
-                "state": "open" if deployment.state == "active" else "closed",
+                "state": deployment.escrow if deployment.state == "active" else "closed",
                 "transferred": [{"denom": "uact", "amount": "0"}],
                 "settled_at": str(height()),
                 "funds": [{"denom": "uact", "amount": "500000"}],
@@ -247,6 +247,9 @@ class FakeConsole:
         deployment = self._find(request.path_params["dseq"])
         if deployment is None:
             return error(404, "Deployment not found")
+        if self.network.failing_closes > 0:
+            self.network.failing_closes -= 1
+            return error(500, "Failed to close deployment: upstream transaction failed")
         await self.network.close(deployment)
         return JSONResponse({"data": {"success": True}})
 
@@ -421,6 +424,7 @@ class FakeConsole:
             "max_jwt_ttl",
             "drop_create_answers",
             "managed_deposits",
+            "failing_closes",
         ):
             if name in body:
                 setattr(self.network, name, body[name])
@@ -430,6 +434,12 @@ class FakeConsole:
         provider = self.network.providers[request.path_params["address"]]
         body = await _json(request)
         provider.reachable = bool(body.get("reachable", provider.reachable))
+        if "lease_state" in body:
+            # Every running lease of this provider moves to that state.
+            for deployment in self.network.deployments.values():
+                lease = deployment.lease
+                if lease and lease.provider == provider.address and lease.state == "active":
+                    await self.network.end_lease(deployment, str(body["lease_state"]))
         if "price" in body:
             provider.price = float(body["price"])
         return JSONResponse({"ok": True})

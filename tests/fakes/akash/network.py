@@ -138,6 +138,7 @@ class Deployment:
     bids: list[Bid] = field(default_factory=list)
     lease: Lease | None = None
     workload: Workload | None = None
+    escrow: str = "open"
 
     @property
     def job_id(self) -> str | None:
@@ -212,6 +213,9 @@ class Network:
         self.deposits: dict[str, float] = {}
         # Console refuses the bids listing (400) while this is set, as it does a malformed query.
         self.refuse_bids = False
+        # Closes (DELETE /v1/deployments/{dseq}) answered 500 before the close is committed,
+        # as when the chain's transaction fails upstream.
+        self.failing_closes = 0
         # Console mints provider tokens for at most this long (None: the ttl asked for).
         self.max_jwt_ttl: float | None = None
         self.jwt_secret = secrets.token_bytes(32)
@@ -319,12 +323,30 @@ class Network:
         for bid in deployment.bids:
             if bid.state == "open":
                 bid.state = "closed"
-        if deployment.lease is not None and deployment.lease.state == "active":
-            deployment.lease.state = "closed"
-            deployment.lease.closed_on = height()
-            deployment.lease.reason = "lease_closed_owner"
+        lease = deployment.lease
+        if lease is not None and lease.state != "closed":
+            # The owner's close ends a lease in any state; one the chain already ended for
+            # lack of funds keeps that reason.
+            if lease.state == "active" or lease.reason is None:
+                lease.reason = "lease_closed_owner"
+            lease.state = "closed"
+            lease.closed_on = height()
         if deployment.workload is not None:
             await deployment.workload.stop()
+
+    async def end_lease(self, deployment: Deployment, state: str) -> None:
+        """The chain or the provider moves a running lease on: `insufficient_funds` (the
+        escrow is overdrawn; the provider tears the workload down, the deployment stays
+        active until its owner closes it) or `reclaiming` (the provider takes the lease back;
+        the workload still runs until it does)."""
+        lease = deployment.lease
+        assert lease is not None and lease.state == "active"
+        lease.state = state
+        if state == "insufficient_funds":
+            lease.reason = "lease_closed_reason_insufficient_funds"
+            deployment.escrow = "overdrawn"
+            if deployment.workload is not None:
+                await deployment.workload.stop()
 
     async def aclose(self) -> None:
         for deployment in self.deployments.values():

@@ -161,6 +161,9 @@ class Activities(Daemon):
     ) -> tuple[int, str | None, dict[str, str]]:
         if name == "deploy":
             await asyncio.sleep(self.timing.deploy_seconds)
+            provider = activity.agreement.provider
+            if provider.deploy_error is not None:
+                return 1, provider.deploy_error, {}
             package = activity.agreement.demand.properties.get("golem.srv.comp.task_package", "")
             sha3 = str(package).split(":")[2] if str(package).count(":") >= 3 else ""
             if sha3 not in self.images.values():
@@ -171,6 +174,8 @@ class Activities(Daemon):
         if name == "start":
             if activity.state != "Deployed":
                 return 1, "Start: the activity is not deployed", {}
+            if activity.agreement.provider.start_error is not None:
+                return 1, activity.agreement.provider.start_error, {}
             activity.state = "Ready"
             return 0, None, {}
         if name == "run":

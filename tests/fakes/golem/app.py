@@ -243,6 +243,20 @@ def build_app(yagna: FakeYagna) -> Starlette:
         await yagna.terminate_as_provider(provider, reason)
         return _json(None)
 
+    async def provider_behaves(request: Request) -> Response:
+        """How the provider will behave from now on: `approves` (false: it rejects the
+        agreements it is asked to approve), `deployError` / `startError` (its ExeUnit fails
+        that command with the message)."""
+        provider = yagna.provider_named(path(request, "name"))
+        body = await _body(request)
+        if "approves" in body:
+            provider.approves = bool(body["approves"])
+        if "deployError" in body:
+            provider.deploy_error = body["deployError"]
+        if "startError" in body:
+            provider.start_error = body["startError"]
+        return _json(None)
+
     market = [
         Route("/demands", daemon(demands), methods=["GET", "POST"]),
         Route("/demands/{sub}", daemon(unsubscribe), methods=["DELETE"]),
@@ -293,6 +307,7 @@ def build_app(yagna: FakeYagna) -> Starlette:
             Route("/_fake/summary", summary),
             Route("/_fake/providers/{name}/vanish", vanish, methods=["POST"]),
             Route("/_fake/providers/{name}/terminate", provider_terminates, methods=["POST"]),
+            Route("/_fake/providers/{name}", provider_behaves, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

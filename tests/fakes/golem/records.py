@@ -59,6 +59,10 @@ class ProviderNode:
     platforms: list[str] = field(default_factory=lambda: ["erc20-polygon-glm"])
     answers: bool = True  # counter-proposals get a reply
     approves: bool = True
+    # Its ExeUnit fails the batch's deploy (or start) command with this message, as a
+    # provider whose download or VM start breaks does; the activity stays as it was.
+    deploy_error: str | None = None
+    start_error: str | None = None
     # The longest debit-note acceptance timeout it allows (yagna providers: at most 4 min).
     max_accept_timeout: float = 240.0
     vanished: bool = False
