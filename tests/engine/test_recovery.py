@@ -132,7 +132,9 @@ async def test_two_engines_never_drive_the_same_job(
 
     for job in jobs:
         assert job["status"] == "completed", job
-        types = [event["type"] for event in job["events"]]
+        # `provider` events say what a submit waits for (a retried runtime hiccup); each
+        # transition happens once whatever they say.
+        types = [event["type"] for event in job["events"] if event["type"] != "provider"]
         assert types == ["created", "scheduled", "started", "completed"], types
     async with db.connect() as connection:
         owners = await connection.execute(
