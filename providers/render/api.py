@@ -88,7 +88,16 @@ class RenderApi:
                         break
             finally:
                 await response.aclose()
-        response._content = bytes(head)  # what .json() and .text read
+        # A response of what was read (already decoded), for .json() and .text: the streamed
+        # one is closed.
+        headers = [
+            (name, value)
+            for name, value in response.headers.items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        response = httpx.Response(
+            response.status_code, headers=headers, content=bytes(head), request=request
+        )
         if response.status_code < 400:
             return response.json() if response.content else None
         code, message = _error_of(response)
