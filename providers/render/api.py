@@ -90,13 +90,13 @@ class RenderApi:
                 await response.aclose()
         # A response of what was read (already decoded), for .json() and .text: the streamed
         # one is closed.
-        headers = [
+        kept = [
             (name, value)
             for name, value in response.headers.items()
             if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
         ]
         response = httpx.Response(
-            response.status_code, headers=headers, content=bytes(head), request=request
+            response.status_code, headers=kept, content=bytes(head), request=request
         )
         if response.status_code < 400:
             return response.json() if response.content else None
