@@ -29,3 +29,12 @@ def clip(line: str, *, dropped_bytes: int = 0, continues: bool = False) -> str:
     head = encoded[:MAX_LINE_BYTES].decode(errors="ignore")
     dropped = dropped_bytes + len(encoded) - len(head.encode())
     return head + marker(dropped, continues=continues)
+
+
+def dropped(dropped_bytes: int, held_bytes: int) -> str:
+    """The line that stands for output a reader counted but did not keep, because it already
+    held `held_bytes` the engine had not taken yet."""
+    return (
+        f"… [{dropped_bytes} bytes of output dropped: the gateway reads at most "
+        f"{held_bytes} at a time]"
+    )

@@ -8,6 +8,10 @@ keeps the whole output and returns it in the `run` command's result once it fini
 before the command started, and otherwise (after a gateway restart) takes them from the
 finished result: a log cursor counts characters taken from each stream, which name the same
 lines either way.
+
+Whatever the job prints, the follower holds per stream only what the engine has not taken
+yet (its cursor says what it took), at most MAX_HELD_CHARS of it: past that, output is counted
+and dropped, and the lines say so once the engine has taken what was held.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from providers import log_limits
 from providers.errors import Unavailable
 from providers.golem.yagna import ACTIVITY, Yagna, YagnaError, dumps, parse_sse
 from providers.types import LogLine
@@ -31,6 +36,9 @@ DEPLOY, START, RUN = 0, 1, 2
 STREAMS = ("stdout", "stderr")
 # Lines handed over per logs() call, so one noisy job cannot flood a transaction.
 MAX_LINES_PER_READ = 5_000
+# What the follower keeps of one stream that the engine has not taken yet (characters; the
+# stream is text).
+MAX_HELD_CHARS = log_limits.MAX_READ_BYTES
 # yapapi gives a provider three failed result reads before it checks whether the activity
 # is gone (yapapi/rest/activity.py); the follower counts the same.
 FAILURES_BEFORE_STATE_CHECK = 3
@@ -70,6 +78,57 @@ def _output_text(value: Any) -> str:
 
 
 @dataclass
+class Held:
+    """One stream's output the engine has not taken yet: `text` begins at character `start`
+    of the stream, and `dropped` characters (`dropped_bytes` bytes) after it were not kept."""
+
+    start: int = 0
+    text: str = ""
+    dropped: int = 0
+    dropped_bytes: int = 0
+    # (offset after a piece of output, when it arrived), for the pieces still held.
+    marks: list[tuple[int, datetime]] = field(default_factory=list)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+    def add(self, chunk: str, moment: datetime) -> None:
+        # Once anything was dropped, later output is dropped too until the engine has taken
+        # what comes before it: the held text never has a hole in it.
+        room = 0 if self.dropped else max(MAX_HELD_CHARS - len(self.text), 0)
+        if kept := chunk[:room]:
+            self.text += kept
+            self.marks.append((self.end, moment))
+        if rest := chunk[len(kept) :]:
+            self.dropped += len(rest)
+            self.dropped_bytes += len(rest.encode())
+
+    def take_to(self, offset: int) -> None:
+        """Forget what comes before `offset` (the engine's cursor: it has stored that)."""
+        if offset <= self.start:
+            return
+        if offset <= self.end:
+            self.text = self.text[offset - self.start :]
+        else:
+            past = min(offset - self.end, self.dropped)
+            if self.dropped:
+                # Bytes per character as counted; exact for ASCII, close otherwise.
+                self.dropped_bytes -= self.dropped_bytes * past // self.dropped
+            self.dropped -= past
+            self.text = ""
+        self.start = offset
+        self.marks = [mark for mark in self.marks if mark[0] > offset]
+
+    def replace(self, whole: str, moment: datetime) -> None:
+        """Hold the part of the stream's `whole` output past what the engine took."""
+        self.text = whole[self.start : self.start + MAX_HELD_CHARS]
+        rest = whole[self.start + MAX_HELD_CHARS :]
+        self.dropped, self.dropped_bytes = len(rest), len(rest.encode())
+        self.marks.append((len(whole), moment))
+
+
+@dataclass
 class Outcome:
     """How the batch ended: the failing command's index, its exit code, the message."""
 
@@ -84,18 +143,19 @@ class BatchFollower:
     activity_id: str
     batch_id: str
     poll: float
-    # What was streamed since listening began: per stream, the text and (end offset, time).
-    live: dict[str, str] = field(default_factory=lambda: dict.fromkeys(STREAMS, ""))
-    marks: dict[str, list[tuple[int, datetime]]] = field(
-        default_factory=lambda: {name: [] for name in STREAMS}
-    )
+    # Per stream, what was read (streamed, or the finished run's) and not yet taken.
+    held: dict[str, Held] = field(default_factory=lambda: {name: Held() for name in STREAMS})
     # True once the follower is known to have seen the run command from its start.
     from_start: bool | None = None
     run_started_at: datetime | None = None
     outcome: Outcome | None = None
-    # The finished run's whole output, from its result, and when it was recorded.
-    final: dict[str, str] | None = None
+    # Whether the finished run's output (from its result) was read, and when it was recorded.
+    final: bool = False
     final_at: datetime | None = None
+    # The finished run's whole output, kept only until the engine's cursor is known (a
+    # follower made after a restart): then only what is past the cursor is held.
+    _final_whole: dict[str, str] | None = None
+    _cursor_known: bool = False
     failures: int = 0
     last_error: str | None = None
     stopped: bool = False
@@ -108,7 +168,7 @@ class BatchFollower:
 
     @property
     def done(self) -> bool:
-        return self.outcome is not None and (self.final is not None or self.outcome.index != RUN)
+        return self.outcome is not None and (self.final or self.outcome.index != RUN)
 
     def start(self) -> None:
         if self.stopped:
@@ -193,8 +253,7 @@ class BatchFollower:
             self.run_started_at = moment
         for name in STREAMS:
             if name in kind and index == RUN and self.from_start:
-                self.live[name] += _output_text(kind[name])
-                self.marks[name].append((len(self.live[name]), moment))
+                self.held[name].add(_output_text(kind[name]), moment)
         finished = kind.get("finished")
         if isinstance(finished, dict):
             code = finished.get("return_code", finished.get("returnCode"))
@@ -216,38 +275,46 @@ class BatchFollower:
                 code = 0 if not failed else _code_from(message)
                 if self.outcome is None or self.outcome.code is None:
                     self.outcome = Outcome(index, code, message)
-                if index == RUN:
-                    self.final = {name: _output_text(result.get(name)) for name in STREAMS}
+                if index == RUN and not self.final:
+                    self.final = True
                     self.final_at = _parse_time(result.get("eventDate"))
+                    self._final_whole = {n: _output_text(result.get(n)) for n in STREAMS}
+                    if self._cursor_known:
+                        self._hold_final()
                 self._news.set()
 
     # -- lines ---------------------------------------------------------------------------------
 
+    def _hold_final(self) -> None:
+        whole, self._final_whole = self._final_whole, None
+        if whole is not None:
+            for name in STREAMS:
+                self.held[name].replace(whole[name], self.final_at or datetime.now(UTC))
+
     def lines_after(self, cursor: str | None) -> tuple[list[LogLine], str | None]:
         """Complete lines after `cursor` (every line, the last unterminated one too, once
-        the run ended) and the cursor that follows them."""
-        taken = _parse_cursor(cursor)
-        if self.final is not None:
-            texts = self.final
-            stamp = self.final_at or datetime.now(UTC)
-            marks = {name: [(len(texts[name]), stamp)] for name in STREAMS}
-            if self.from_start:
-                marks = {name: [*self.marks[name], (len(texts[name]), stamp)] for name in STREAMS}
-            ended = True
-        elif self.from_start:
-            texts, marks, ended = self.live, self.marks, False
-        else:
+        the run ended) and the cursor that follows them. What comes before `cursor` is
+        forgotten: the engine stored it."""
+        taken, partial = _parse_cursor(cursor)
+        for name in STREAMS:
+            self.held[name].take_to(taken[name])
+        self._cursor_known = True
+        self._hold_final()
+        if not self.final and not self.from_start:
             return [], cursor
-        found: list[tuple[datetime, int, str, int, str]] = []
+        found: list[tuple[datetime, int, str, int, str | None, bool]] = []
         for order, name in enumerate(STREAMS):
-            for end, moment, line in _split(texts[name], taken[name], marks[name], ended):
-                found.append((moment, order, name, end, line))
+            for end, moment, line, mid in _split(self.held[name], partial[name], self.final):
+                found.append((moment, order, name, end, line, mid))
         found.sort(key=lambda item: (item[0], item[1]))
         found = found[:MAX_LINES_PER_READ]
-        for _, _, name, end, _ in found:
-            taken[name] = max(taken[name], end)
-        lines = [LogLine(moment, line, name) for moment, _, name, _, line in found]
-        return lines, _format_cursor(taken)
+        for _, _, name, end, _, mid in found:
+            if end > taken[name]:
+                taken[name], partial[name] = end, mid
+        lines = [
+            LogLine(when, line, name) for when, _, name, _, line, _ in found if line is not None
+        ]
+        return lines, _format_cursor(taken, partial)
 
 
 def _code_from(message: Any) -> int | None:
@@ -255,21 +322,30 @@ def _code_from(message: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _split(
-    text: str, start: int, marks: list[tuple[int, datetime]], ended: bool
-) -> list[tuple[int, datetime, str]]:
-    """Lines of `text` from `start`: (offset after the line, when it was complete, line)."""
-    found = []
-    position = start
-    while True:
-        newline = text.find("\n", position)
-        if newline < 0:
-            if ended and position < len(text):
-                found.append((len(text), _when(marks, len(text)), text[position:]))
-            return found
-        end = newline + 1
-        found.append((end, _when(marks, end), text[position:newline].removesuffix("\r")))
-        position = end
+def _split(held: Held, mid_line: bool, ended: bool) -> list[tuple[int, datetime, str | None, bool]]:
+    """Lines of `held`: (stream offset after the line, when it was complete, the line or None
+    for the rest of a line already cut, whether a cut line goes on after it). `mid_line`: the
+    held text begins inside a line that was cut."""
+    found: list[tuple[int, datetime, str | None, bool]] = []
+    text, base, position = held.text, held.start, 0
+    while (newline := text.find("\n", position)) >= 0:
+        end = base + newline + 1
+        line = text[position:newline].removesuffix("\r")
+        found.append(
+            (end, _when(held.marks, end), None if mid_line else log_limits.clip(line), False)
+        )
+        position, mid_line = newline + 1, False
+    tail = text[position:]
+    # A line longer than any kept line is handed over cut, without waiting for its end.
+    if tail and (ended or mid_line or len(tail) > log_limits.MAX_LINE_BYTES):
+        cut = None if mid_line else log_limits.clip(tail, continues=not ended)
+        found.append((held.end, _when(held.marks, held.end), cut, not ended))
+        mid_line = not ended
+    if held.dropped and (found[-1][0] if found else held.start) == held.end:
+        end = held.end + held.dropped
+        note = log_limits.dropped(held.dropped_bytes, MAX_HELD_CHARS)
+        found.append((end, _when(held.marks, end), note, False))
+    return found
 
 
 def _when(marks: list[tuple[int, datetime]], offset: int) -> datetime:
@@ -279,14 +355,21 @@ def _when(marks: list[tuple[int, datetime]], offset: int) -> datetime:
     return marks[-1][1] if marks else datetime.now(UTC)
 
 
-def _parse_cursor(cursor: str | None) -> dict[str, int]:
-    taken = dict.fromkeys(STREAMS, 0)
+def _parse_cursor(cursor: str | None) -> tuple[dict[str, int], dict[str, bool]]:
+    """Characters taken per stream, and whether the last line taken was cut (a `+` after the
+    count): the rest of that line is dropped, as the cut line's marker said."""
+    taken, partial = dict.fromkeys(STREAMS, 0), dict.fromkeys(STREAMS, False)
     for part in (cursor or "").split(","):
         name, _, value = part.partition(":")
-        if name in ("o", "e") and value.isdigit():
-            taken["stdout" if name == "o" else "stderr"] = int(value)
-    return taken
+        count = value.removesuffix("+")
+        if name in ("o", "e") and count.isdigit():
+            stream = "stdout" if name == "o" else "stderr"
+            taken[stream], partial[stream] = int(count), value.endswith("+")
+    return taken, partial
 
 
-def _format_cursor(taken: dict[str, int]) -> str:
-    return f"o:{taken['stdout']},e:{taken['stderr']}"
+def _format_cursor(taken: dict[str, int], partial: dict[str, bool]) -> str:
+    def one(name: str) -> str:
+        return f"{taken[name]}{'+' if partial[name] else ''}"
+
+    return f"o:{one('stdout')},e:{one('stderr')}"

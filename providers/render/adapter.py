@@ -10,8 +10,11 @@ price endpoint, so quotes come from the operator's hourly USD rate per GPU model
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import math
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,9 +22,10 @@ from typing import Any, ClassVar
 
 import httpx
 
+from providers import log_limits
 from providers.base import Provider
 from providers.errors import HandleNotFound, NotConfigured, Rejected, Unavailable
-from providers.render.api import ApiError, RenderApi
+from providers.render.api import ApiError, BodyTooLarge, RenderApi
 from providers.render.options import RenderOptions
 from providers.types import (
     Capabilities,
@@ -78,6 +82,10 @@ _STATES: dict[str, WorkloadState] = {
     "CANCELLED": WorkloadState.FAILED,
 }
 _ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+# A job run's answer carries the run's whole log on every read: past this it is not read on,
+# so a job printing without end costs the gateway this much per read, not all it printed.
+MAX_RUN_BODY_BYTES = 16 * 2**20
+_LOGS_KEY = re.compile(r'"logs"\s*:\s*"')
 
 
 class RenderProvider(Provider):
@@ -371,12 +379,16 @@ class RenderProvider(Provider):
         if read_at is not None and time.monotonic() - read_at < self.poll_interval:
             return LogBatch((), cursor)
         try:
-            run = await self.api.call("GET", f"/v1/job-runs/{run_uuid}")
+            run = await self.api.call(
+                "GET", f"/v1/job-runs/{run_uuid}", max_bytes=MAX_RUN_BODY_BYTES
+            )
         except ApiError as exc:
             if exc.status == 404:
                 raise HandleNotFound(f"Render no longer knows run {run_uuid}") from exc
             raise Unavailable(str(exc)) from exc
-        lines = _log_lines(run.get("logs"))
+        except BodyTooLarge as exc:
+            return _too_large(exc.head, cursor)
+        lines = [log_limits.clip(line) for line in _log_lines(run.get("logs"))]
         ended = str(run.get("status", "")).upper() in _ENDED
         if ended:
             self._log_reads.pop(run_uuid, None)
@@ -472,6 +484,38 @@ def _endpoints(run: dict[str, Any] | None) -> tuple[Endpoint, ...]:
         scheme = str(url.get("protocol") or "http").lower()
         found.append(Endpoint(container_port, f"{scheme}://{url['hostname']}:{url['port']}"))
     return tuple(found)
+
+
+def _too_large(head: bytes, cursor: str | None) -> LogBatch:
+    """The lines of a run whose answer is over MAX_RUN_BODY_BYTES: those in the part read,
+    then one line saying the rest could not be read. Every later read finds the same."""
+    lines = [log_limits.clip(line) for line in _logs_in_head(head)]
+    lines.append(
+        f"… [the run's log is over {MAX_RUN_BODY_BYTES} bytes: the gateway read only its "
+        "beginning, the rest is on Render]"
+    )
+    done = int(cursor) if cursor else 0
+    now = datetime.now(UTC)
+    fresh = tuple(LogLine(now, line) for line in lines[done:])
+    return LogBatch(fresh, str(done + len(fresh)))
+
+
+def _logs_in_head(head: bytes) -> list[str]:
+    """The complete lines of the `logs` string in the first bytes of a job run's JSON."""
+    text = head.decode(errors="ignore")
+    at = _LOGS_KEY.search(text)
+    if at is None:
+        return []
+    rest = '"' + text[at.end() :]
+    decoder = json.JSONDecoder()
+    with contextlib.suppress(ValueError):
+        return str(decoder.raw_decode(rest)[0]).splitlines()
+    # Cut inside the string, perhaps inside an escape (`\u00e9` is six characters).
+    for cut in range(7):
+        with contextlib.suppress(ValueError):
+            whole = decoder.raw_decode(rest[: len(rest) - cut] + '"')[0]
+            return str(whole).split("\n")[:-1]  # the last line was cut
+    return []
 
 
 def _log_lines(logs: Any) -> list[str]:

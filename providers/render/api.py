@@ -28,6 +28,14 @@ class ApiError(ProviderApiError):
         self.code = code
 
 
+class BodyTooLarge(Exception):
+    """An answer longer than the caller would read; `head` is what was read of it."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__(f"answer over {len(head)} bytes")
+        self.head = head
+
+
 class RenderApi:
     def __init__(
         self,
@@ -53,9 +61,11 @@ class RenderApi:
         *,
         params: dict[str, str] | None = None,
         body: Any = None,
+        max_bytes: int | None = None,
     ) -> Any:
         """One signed request; the JSON answer. A fresh nonce and timestamp every time, so a
-        caller may simply call again after an Unavailable."""
+        caller may simply call again after an Unavailable. `max_bytes`: a successful answer
+        longer than this is not read further; BodyTooLarge carries its head."""
         query = signing.canonical_query(params)
         content = signing.canonical_json(body) if body is not None else b""
         headers = signing.signed_headers(
@@ -65,8 +75,29 @@ class RenderApi:
         if body is not None:
             headers["Content-Type"] = "application/json"
         url = f"{path}?{query}" if query else path
+        request = self._client.build_request(method, url, content=content, headers=headers)
         with _http.map_http_errors(self._provider):
-            response = await self._client.request(method, url, content=content, headers=headers)
+            response = await self._client.send(request, stream=True)
+            try:
+                head = bytearray()
+                async for chunk in response.aiter_bytes():
+                    head += chunk
+                    if max_bytes is not None and len(head) > max_bytes:
+                        if response.status_code < 400:
+                            raise BodyTooLarge(bytes(head[:max_bytes]))
+                        break
+            finally:
+                await response.aclose()
+        # A response of what was read (already decoded), for .json() and .text: the streamed
+        # one is closed.
+        kept = [
+            (name, value)
+            for name, value in response.headers.items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        response = httpx.Response(
+            response.status_code, headers=kept, content=bytes(head), request=request
+        )
         if response.status_code < 400:
             return response.json() if response.content else None
         code, message = _error_of(response)

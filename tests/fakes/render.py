@@ -259,6 +259,8 @@ class FakeRender:
         if run is None or run["started_at_ms"] is None:
             return ""
         lines = [line for line in job.env.get("RENDER_FAKE_OUTPUT", "").split("\n") if line]
+        # A job printing far more than a test should spell out: its lines this many times.
+        lines *= int(job.env.get("RENDER_FAKE_REPEAT", "1"))
         seconds = float(job.env.get("RENDER_FAKE_SECONDS", "1"))
         until = run["ended_at_ms"] or self.now_ms()
         elapsed = (until - run["started_at_ms"]) / 1000

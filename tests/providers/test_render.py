@@ -26,7 +26,7 @@ from providers import (
     WorkloadStatus,
 )
 from providers.render import RenderProvider, signing
-from providers.render.adapter import split_image
+from providers.render.adapter import MAX_RUN_BODY_BYTES, split_image
 from tests.fakes.render import FakeRender, Node
 from tests.servers import uvicorn_server
 
@@ -290,6 +290,20 @@ class TestLifecycle:
             await asyncio.sleep(0.05)
         assert status.exit_code == 0
         assert lines == ["one", "two", "three"]
+        again = await render.logs(handle, batch.cursor)
+        assert again.lines == () and again.cursor == batch.cursor
+
+    async def test_a_log_over_the_read_cap_gives_its_head_then_one_marked_line(
+        self, render: RenderProvider
+    ) -> None:
+        output = {"RENDER_FAKE_OUTPUT": "x" * 999, "RENDER_FAKE_REPEAT": "20000"}  # 20 MB
+        handle = await render.submit(spec(env={**output, "RENDER_FAKE_SECONDS": "0.01"}))
+        await until(render, handle, {WorkloadState.EXITED})
+        batch = await render.logs(handle, None)
+        *head, last = [line.line for line in batch.lines]
+        assert "over 16777216 bytes" in last and "could not" not in last
+        assert head and set(head) == {"x" * 999}
+        assert len(head) * 1000 <= MAX_RUN_BODY_BYTES
         again = await render.logs(handle, batch.cursor)
         assert again.lines == () and again.cursor == batch.cursor
 

@@ -14,6 +14,7 @@ from providers.conformance import ENDED, Driver
 from providers.conformance.suite import new_job_id
 from providers.errors import HandleNotFound, ImagePullFailed
 from providers.golem import GolemProvider
+from providers.golem.work import MAX_HELD_CHARS
 from providers.types import FailureReason, WorkloadState
 from tests.fakes.golem import RunningFake, running_fake
 from tests.providers.conformance.harness_golem import (
@@ -149,6 +150,25 @@ class TestWork:
             ("stdout", "three"),
             ("stdout", "no newline"),
         ]
+
+    async def test_output_far_over_the_cap_is_held_at_most_the_cap_and_the_rest_marked(
+        self, adapter: GolemProvider
+    ) -> None:
+        line = "0123456789" * 10
+        spec = shell_spec(new_job_id(), f"yes {line} | head -c 20000000")  # 20 MB
+        driver = Driver(adapter, await adapter.submit(spec))
+        await driver.read_logs()
+        await driver.until(ENDED, 60)  # no reads meanwhile: the engine fell behind
+        held = adapter._followers[driver.handle["batchId"]].held["stdout"]
+        assert 0 < len(held.text) <= MAX_HELD_CHARS and held.dropped > 0
+        await driver.drain_logs(timeout=30)
+        texts = [entry.line for entry in driver.lines]
+        marked = [text for text in texts if "bytes of output dropped" in text]
+        assert len(marked) == 1 and f"at most {MAX_HELD_CHARS} at a time" in marked[0]
+        # Whole lines, but for the one the cap cut and the one head -c cut.
+        cut = [text for text in set(texts) - set(marked) if text != line]
+        assert len(cut) <= 2 and all(line.startswith(text) for text in cut)
+        assert held.text == "" and held.dropped == 0
 
     async def test_without_streamed_results_long_polling_brings_the_code_and_every_line(
         self, fake: RunningFake, adapter: GolemProvider
