@@ -21,6 +21,9 @@ class KeyCache:
     def __init__(self, usable: Callable[[], bool]) -> None:
         self._usable = usable
         self._entries: dict[bytes, tuple[AuthContext, float]] = {}
+        # Counts the notifications that keys changed (and the listener's reconnects, which may
+        # have missed some): while it stands still, no key can have been revoked.
+        self.generation = 0
 
     def get(self, secret_hash: bytes) -> AuthContext | None:
         entry = self._entries.get(secret_hash)
@@ -41,3 +44,9 @@ class KeyCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self.generation += 1
+
+    def vouches_since(self, generation: int) -> bool:
+        """True when no key can have changed since `generation` was read: no notification came
+        since, and the listener hears them (so none was missed)."""
+        return self.generation == generation and self._usable()

@@ -61,23 +61,37 @@ def response(
     content: AsyncIterator[ServerSentEvent], request: Request, key_id: str
 ) -> EventSourceResponse:
     """The stream, for as long as the API key behind it (or behind its stream token) stays
-    valid: it is checked every key-cache window, and a revoked key's stream ends with a
+    valid: it is looked at again every key-cache window after a key changed (or while key
+    notifications cannot be heard), and a revoked key's stream ends with a
     `revoked` event."""
     settings: Settings = request.state.settings
-    guarded = _while_key_active(content, request.state.db, key_id, KEY_CHECK_SECONDS)
+    guarded = _while_key_active(
+        content, request.state.db, key_id, KEY_CHECK_SECONDS, request.state.key_cache
+    )
     return EventStream(
         guarded, ping=settings.stream_heartbeat, send_timeout=settings.stream_send_timeout
     )
 
 
 async def _while_key_active(
-    content: AsyncIterator[ServerSentEvent], db: AsyncEngine, key_id: str, every: float
+    content: AsyncIterator[ServerSentEvent],
+    db: AsyncEngine,
+    key_id: str,
+    every: float,
+    keys: key_cache.KeyCache,
 ) -> AsyncIterator[ServerSentEvent]:
+    """The key is read again only when a key may have changed since the last look (a `keys`
+    notification, or the listener not hearing them): thousands of quiet streams cost the
+    database nothing."""
     pending: asyncio.Future[ServerSentEvent] | None = None
     checked = time.monotonic()
+    seen = keys.generation
     try:
         while True:
-            if time.monotonic() - checked >= every:
+            if time.monotonic() - checked >= every and keys.vouches_since(seen):
+                checked = time.monotonic()
+            elif time.monotonic() - checked >= every:
+                seen = keys.generation
                 try:
                     async with database.reading(db) as connection:
                         active = await auth_service.key_is_active(connection, key_id)
