@@ -42,14 +42,6 @@ _STILL_TO_SPEND = sa.case(
 )
 
 
-async def lock_account(connection: AsyncConnection, account_id: str) -> None:
-    """Held to the end of the transaction: submissions of one account check and reserve
-    their budget one at a time, each seeing the jobs the ones before it stored."""
-    await connection.execute(
-        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("cortex:budget:" + account_id)))
-    )
-
-
 async def try_lock_enforcer(connection: AsyncConnection) -> bool:
     """One gateway process at a time looks for budgets reached (to the end of the
     transaction); the others skip their turn."""

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors
-from app.accounts import budget_queries
+from app.accounts import budget_queries, repository
 from app.accounts.limits import AccountLimits, Budget, BudgetPeriod
 from app.accounts.lookup import limits_for
 from app.admission import Admission, ProviderSet
@@ -99,8 +99,7 @@ class Payer:
     key_budget: Budget | None
 
 
-async def payer(connection: AsyncConnection, auth: AuthContext, settings: Settings) -> Payer:
-    limits = await limits_for(connection, auth.account_id, settings)
+async def payer(connection: AsyncConnection, auth: AuthContext, limits: AccountLimits) -> Payer:
     return Payer(
         auth.account_id, auth.key_id, limits.budget, await _key_budget(connection, auth.key_id)
     )
@@ -177,7 +176,7 @@ async def reserve(connection: AsyncConnection, payer: Payer, projected: Decimal)
     transaction, which must store the jobs with their reservations (cost_reserved)."""
     if payer.account_budget is None and payer.key_budget is None:
         return
-    await budget_queries.lock_account(connection, payer.account_id)
+    await repository.lock_account(connection, payer.account_id)
     for kind, budget, key_id in (
         ("account", payer.account_budget, None),
         ("key", payer.key_budget, payer.key_id),

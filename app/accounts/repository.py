@@ -64,8 +64,8 @@ async def set_overrides(
 
 
 async def lock_account(connection: AsyncConnection, account_id: str) -> None:
-    """Serialize quota checks of one account until the transaction ends, so that two
-    concurrent submissions cannot both pass the last free place."""
+    """Serialize one account's submissions (their quota and budget checks) until the
+    transaction ends, so that two concurrent ones cannot both take the last place or dollar."""
     await connection.execute(
         sa.select(sa.func.pg_advisory_xact_lock(_ACCOUNT_LOCK, sa.func.hashtext(account_id)))
     )

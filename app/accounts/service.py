@@ -53,6 +53,21 @@ async def check_active_jobs(
         )
 
 
+async def take_places(
+    connection: AsyncConnection,
+    limits: AccountLimits,
+    payer: budgets.Payer,
+    *,
+    jobs: int,
+    projected: Decimal,
+) -> None:
+    """In the transaction that stores `jobs` new jobs costing `projected` in all: the account's
+    active-jobs quota, then its and the key's budgets, under the account's lock. Either refuses,
+    and the caller's transaction stores nothing."""
+    await check_active_jobs(connection, payer.account_id, limits, adding=jobs)
+    await budgets.reserve(connection, payer, projected)
+
+
 def check_batch_size(limits: AccountLimits, size: int) -> None:
     if limits.max_jobs_per_batch is not None and size > limits.max_jobs_per_batch:
         raise errors.QuotaExceeded(

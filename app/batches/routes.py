@@ -24,8 +24,8 @@ async def create_batch(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
-        payer = await budgets.payer(connection, auth, request.state.settings)
         limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
+        payer = await budgets.payer(connection, auth, limits)
     if replayed is not None:
         return replayed
     data = validation.parse_json(request, body, schemas.BatchCreate)
@@ -41,10 +41,9 @@ async def create_batch(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            await accounts.check_active_jobs(
-                connection, auth.account_id, limits, adding=len(data.jobs)
+            await accounts.take_places(
+                connection, limits, payer, jobs=len(data.jobs), projected=sum(projected, Decimal(0))
             )
-            await budgets.reserve(connection, payer, sum(projected, Decimal(0)))
             batch = await service.create_batch(
                 connection, auth, data, admitted, cost_reserved=projected
             )

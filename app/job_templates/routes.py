@@ -92,16 +92,15 @@ async def create_job_from_template(request: Request) -> Response:
             else schemas.JobFromTemplate()
         )
         spec = await service.job_spec(connection, auth.account_id, template_id, data)
-        payer = await budgets.payer(connection, auth, request.state.settings)
         limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
+        payer = await budgets.payer(connection, auth, limits)
     spec = jobs_service.allowed(spec, limits)
     admitted = await service.admit_job(request.state.providers, spec, data)
     [projected] = await budgets.projected_costs(request.state.providers, payer, [(spec, admitted)])
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            await accounts.check_active_jobs(connection, auth.account_id, limits)
-            await budgets.reserve(connection, payer, projected)
+            await accounts.take_places(connection, limits, payer, jobs=1, projected=projected)
             job = await service.create_job(
                 connection, auth, template_id, spec, admitted, cost_reserved=projected
             )

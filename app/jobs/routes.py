@@ -35,8 +35,8 @@ async def create_job(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request)
         replayed = await replay(connection, request, auth.account_id, body)
-        payer = await budgets.payer(connection, auth, request.state.settings)
         limits = await accounts.limits_for(connection, auth.account_id, request.state.settings)
+        payer = await budgets.payer(connection, auth, limits)
     if replayed is not None:
         return replayed
     spec = service.allowed(validation.parse_json(request, body, schemas.JobSpec), limits)
@@ -45,8 +45,7 @@ async def create_job(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            await accounts.check_active_jobs(connection, auth.account_id, limits)
-            await budgets.reserve(connection, payer, projected)
+            await accounts.take_places(connection, limits, payer, jobs=1, projected=projected)
             job = await service.create_job(
                 connection,
                 auth.account_id,
