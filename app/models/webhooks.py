@@ -15,7 +15,8 @@ webhook_endpoints = sa.Table(
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("description", sa.Text),
     sa.Column("events", postgresql.ARRAY(sa.Text), nullable=False),
-    # Kept in the `whsec_` form: deliveries are signed with it, so it cannot be a hash.
+    # Kept as given (`whsec_` or a plain secret): deliveries are signed with it, so it cannot be
+    # a hash.
     sa.Column("secret", sa.Text, nullable=False),
     # After a rotation the previous secret also signs, until it expires.
     sa.Column("previous_secret", sa.Text),

@@ -44,8 +44,9 @@ def _unique(events: list[str]) -> list[str]:
 
 
 def _secret_form(value: str) -> str:
-    if not signing.is_valid_secret(value):
-        raise ValueError("must be whsec_ followed by base64 of 24 to 64 random bytes")
+    problem = signing.secret_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -55,7 +56,12 @@ Events = Annotated[
 Secret = Annotated[
     str,
     AfterValidator(_secret_form),
-    Field(description="whsec_ + base64 of 24-64 bytes; generated when omitted."),
+    Field(
+        min_length=signing.PLAIN_MIN_LENGTH,
+        max_length=signing.PLAIN_MAX_LENGTH,
+        description="Your own secret of 16 to 256 printable characters (signs with its UTF-8"
+        " bytes), or whsec_ + base64 of 24-64 bytes; a whsec_ one is generated when omitted.",
+    ),
 ]
 URL = Annotated[str, Field(max_length=2048, description="Where deliveries are POSTed.")]
 

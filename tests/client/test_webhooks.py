@@ -112,3 +112,22 @@ def test_verify_webhook_accepts_what_the_standard_webhooks_library_signs() -> No
     assert verify_webhook(secret, headers, body.encode())["data"] == {"id": "job_1"}
     with pytest.raises(WebhookVerificationError):
         verify_webhook(new_secret(), headers, body)
+
+
+def test_verify_webhook_accepts_a_plain_secret_signing_with_its_utf8_bytes() -> None:
+    from datetime import UTC, datetime
+
+    from standardwebhooks import Webhook
+
+    secret, body = "your-webhook-secret", '{"type": "job.failed", "data": {"id": "job_2"}}'
+    now = datetime.now(UTC)
+    headers = {
+        "webhook-id": "msg_2",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret.encode()).sign("msg_2", now, body),
+    }
+    assert verify_webhook(secret, headers, body)["data"] == {"id": "job_2"}
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook("another-webhook-secret", headers, body)
+    with pytest.raises(WebhookVerificationError, match="16"):
+        verify_webhook("short", headers, body)

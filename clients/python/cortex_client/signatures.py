@@ -5,6 +5,9 @@
     webhook-timestamp: unix seconds
     webhook-signature: "v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{body}'>", space-separated
                        when several secrets sign (during a rotation)
+
+The HMAC key of a `whsec_` secret is the base64 after the prefix; any other secret (one you
+chose when registering the endpoint) signs with its own UTF-8 bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from cortex_client.errors import CortexError
 
 TOLERANCE_SECONDS = 300
 SECRET_PREFIX = "whsec_"
+PLAIN_MIN_LENGTH = 16
 
 
 class WebhookVerificationError(CortexError):
@@ -60,13 +64,19 @@ def verify_webhook(
 
 
 def _secret_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_` secret: the base64 after the prefix, 24 to 64 bytes."""
+    """The HMAC key: for a `whsec_` secret the base64 after the prefix (24 to 64 bytes), for
+    a secret of your own its UTF-8 bytes (at least 16 characters, as the gateway requires)."""
+    if not secret.startswith(SECRET_PREFIX):
+        if len(secret) < PLAIN_MIN_LENGTH:
+            raise WebhookVerificationError(
+                f"a secret is at least {PLAIN_MIN_LENGTH} characters long"
+            )
+        return secret.encode()
     key = b""
-    if secret.startswith(SECRET_PREFIX):
-        with contextlib.suppress(ValueError):  # not base64 (binascii.Error)
-            key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    with contextlib.suppress(ValueError):  # not base64 (binascii.Error)
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
     if not 24 <= len(key) <= 64:
-        raise WebhookVerificationError("the secret is not a whsec_ secret")
+        raise WebhookVerificationError("the whsec_ secret is not base64 of 24 to 64 bytes")
     return key
 
 
