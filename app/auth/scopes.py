@@ -16,7 +16,16 @@ class Scope(StrEnum):
     ADMIN = "admin"
 
 
-DEFAULT_SCOPES = (Scope.JOBS_READ, Scope.JOBS_WRITE, Scope.TEMPLATES_READ, Scope.TEMPLATES_WRITE)
+# What `keys create` grants without `--scope`: the whole API the documentation presents, all
+# but administration (migration 0015 widened keys holding exactly the former default set).
+DEFAULT_SCOPES = (
+    Scope.JOBS_READ,
+    Scope.JOBS_WRITE,
+    Scope.TEMPLATES_READ,
+    Scope.TEMPLATES_WRITE,
+    Scope.WEBHOOKS_READ,
+    Scope.WEBHOOKS_WRITE,
+)
 
 
 def parse_scopes(names: list[str]) -> list[Scope]:
