@@ -28,6 +28,7 @@ from app.auth.cache import KeyCache
 from app.batches import routes as batch_routes
 from app.body_limit import BodyLimitMiddleware
 from app.catalog import routes as catalog_routes
+from app.cors import CORSMiddleware
 from app.dashboard import routes as dashboard_routes
 from app.engine.loop import Engine
 from app.job_templates import routes as template_routes
@@ -209,6 +210,8 @@ def create_app(
         },
         middleware=[
             Middleware(RequestContextMiddleware, metrics=metrics),
+            # Preflights are answered before anything counts or checks a request.
+            Middleware(CORSMiddleware, origins=settings.cors_origin_list, prefix=openapi.PREFIX),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
             Middleware(RateLimitHeadersMiddleware),
         ],

@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         description="allocations between young garbage collections (0: Python's default, 700)",
     )
 
+    # Web origins whose pages may call the API and open its streams (app.cors).
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated exact origins (scheme://host[:port]), or * for any origin"
+        " without credentials; empty: no CORS",
+    )
+
     stream_token_ttl: float = Field(
         default=300.0, gt=0, le=86_400, description="seconds a stream token stays valid"
     )
@@ -128,6 +135,20 @@ class Settings(BaseSettings):
     webhook_rotation_grace: float = Field(
         default=24 * 3600, ge=0, description="seconds the previous secret keeps signing"
     )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: str) -> str:
+        from app.cors import parse_origins
+
+        parse_origins(value)
+        return value
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        from app.cors import parse_origins
+
+        return parse_origins(self.cors_origins)
 
     @field_validator("webhook_allowed_networks")
     @classmethod
