@@ -154,5 +154,5 @@ class CORSMiddleware:
                 "Access-Control-Allow-Headers": ", ".join(ALLOWED_HEADERS),
                 "Access-Control-Max-Age": str(MAX_AGE),
                 "Vary": "Origin",
-            }
+            },
         )

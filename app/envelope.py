@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import PlainSerializer, WithJsonSchema
 from pydantic_core import to_json
 from starlette.responses import JSONResponse, Response
 
@@ -13,11 +14,21 @@ from app.errors import GatewayError
 
 
 def utc_iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a `Z`, to the millisecond: `2026-11-25T14:03:25.123Z`."""
+    """The one format every time the API shows is in (job JSON, events, logs, SSE, webhooks):
+    RFC 3339 in UTC with a `Z`, to the second, as the published contract shows it:
+    `2026-11-25T14:03:25Z`. Fractions are cut, never rounded up, so a time shown is never
+    later than the moment itself (`since` one of them includes that moment)."""
     if moment is None:
         return None
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# A time in a response model: serialized by utc_iso, documented as an RFC 3339 date-time.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(utc_iso, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-25T14:03:25Z"]}),
+]
 
 
 class JSON(Response):

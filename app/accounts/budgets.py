@@ -28,6 +28,7 @@ from app.accounts.lookup import limits_for
 from app.admission import Admission, ProviderSet
 from app.admission.placement import Verdict
 from app.auth.service import AuthContext
+from app.envelope import utc_iso
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
@@ -202,7 +203,7 @@ def _detail(
         "budget": kind,
         "limit": float(status.limit),
         "period": status.period.value,
-        "periodStart": status.period_start.isoformat() if status.period_start else None,
+        "periodStart": utc_iso(status.period_start),
         "spent": float(status.spent),
         "committed": float(status.committed),
         "left": float(status.left),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from app.envelope import Timestamp
 from app.jobs.lifecycle import JobStatus
 from app.jobs.schemas import JobSpec
 
@@ -54,8 +54,8 @@ class BatchSummary(_Output):
     concurrency: int
     total: int = Field(description="How many jobs the batch has.")
     counts: dict[JobStatus, int] = Field(description="How many of its jobs are in each status.")
-    created_at: datetime
-    cancelled_at: datetime | None
+    created_at: Timestamp
+    cancelled_at: Timestamp | None
 
 
 class Batch(BatchSummary):

@@ -3,7 +3,6 @@ checked by the very model that checks POST /jobs."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -17,6 +16,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from app import pagination
+from app.envelope import Timestamp
 from app.jobs.schemas import JobSpec
 
 SORT_FIELDS = ("createdAt", "updatedAt", "name")
@@ -75,8 +75,8 @@ class Template(BaseModel):
     name: str
     description: str | None
     config: StoredSpec
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class TemplateListQuery(BaseModel):

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from app import pagination
+from app.envelope import Timestamp
 from app.jobs.lifecycle import JobStatus
 from app.quantities import format_bytes, parse_bytes
 from providers import available_providers
@@ -287,7 +288,7 @@ class Results(BaseModel):
 
 class JobEvent(BaseModel):
     type: str
-    timestamp: datetime
+    timestamp: Timestamp
     message: str | None = None
 
 
@@ -309,9 +310,9 @@ class JobSummary(BaseModel):
     memory: str
     storage: str
     duration: int
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    ended_at: Timestamp | None
     cost: Cost
     endpoints: list[JobEndpoint] = Field(
         default_factory=list, description="Exposed ports and their URLs while the job runs."

@@ -179,7 +179,7 @@ async def create_job(
             "cost_reserved": cost_reserved,
         },
     )
-    await _publish(connection, row, EVENT_FOR[JobStatus.PENDING])
+    await _publish(connection, row, EVENT_FOR[JobStatus.PENDING], row["created_at"])
     created = {
         "type": EVENT_FOR[JobStatus.PENDING],
         "timestamp": row["created_at"],
@@ -219,8 +219,8 @@ async def transition(
     if target.is_terminal and job.ended_at is None:
         values.setdefault("ended_at", repository.NOW)
     updated = await repository.update_job(connection, job.id, values)
-    await repository.append_event(connection, job.id, EVENT_FOR[target], message=message)
-    await _publish(connection, updated, EVENT_FOR[target])
+    event = await repository.append_event(connection, job.id, EVENT_FOR[target], message=message)
+    await _publish(connection, updated, EVENT_FOR[target], event["timestamp"])
     return JobRecord.from_row(updated)
 
 
@@ -237,8 +237,11 @@ def without_secrets(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-async def _publish(connection: AsyncConnection, row: RowMapping, event: str) -> None:
-    """Webhook deliveries of a job event, written in the same transaction as the event."""
+async def _publish(
+    connection: AsyncConnection, row: RowMapping, event: str, occurred_at: datetime
+) -> None:
+    """Webhook deliveries of a job event, written in the same transaction as the event, with
+    the event's own time."""
 
     async def document() -> Any:
         events = await repository.list_events(connection, row["id"])
@@ -251,6 +254,7 @@ async def _publish(connection: AsyncConnection, row: RowMapping, event: str) -> 
         job_id=row["id"],
         event=event,
         job_document=document,
+        occurred_at=occurred_at,
     )
     observability_metrics.job_event(connection, row, event)
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from app.envelope import Timestamp
+
 
 class JobEventsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,7 +35,7 @@ class StreamToken(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     token: str
-    expires_at: datetime
+    expires_at: Timestamp
 
     @field_validator("expires_at", mode="before")
     @classmethod
@@ -48,7 +50,7 @@ class JobEventEntry(BaseModel):
 
     seq: int
     type: str
-    timestamp: datetime
+    timestamp: Timestamp
     message: str | None = None
 
 
@@ -66,7 +68,7 @@ class AccountEvent(BaseModel):
     type: str
     status: str
     provider: str
-    timestamp: datetime
+    timestamp: Timestamp
     message: str | None = None
 
 

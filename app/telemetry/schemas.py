@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.envelope import Timestamp
+
 MAX_LOG_LINES = 10_000
 MAX_METRIC_POINTS = 2_000
 
@@ -49,7 +51,7 @@ class LogQuery(BaseModel):
 
 class LogEntry(BaseModel):
     seq: int
-    timestamp: datetime
+    timestamp: Timestamp
     line: str
     stream: str
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from app.envelope import Timestamp
 from app.webhooks import signing
 
 EVENT_TYPES = (
@@ -95,9 +95,9 @@ class Endpoint(_Output):
     events: list[str]
     active: bool
     disabled_reason: str | None = Field(description="Why the gateway disabled it, if it did.")
-    failing_since: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    failing_since: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class EndpointWithSecret(Endpoint):
@@ -105,7 +105,7 @@ class EndpointWithSecret(Endpoint):
 
 
 class Attempt(_Output):
-    attempted_at: datetime
+    attempted_at: Timestamp
     status_code: int | None
     error: str | None
     duration_ms: int
@@ -117,8 +117,8 @@ class Delivery(_Output):
     job_id: str | None
     status: Literal["pending", "succeeded", "failed"]
     attempts: list[Attempt]
-    next_attempt_at: datetime | None
-    created_at: datetime
+    next_attempt_at: Timestamp | None
+    created_at: Timestamp
 
 
 class ListQuery(BaseModel):

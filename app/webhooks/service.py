@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -151,9 +150,11 @@ async def rotate_secret(
     return to_endpoint_with_secret(row)
 
 
-def _body(event_type: str, data: Any) -> str:
+def _body(event_type: str, data: Any, occurred_at: datetime) -> str:
+    """`timestamp` is when the event happened, as the job's events show it (not when the
+    delivery is sent: the webhook-timestamp header says that)."""
     return json.dumps(
-        {"type": event_type, "timestamp": utc_iso(datetime.now(UTC)), "data": data},
+        {"type": event_type, "timestamp": utc_iso(occurred_at), "data": data},
         separators=(",", ":"),
     )
 
@@ -163,12 +164,13 @@ async def send_test(
 ) -> schemas.Delivery:
     row = await find_endpoint(connection, account_id, endpoint_id)
     delivery_id = ids.new_id("msg")
+    now = datetime.now(UTC)
     await repository.enqueue(
         connection,
         account_id=account_id,
         event_type=TEST_EVENT,
         job_id=None,
-        payload=_body(TEST_EVENT, {"endpointId": row["id"], "sentAt": time.time()}),
+        payload=_body(TEST_EVENT, {"endpointId": row["id"], "sentAt": utc_iso(now)}, now),
         ids=[delivery_id],
         endpoint_ids=[row["id"]],
     )
@@ -190,9 +192,11 @@ async def publish_job_event(
     job_id: str,
     event: str,
     job_document: Callable[[], Awaitable[Any]],
+    occurred_at: datetime | None = None,
 ) -> None:
     """Queue deliveries of a job event to every endpoint subscribed to it, in the caller's
-    transaction: they commit with the change that caused them, or not at all."""
+    transaction: they commit with the change that caused them, or not at all. `occurred_at`
+    is the event's recorded time (now when not given)."""
     event_type = JOB_EVENT_TYPES.get(event)
     if event_type is None:
         return
@@ -204,7 +208,7 @@ async def publish_job_event(
         account_id=account_id,
         event_type=event_type,
         job_id=job_id,
-        payload=_body(event_type, await job_document()),
+        payload=_body(event_type, await job_document(), occurred_at or datetime.now(UTC)),
         ids=[ids.new_id("msg") for _ in endpoint_ids],
         endpoint_ids=endpoint_ids,
     )
