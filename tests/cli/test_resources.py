@@ -39,6 +39,17 @@ async def test_webhook_commands(cortex: Cortex) -> None:
     assert (gone.code, gone.stderr.split(":")[1].strip()) == (1, "WEBHOOK_NOT_FOUND")
 
 
+async def test_webhook_create_with_a_secret_of_ones_own(cortex: Cortex) -> None:
+    url = "http://127.0.0.1:9/hook"
+    created = await cortex(
+        "webhooks", "create", "--url", url, "--event", "*", "--secret", "your-webhook-secret"
+    )
+    assert created.code == 0, created
+    assert created.stdout.strip() == "your-webhook-secret"
+    short = await cortex("webhooks", "create", "--url", url, "--event", "*", "--secret", "short")
+    assert short.code == 1 and "VALIDATION_ERROR" in short.stderr
+
+
 async def test_providers_show_health_and_capabilities(cortex: Cortex) -> None:
     providers = json.loads((await cortex("providers", "--json")).stdout)
     local = next(p for p in providers if p["name"] == "local")

@@ -65,10 +65,19 @@ def create(
         list[str], typer.Option(help="job.created … job.cancelled, or *; repeatable.")
     ],
     description: Annotated[str | None, typer.Option()] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Your own signing secret (16-256 characters; signs with its UTF-8 bytes);"
+            " default: a generated whsec_ secret."
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Subscribe a URL; prints the signing secret, which is shown only this once."""
-    endpoint = context(ctx).client.webhooks.create(url, event, description=description)
+    endpoint = context(ctx).client.webhooks.create(
+        url, event, secret=secret, description=description
+    )
     if json:
         output.dump(endpoint)
         return
