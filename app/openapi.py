@@ -87,21 +87,18 @@ def _responses(operation: Operation) -> dict[str, Any]:
         success: dict[str, Any] = {"description": operation.summary}
         responses: dict[str, Any] = {"204": success}
         return _add_errors(responses, operation)
+    envelope: dict[str, Any] = {
+        "type": "object",
+        "required": ["success", "data"],
+        "properties": {"success": {"const": True}, "data": data},
+        "additionalProperties": False,
+    }
+    if operation.meta is not None:
+        envelope["required"].append("meta")
+        envelope["properties"]["meta"] = _ref(operation.meta)
     success = {
         "description": operation.summary,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["success", "data"],
-                    "properties": {
-                        "success": {"const": True},
-                        "data": data,
-                        "meta": {"type": "object"},
-                    },
-                }
-            }
-        },
+        "content": {"application/json": {"schema": envelope}},
     }
     if operation.query is not None and "follow" in operation.query.model_fields:
         success["content"]["text/event-stream"] = {
@@ -147,6 +144,7 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     declared = list(operations(routes))
     request_models = [op.request for _, op in declared if op.request is not None]
     response_models = [op.response for _, op in declared if op.response is not None]
+    response_models += [op.meta for _, op in declared if op.meta is not None]
     _, generated = models_json_schema(
         [(model, "validation") for model in request_models]
         + [(model, "serialization") for model in response_models],

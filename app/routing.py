@@ -40,6 +40,8 @@ class Operation:
     request: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     list_response: bool = False
+    # The envelope's `meta`, when the operation answers one (a listing's pagination).
+    meta: type[BaseModel] | None = None
     errors: tuple[type[GatewayError], ...] = ()
     # Takes an Idempotency-Key header.
     idempotent: bool = False
