@@ -62,10 +62,8 @@ async def admit(providers: ProviderSet, spec: WorkloadSpec) -> Admission:
     adapter = providers.get(name)
     if adapter is None:
         raise _unavailable(name, "not available in this gateway yet: no adapter is installed")
-    health = await ask_health(providers, adapter)
-    if not health.healthy:
-        state = "unavailable" if health.configured else "not configured"
-        raise _unavailable(name, f"{state}: {health.reason}")
+    # What the provider can run is known without asking it: a spec it can never run is a
+    # 400 whatever its health (a template is stored on this alone).
     refusals = adapter.check(spec)
     if refusals:
         raise errors.ValidationError(
@@ -75,6 +73,10 @@ async def admit(providers: ProviderSet, spec: WorkloadSpec) -> Admission:
                 for r in refusals
             ],
         )
+    health = await ask_health(providers, adapter)
+    if not health.healthy:
+        state = "unavailable" if health.configured else "not configured"
+        raise _unavailable(name, f"{state}: {health.reason}")
     return Admission(spec, name, await _ask_quote(providers, adapter, spec))
 
 

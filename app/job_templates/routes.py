@@ -144,7 +144,6 @@ routes = [
                 errors.QuotaExceeded,
                 errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
-                errors.ProviderUnavailable,
             ),
         ),
     ),
@@ -171,7 +170,6 @@ routes = [
                 *_TEMPLATE_ERRORS,
                 errors.TemplateNameTaken,
                 errors.ProviderNotAllowed,
-                errors.ProviderUnavailable,
             ),
         ),
         Operation(
