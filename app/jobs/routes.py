@@ -139,6 +139,7 @@ routes = [
                 errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
                 errors.PayloadTooLarge,
+                errors.ProviderUnavailable,
             ),
             idempotent=True,
         ),
