@@ -68,6 +68,23 @@ class OpenApiDocument(BaseModel):
     components: dict[str, Any]
 
 
+# With follow=true the answer is a stream of Server-Sent Events; OpenAPI 3.1's `schema` of an
+# event stream describes one event.
+_SERVER_SENT_EVENT = {
+    "type": "object",
+    "description": "With follow=true: one Server-Sent Event. Unnamed events carry an item "
+    "(a log line, a job event) as JSON in `data`, with its sequence number as `id`; the "
+    "stream ends with an `end` event (the job's final status) or a `revoked` one.",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string", "examples": ["message", "end", "revoked"]},
+        "id": {"type": "string"},
+        "data": {"type": "string", "description": "JSON"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -115,9 +132,7 @@ def _responses(operation: Operation) -> dict[str, Any]:
         "content": {"application/json": {"schema": body}},
     }
     if operation.query is not None and "follow" in operation.query.model_fields:
-        success["content"]["text/event-stream"] = {
-            "schema": {"type": "string", "description": "With follow=true: Server-Sent Events"}
-        }
+        success["content"]["text/event-stream"] = {"schema": _SERVER_SENT_EVENT}
     responses = {str(operation.status): success}
     return _add_errors(responses, operation)
 
