@@ -6,9 +6,10 @@ import functools
 import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -76,13 +77,18 @@ def _api_document() -> dict[str, Any]:
     return openapi.document(API_ROUTES)
 
 
+class HealthStatus(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
 async def health(request: Request) -> Response:
     try:
         async with database.transaction(request.state.db) as connection:
             await connection.execute(sa.text("SELECT 1"))
     except Exception as exc:
         raise errors.ServiceUnavailable("The database is not reachable.") from exc
-    return envelope.ok({"status": "ok", "database": "ok"})
+    return envelope.ok(HealthStatus(status="ok", database="ok"))
 
 
 def _tune_garbage_collector(threshold: int) -> None:
@@ -118,10 +124,29 @@ API_ROUTES: tuple[BaseRoute, ...] = (
     *webhook_routes.routes,
     *catalog_routes.routes,
     *account_routes.routes,
-    # The document does not describe itself.
-    api("/openapi.json", Operation("GET", openapi_document, "getOpenApi", "", documented=False)),
-    # A public probe, kept out of the document as it always was.
-    api("/health", Operation("GET", health, "getHealth", "", documented=False)),
+    api(
+        "/openapi.json",
+        Operation(
+            "GET",
+            openapi_document,
+            "getOpenApi",
+            "This OpenAPI 3.1 document",
+            response=openapi.OpenApiDocument,
+            uses_database=False,
+            enveloped=False,
+        ),
+    ),
+    api(
+        "/health",
+        Operation(
+            "GET",
+            health,
+            "getHealth",
+            "Whether the gateway and its database answer (public)",
+            response=HealthStatus,
+            errors=(errors.ServiceUnavailable,),
+        ),
+    ),
 )
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute
 
@@ -57,6 +57,34 @@ _ERROR_SCHEMA = {
 }
 
 
+class OpenApiDocument(BaseModel):
+    """GET /openapi.json: this document (its parts described by the OpenAPI 3.1 schema)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
+
+
+# With follow=true the answer is a stream of Server-Sent Events; OpenAPI 3.1's `schema` of an
+# event stream describes one event.
+_SERVER_SENT_EVENT = {
+    "type": "object",
+    "description": "With follow=true: one Server-Sent Event. Unnamed events carry an item "
+    "(a log line, a job event) as JSON in `data`, with its sequence number as `id`; the "
+    "stream ends with an `end` event (the job's final status) or a `revoked` one.",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string", "examples": ["message", "end", "revoked"]},
+        "id": {"type": "string"},
+        "data": {"type": "string", "description": "JSON"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -87,40 +115,51 @@ def _responses(operation: Operation) -> dict[str, Any]:
         success: dict[str, Any] = {"description": operation.summary}
         responses: dict[str, Any] = {"204": success}
         return _add_errors(responses, operation)
+    if operation.enveloped:
+        body: dict[str, Any] = {
+            "type": "object",
+            "required": ["success", "data"],
+            "properties": {"success": {"const": True}, "data": data},
+            "additionalProperties": False,
+        }
+        if operation.meta is not None:
+            body["required"].append("meta")
+            body["properties"]["meta"] = _ref(operation.meta)
+    else:
+        body = data
     success = {
         "description": operation.summary,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["success", "data"],
-                    "properties": {
-                        "success": {"const": True},
-                        "data": data,
-                        "meta": {"type": "object"},
-                    },
-                }
-            }
-        },
+        "content": {"application/json": {"schema": body}},
     }
     if operation.query is not None and "follow" in operation.query.model_fields:
-        success["content"]["text/event-stream"] = {
-            "schema": {"type": "string", "description": "With follow=true: Server-Sent Events"}
-        }
+        success["content"]["text/event-stream"] = {"schema": _SERVER_SENT_EVENT}
     responses = {str(operation.status): success}
     return _add_errors(responses, operation)
 
 
-def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, Any]:
-    error_types: list[type[errors.GatewayError]] = [*operation.errors, errors.InternalError]
+def error_types(operation: Operation) -> list[type[errors.GatewayError]]:
+    """Every error the operation can answer: those it declares, and those that follow from
+    its shape (a body, a query, a key, the database), each once, by status."""
+    found: list[type[errors.GatewayError]] = [*operation.errors, errors.InternalError]
+    if operation.request is not None:
+        # Bodies are JSON, bounded in size (app.body_limit), and checked field by field.
+        found += [errors.ValidationError, errors.UnsupportedMediaType, errors.PayloadTooLarge]
+    if operation.query is not None:
+        found += [errors.ValidationError]
     if operation.idempotent:
-        error_types += [errors.IdempotencyKeyReused]
+        found += [errors.IdempotencyKeyReused]
     if operation.scopes:
         # Every request with a key counts against its rate (app.rate_limits).
-        error_types += [errors.Unauthorized, errors.Forbidden, errors.RateLimitExceeded]
+        found += [errors.Unauthorized, errors.Forbidden, errors.RateLimitExceeded]
     elif operation.any_key:
-        error_types += [errors.Unauthorized, errors.RateLimitExceeded]
-    for error_type in sorted(error_types, key=lambda e: e.status_code):
+        found += [errors.Unauthorized, errors.RateLimitExceeded]
+    if operation.uses_database:
+        found += [errors.ServiceUnavailable]
+    return sorted(dict.fromkeys(found), key=lambda e: e.status_code)
+
+
+def _add_errors(responses: dict[str, Any], operation: Operation) -> dict[str, Any]:
+    for error_type in error_types(operation):
         entry = responses.setdefault(
             str(error_type.status_code),
             {
@@ -147,6 +186,7 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     declared = list(operations(routes))
     request_models = [op.request for _, op in declared if op.request is not None]
     response_models = [op.response for _, op in declared if op.response is not None]
+    response_models += [op.meta for _, op in declared if op.meta is not None]
     _, generated = models_json_schema(
         [(model, "validation") for model in request_models]
         + [(model, "serialization") for model in response_models],

@@ -91,3 +91,9 @@ class Pagination(BaseModel):
     limit: int
     pages: int
     next_cursor: str | None = None
+
+
+class ListMeta(BaseModel):
+    """`meta` of a listing."""
+
+    pagination: Pagination

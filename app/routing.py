@@ -40,13 +40,19 @@ class Operation:
     request: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     list_response: bool = False
+    # The envelope's `meta`, when the operation answers one (a listing's pagination).
+    meta: type[BaseModel] | None = None
     errors: tuple[type[GatewayError], ...] = ()
     # Takes an Idempotency-Key header.
     idempotent: bool = False
     # Needs a valid API key, with whatever scopes (when `scopes` is empty).
     any_key: bool = False
-    # False only for what the document cannot usefully describe (the document itself).
+    # False only for what the document should not describe.
     documented: bool = True
+    # Answers 503 SERVICE_UNAVAILABLE while the database cannot be reached.
+    uses_database: bool = True
+    # False: `response` is the body itself, not the {"success", "data"} envelope's data.
+    enveloped: bool = True
 
 
 class ApiRoute(Route):

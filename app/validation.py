@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pydantic
+from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 
 from app import errors
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+def _integral(value: Any) -> Any:
+    """1000.0 -> 1000: JSON has numbers, not integers, so a whole number written with a
+    fraction is that integer; 1000.5 is refused, naming the field."""
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise PydanticCustomError(
+            "int_from_float", "Input should be a whole number, got {value}", {"value": value}
+        )
+    return value
+
+
+# Every integer field of a request body (strict models refuse floats, even 1000.0, otherwise).
+Integer = Annotated[int, pydantic.BeforeValidator(_integral)]
 
 
 def field_path(location: tuple[int | str, ...]) -> str:

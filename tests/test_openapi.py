@@ -81,12 +81,8 @@ class TestRouteTable:
 
         assert _served(app) - _declared_undocumented(app) == documented
 
-    async def test_only_the_document_itself_and_the_health_probe_are_undocumented(
-        self, settings: Settings
-    ) -> None:
-        undocumented = _declared_undocumented(create_app(settings))
-
-        assert undocumented == {(f"{API}/openapi.json", "GET"), (f"{API}/health", "GET")}
+    async def test_every_declared_operation_is_documented(self, settings: Settings) -> None:
+        assert _declared_undocumented(create_app(settings)) == set()
 
     @pytest.mark.parametrize(
         ("path", "method", "scopes"),
@@ -138,3 +134,51 @@ async def test_request_schema_is_the_validating_model(app_client: httpx.AsyncCli
     assert set(create["responses"]) >= {"201", "400", "401", "403", "413", "415", "500"}
     cancel = document["paths"][f"{API}/jobs/{{job_id}}/cancel"]["post"]
     assert "JOB_ALREADY_FINISHED" in cancel["responses"]["409"]["description"]
+
+
+class TestCompleteness:
+    """Every status a route can answer is in its responses, with a typed body."""
+
+    def test_post_jobs_documents_every_status_it_can_answer(self) -> None:
+        responses = openapi.document(API_ROUTES)["paths"][f"{API}/jobs"]["post"]["responses"]
+        assert set(responses) == {
+            "201", "400", "401", "402", "403", "413", "415", "422", "429", "500", "503"
+        }  # fmt: skip
+        assert responses["503"]["description"] == "PROVIDER_UNAVAILABLE, SERVICE_UNAVAILABLE"
+        assert "QUOTA_EXCEEDED" in responses["403"]["description"]
+
+    def test_keyed_operations_document_429_and_database_ones_503(self) -> None:
+        paths = openapi.document(API_ROUTES)["paths"]
+        for path, operations in paths.items():
+            for method, spec in operations.items():
+                responses = spec["responses"]
+                if "security" in spec:
+                    assert "429" in responses, (method, path)
+                if path != f"{API}/openapi.json":
+                    assert "SERVICE_UNAVAILABLE" in responses["503"]["description"], (method, path)
+
+    def test_health_and_the_document_itself_are_described(self) -> None:
+        paths = openapi.document(API_ROUTES)["paths"]
+        health = paths[f"{API}/health"]["get"]
+        assert "security" not in health
+        body = health["responses"]["200"]["content"]["application/json"]["schema"]
+        assert body["properties"]["data"] == {"$ref": "#/components/schemas/HealthStatus"}
+        assert set(health["responses"]) == {"200", "500", "503"}
+        document = paths[f"{API}/openapi.json"]["get"]["responses"]["200"]
+        schema = document["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/OpenApiDocument"}
+
+    def test_meta_is_typed(self) -> None:
+        document = openapi.document(API_ROUTES)
+        listing = document["paths"][f"{API}/jobs"]["get"]["responses"]["200"]
+        envelope = listing["content"]["application/json"]["schema"]
+        assert envelope["properties"]["meta"] == {"$ref": "#/components/schemas/ListMeta"}
+        assert "meta" in envelope["required"]
+        assert envelope["additionalProperties"] is False
+        pagination = document["components"]["schemas"]["Pagination"]
+        assert {"total", "page", "limit", "pages"} <= set(pagination["required"])
+        metrics = document["paths"][f"{API}/jobs/{{job_id}}/metrics"]["get"]["responses"]["200"]
+        schema = metrics["content"]["application/json"]["schema"]
+        assert schema["properties"]["meta"] == {"$ref": "#/components/schemas/MetricsMeta"}
+        single = document["paths"][f"{API}/jobs/{{job_id}}"]["get"]["responses"]["200"]
+        assert "meta" not in single["content"]["application/json"]["schema"]["properties"]

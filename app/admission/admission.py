@@ -17,6 +17,7 @@ from app.admission import placement
 from app.admission.placement import Candidate, Verdict
 from app.admission.providers import ProviderSet
 from providers.base import Provider
+from providers.errors import ProviderError
 from providers.registry import AUTO
 from providers.types import Health, Quote, WorkloadSpec
 
@@ -25,8 +26,9 @@ from providers.types import Health, Quote, WorkloadSpec
 class Admission:
     """A spec a provider will take. `provider` is where it goes: the one the job names, or,
     for `"provider": "auto"`, the candidate chosen now (the engine compares again when it
-    places the job). `quote` and `candidates` are what the comparison found (auto only: a
-    named provider is quoted by the engine at submission)."""
+    places the job). `quote` is the price the job is created with (cost.projected): the
+    chosen candidate's, or the named provider's (None when it gave none in time; the engine
+    quotes again when it submits the job). `candidates` are what an auto comparison found."""
 
     spec: WorkloadSpec
     provider: str
@@ -59,13 +61,9 @@ async def admit(providers: ProviderSet, spec: WorkloadSpec) -> Admission:
         return Admission(spec, chosen.provider, chosen.quote, tuple(candidates))
     adapter = providers.get(name)
     if adapter is None:
-        raise errors.ProviderUnavailable(
-            f"Provider {name!r} is not available in this gateway yet: no adapter is installed."
-        )
-    health = await ask_health(providers, adapter)
-    if not health.healthy:
-        state = "unavailable" if health.configured else "not configured"
-        raise errors.ProviderUnavailable(f"Provider {name!r} is {state}: {health.reason}")
+        raise _unavailable(name, "not available in this gateway yet: no adapter is installed")
+    # What the provider can run is known without asking it: a spec it can never run is a
+    # 400 whatever its health (a template is stored on this alone).
     refusals = adapter.check(spec)
     if refusals:
         raise errors.ValidationError(
@@ -75,4 +73,26 @@ async def admit(providers: ProviderSet, spec: WorkloadSpec) -> Admission:
                 for r in refusals
             ],
         )
-    return Admission(spec, name)
+    health = await ask_health(providers, adapter)
+    if not health.healthy:
+        state = "unavailable" if health.configured else "not configured"
+        raise _unavailable(name, f"{state}: {health.reason}")
+    return Admission(spec, name, await _ask_quote(providers, adapter, spec))
+
+
+def _unavailable(name: str, why: str) -> errors.ProviderUnavailable:
+    """503 naming the `provider` field (a batch names it jobs[i].provider)."""
+    return errors.ProviderUnavailable(
+        f"Provider {name!r} is {why}",
+        [{"field": "provider", "message": f"{name} is {why}", "type": "provider_unavailable"}],
+    )
+
+
+async def _ask_quote(providers: ProviderSet, adapter: Provider, spec: WorkloadSpec) -> Quote | None:
+    """The named provider's price for `spec`, or None when it gives none within the timeout
+    (the job is still admitted: its projection waits for the engine's quote)."""
+    try:
+        async with asyncio.timeout(providers.timeout):
+            return await adapter.quote(spec)
+    except (TimeoutError, ProviderError):
+        return None

@@ -7,7 +7,7 @@ from decimal import Decimal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import database, envelope, errors, validation
+from app import database, envelope, errors, pagination, validation
 from app.accounts import budgets
 from app.accounts import service as accounts
 from app.auth.requests import require_scope
@@ -95,6 +95,7 @@ routes = [
             scopes=(Scope.JOBS_READ,),
             response=schemas.BatchSummary,
             list_response=True,
+            meta=pagination.ListMeta,
             query=schemas.BatchListQuery,
             errors=(errors.ValidationError,),
         ),

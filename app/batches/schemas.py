@@ -10,9 +10,12 @@ from pydantic.alias_generators import to_camel
 from app.envelope import Timestamp
 from app.jobs.lifecycle import JobStatus
 from app.jobs.schemas import JobSpec
+from app.validation import Integer
 
 MAX_BATCH_JOBS = 1000
 MAX_CONCURRENCY = 100
+# Without `concurrency`, a batch runs at most this many of its jobs at once.
+DEFAULT_CONCURRENCY = 10
 
 
 class BatchCreate(BaseModel):
@@ -25,10 +28,12 @@ class BatchCreate(BaseModel):
         max_length=MAX_BATCH_JOBS,
         description=f"1 to {MAX_BATCH_JOBS} job specifications, each as POST /jobs takes it.",
     )
-    concurrency: int = Field(
+    concurrency: Integer = Field(
+        default=DEFAULT_CONCURRENCY,
         ge=1,
         le=MAX_CONCURRENCY,
-        description=f"At most this many of the batch's jobs run at once (1 to {MAX_CONCURRENCY}).",
+        description=f"At most this many of the batch's jobs run at once (1 to {MAX_CONCURRENCY}; "
+        f"default {DEFAULT_CONCURRENCY}).",
     )
 
 

@@ -21,27 +21,42 @@ from app.jobs.record import JobRecord
 
 async def admit_batch(providers: ProviderSet, body: schemas.BatchCreate) -> list[Admission]:
     """Every job is admitted as POST /jobs admits it before any is stored (all asked at once,
-    each within the provider timeout); one that cannot run fails the whole batch with a 400
-    naming each bad job by its index and field."""
+    each within the provider timeout); one that cannot run fails the whole batch, naming each
+    bad job by its index and field: 400 when a job is invalid for its provider, else 503 when
+    a job's provider is unavailable or not configured (`jobs[i].provider`)."""
     answers = await asyncio.gather(
         *(jobs_service.admit(providers, spec) for spec in body.jobs), return_exceptions=True
     )
     admitted: list[Admission] = []
     problems: list[dict[str, Any]] = []
+    unavailable: list[dict[str, Any]] = []
     for index, answer in enumerate(answers):
         if isinstance(answer, errors.ValidationError):
-            problems += [{**d, "field": f"jobs[{index}].{d['field']}"} for d in answer.details]
+            problems += _indexed(index, answer)
+        elif isinstance(answer, errors.ProviderUnavailable):
+            unavailable += _indexed(index, answer)
         elif isinstance(answer, BaseException):
             raise answer
         else:
             admitted.append(answer)
-    if problems:
-        bad = len({problem["field"].split(".", 1)[0] for problem in problems})
-        raise errors.ValidationError(
-            f"{bad} of the batch's {len(body.jobs)} jobs cannot run; nothing was created.",
-            problems,
-        )
+    for error_type, found in (
+        (errors.ValidationError, problems),
+        (errors.ProviderUnavailable, unavailable),
+    ):
+        if found:
+            bad = len({problem["field"].split(".", 1)[0] for problem in found})
+            raise error_type(
+                f"{bad} of the batch's {len(body.jobs)} jobs cannot run"
+                f"{'' if error_type is errors.ValidationError else ' now'}; nothing was created.",
+                found,
+            )
     return admitted
+
+
+def _indexed(index: int, error: errors.GatewayError) -> list[dict[str, Any]]:
+    """The error's details with each field under jobs[index] (`provider` when it has none)."""
+    details = error.details or [{"field": "provider", "message": error.message}]
+    return [{**detail, "field": f"jobs[{index}].{detail['field']}"} for detail in details]
 
 
 async def create_batch(

@@ -24,7 +24,7 @@ from app.jobs.record import JobRecord
 from providers import log_limits
 from providers.base import Provider
 from providers.errors import HandleNotFound
-from providers.types import FailureReason, Handle, LogBatch, LogLine, Quote
+from providers.types import FailureReason, Handle, LogBatch, LogLine
 
 T = TypeVar("T")
 
@@ -164,22 +164,8 @@ async def fail(
     await record(ctx, job_id, step)
 
 
-def price_changes(quote: Quote, duration: int) -> dict[str, Any]:
-    """The job's price columns from a quote: the one taken at submission, or the price the
-    network settled on later (an accepted bid)."""
-    native = quote.native
-    return {
-        "usd_per_hour": quote.usd_per_hour,
-        "cost_projected": round(quote.usd_per_hour * duration / 3600, 6),
-        "native_price": None
-        if native is None
-        else {
-            "denom": native.denom,
-            "amount": native.amount,
-            "unit": native.unit,
-            "unitsPerHour": native.units_per_hour,
-        },
-    }
+# The job's price columns from a quote (one place: app.jobs.service.price_changes).
+price_changes = jobs_service.price_changes
 
 
 async def stop_quietly(provider: Provider, handle: Handle) -> None:

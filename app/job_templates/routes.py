@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import database, envelope, errors, validation
+from app import database, envelope, errors, pagination, validation
 from app.accounts import budgets
 from app.accounts import service as accounts
 from app.auth.requests import require_scope
@@ -125,6 +125,7 @@ routes = [
             scopes=(Scope.TEMPLATES_READ,),
             response=schemas.Template,
             list_response=True,
+            meta=pagination.ListMeta,
             query=schemas.TemplateListQuery,
             errors=(errors.ValidationError,),
         ),
@@ -143,7 +144,6 @@ routes = [
                 errors.QuotaExceeded,
                 errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
-                errors.ProviderUnavailable,
             ),
         ),
     ),
@@ -170,7 +170,6 @@ routes = [
                 *_TEMPLATE_ERRORS,
                 errors.TemplateNameTaken,
                 errors.ProviderNotAllowed,
-                errors.ProviderUnavailable,
             ),
         ),
         Operation(

@@ -47,12 +47,16 @@ def _name_taken(name: str) -> errors.TemplateNameTaken:
 
 async def check_config(providers: ProviderSet, spec: job_schemas.JobSpec) -> None:
     """The admission POST /jobs asks of the providers (before any transaction opens), with
-    the fields named inside `config`."""
+    the fields named inside `config`: a config no provider can run is refused, but one whose
+    provider is down or not configured now is stored all the same (its health is asked when
+    a job is made from the template)."""
     try:
         await jobs_service.admit(providers, spec)
     except errors.ValidationError as exc:
         exc.details = [{**d, "field": f"config.{d['field']}"} for d in exc.details]
         raise
+    except errors.ProviderUnavailable:
+        pass
 
 
 async def create_template(

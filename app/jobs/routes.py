@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import database, envelope, errors, validation
+from app import database, envelope, errors, pagination, validation
 from app.accounts import budgets
 from app.accounts import service as accounts
 from app.auth.requests import require_scope
@@ -119,6 +119,7 @@ routes = [
             scopes=(Scope.JOBS_READ,),
             response=schemas.JobSummary,
             list_response=True,
+            meta=pagination.ListMeta,
             query=schemas.JobListQuery,
             errors=(errors.ValidationError,),
         ),
@@ -138,6 +139,7 @@ routes = [
                 errors.ProviderNotAllowed,
                 errors.UnsupportedMediaType,
                 errors.PayloadTooLarge,
+                errors.ProviderUnavailable,
             ),
             idempotent=True,
         ),

@@ -24,6 +24,7 @@ from app import pagination
 from app.envelope import Timestamp
 from app.jobs.lifecycle import JobStatus
 from app.quantities import format_bytes, parse_bytes
+from app.validation import Integer
 from providers import available_providers
 from providers.registry import AUTO
 
@@ -101,7 +102,7 @@ Quantity = Annotated[str, StringConstraints(max_length=32)]
 
 
 class Port(_Strict):
-    port: int = Field(ge=1, le=65535, description="Container port.")
+    port: Integer = Field(ge=1, le=65535, description="Container port.")
     expose: bool = Field(default=False, description="Publish the port outside the workload.")
     protocol: Literal["tcp", "udp"] = "tcp"
 
@@ -136,7 +137,7 @@ ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}
 class Gpu(_Strict):
     """GPUs the job needs. Providers that cannot provide GPUs refuse such a job with a 400."""
 
-    count: int = Field(default=1, ge=1, le=16, description="GPUs per job.")
+    count: Integer = Field(default=1, ge=1, le=16, description="GPUs per job.")
     model: str | None = Field(
         default=None,
         min_length=1,
@@ -222,14 +223,18 @@ class JobSpec(JobConfig):
     image: Annotated[str, AfterValidator(_image_reference)] = Field(
         description="Container image reference, e.g. nginx:alpine."
     )
-    cpu: int = Field(ge=1, le=MAX_CPU_MILLICORES, description="CPU in millicores (1000 = 1 CPU).")
+    cpu: Integer = Field(
+        ge=1, le=MAX_CPU_MILLICORES, description="CPU in millicores (1000 = 1 CPU)."
+    )
     memory: Annotated[Quantity, _quantity_between(MIN_MEMORY_BYTES, MAX_MEMORY_BYTES)] = Field(
         description="Memory, e.g. 512Mi or 2Gi."
     )
     storage: Annotated[Quantity, _quantity_between(MIN_STORAGE_BYTES, MAX_STORAGE_BYTES)] = Field(
         description="Ephemeral storage, e.g. 1Gi."
     )
-    duration: int = Field(ge=1, le=MAX_DURATION_SECONDS, description="Maximum run time in seconds.")
+    duration: Integer = Field(
+        ge=1, le=MAX_DURATION_SECONDS, description="Maximum run time in seconds."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from app.observability import metrics as observability_metrics
 from app.webhooks import service as webhooks_service
 from providers import available_providers
 from providers.registry import AUTO
+from providers.types import Quote
 
 _TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
 
@@ -140,6 +141,24 @@ def job_document(spec: schemas.JobSpec, job_id: str) -> dict[str, Any]:
     }
 
 
+def price_changes(quote: Quote, duration: int) -> dict[str, Any]:
+    """The job's price columns from a quote: the one taken at creation or submission, or the
+    price the network settled on later (an accepted bid)."""
+    native = quote.native
+    return {
+        "usd_per_hour": quote.usd_per_hour,
+        "cost_projected": round(quote.usd_per_hour * duration / 3600, 6),
+        "native_price": None
+        if native is None
+        else {
+            "denom": native.denom,
+            "amount": native.amount,
+            "unit": native.unit,
+            "unitsPerHour": native.units_per_hour,
+        },
+    }
+
+
 async def create_job(
     connection: AsyncConnection,
     account_id: str,
@@ -154,7 +173,8 @@ async def create_job(
 ) -> schemas.Job:
     """Store an admitted job with its `created` event and webhook deliveries; the template or
     the batch it came from, if any; the key that submitted it and the cost it holds against
-    its budgets while unfinished (app.accounts.budgets)."""
+    its budgets while unfinished (app.accounts.budgets). `cost.projected` is the admission's
+    quote (the chosen provider's, for auto) from the start."""
     config = spec.model_dump(
         mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
     )
@@ -177,6 +197,7 @@ async def create_job(
             "batch_index": batch_index,
             "api_key_id": api_key_id,
             "cost_reserved": cost_reserved,
+            **(price_changes(admitted.quote, spec.duration) if admitted.quote else {}),
         },
     )
     await _publish(connection, row, EVENT_FOR[JobStatus.PENDING], row["created_at"])

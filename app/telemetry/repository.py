@@ -41,7 +41,9 @@ _BUCKETS = sa.text(
                min(network_tx_bytes) AS tx_first, max(network_tx_bytes) AS tx_last
         FROM metric_samples
         WHERE job_id = :job_id
-          AND timestamp >= now() - CAST(:period AS interval)
+          AND timestamp >= date_bin(CAST(:resolution AS interval), now(),
+                                    TIMESTAMPTZ '2000-01-01')
+                           - CAST(:period AS interval) + CAST(:resolution AS interval)
         GROUP BY bucket
     )
     SELECT bucket, cpu, memory,
@@ -58,7 +60,10 @@ async def metric_buckets(
     connection: AsyncConnection, job_id: str, *, period: timedelta, resolution: timedelta
 ) -> Sequence[RowMapping]:
     """Samples averaged per bucket (cpu, memory) and bytes moved per bucket (network);
-    network counters are cumulative, so a bucket's traffic is the rise since the last one."""
+    network counters are cumulative, so a bucket's traffic is the rise since the last one.
+
+    The window is the last period / resolution buckets, the current one included, so the
+    series never has more points than that."""
     result = await connection.execute(
         _BUCKETS, {"job_id": job_id, "period": period, "resolution": resolution}
     )

@@ -57,7 +57,7 @@ async def get_metrics(request: Request) -> Response:
             connection,
             job.id,
             period=schemas.PERIODS[query.period],
-            resolution=schemas.RESOLUTIONS[query.resolution],
+            resolution=query.bucket,
         )
 
     def series(key: str) -> list[schemas.Point]:
@@ -72,7 +72,8 @@ async def get_metrics(request: Request) -> Response:
         memory=series("memory"),
         network=schemas.Network(rx=series("rx"), tx=series("tx")),
     )
-    return envelope.ok(metrics)
+    meta = schemas.MetricsMeta(period=query.period, resolution=schemas.duration_text(query.bucket))
+    return envelope.ok(metrics, meta=meta.model_dump())
 
 
 routes = [
@@ -103,6 +104,7 @@ routes = [
             "Read a job's resource use",
             scopes=(Scope.JOBS_READ,),
             response=schemas.Metrics,
+            meta=schemas.MetricsMeta,
             query=schemas.MetricQuery,
             errors=(errors.ValidationError, errors.JobNotFound),
         ),

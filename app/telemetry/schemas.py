@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.envelope import Timestamp
 
 MAX_LOG_LINES = 10_000
-MAX_METRIC_POINTS = 2_000
+# The most points one series of GET /jobs/{id}/metrics answers: a week at 5 minutes. A finer
+# resolution than a period allows is coarsened to period / MAX_METRIC_POINTS (7d at 1m -> 5m).
+MAX_METRIC_POINTS = 2_016
 
 PERIODS = {
     "1h": timedelta(hours=1),
@@ -63,20 +65,40 @@ class Logs(BaseModel):
 class MetricQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    period: Literal["1h", "6h", "24h", "7d"] = "1h"
-    resolution: Literal["1m", "5m", "1h"] = "1m"
+    period: Literal["1h", "6h", "24h", "7d"] = Field(
+        default="1h", description="How far back from now the series reach."
+    )
+    resolution: Literal["1m", "5m", "1h"] = Field(
+        default="1m",
+        description=f"The width of each point; coarsened where the period would have more "
+        f"than {MAX_METRIC_POINTS} points (7d at 1m answers 5-minute points; "
+        "meta.resolution says which).",
+    )
 
-    @model_validator(mode="after")
-    def _bounded(self) -> MetricQuery:
-        points = PERIODS[self.period] / RESOLUTIONS[self.resolution]
-        if points > MAX_METRIC_POINTS:
-            raise ValueError(
-                f"{self.period} at {self.resolution} is {int(points)} points; the most is "
-                f"{MAX_METRIC_POINTS}: choose a coarser resolution"
-            )
-        if RESOLUTIONS[self.resolution] > PERIODS[self.period]:
-            raise ValueError("the resolution must not be longer than the period")
-        return self
+    @property
+    def bucket(self) -> timedelta:
+        """The width of a point: the resolution asked for, or coarser to stay in bounds."""
+        return max(RESOLUTIONS[self.resolution], PERIODS[self.period] / MAX_METRIC_POINTS)
+
+
+def duration_text(width: timedelta) -> str:
+    """timedelta(minutes=5) -> "5m" (whole hours as "h", whole minutes as "m", else "s")."""
+    seconds = int(width.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+class MetricsMeta(BaseModel):
+    """`meta` of GET /jobs/{id}/metrics: the window and the width of the points answered."""
+
+    period: str = Field(description="The period asked for (or the default).")
+    resolution: str = Field(
+        description="The width of each point answered: the resolution asked for, or coarser "
+        f"where it would give more than {MAX_METRIC_POINTS} points."
+    )
 
 
 class Point(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import database, envelope, errors, validation
+from app import database, envelope, errors, pagination, validation
 from app.accounts import service as accounts
 from app.auth.requests import require_scope
 from app.auth.scopes import Scope
@@ -130,6 +130,7 @@ routes = [
             scopes=(Scope.WEBHOOKS_READ,),
             response=schemas.Endpoint,
             list_response=True,
+            meta=pagination.ListMeta,
             query=schemas.ListQuery,
             errors=(errors.ValidationError,),
         ),
@@ -212,6 +213,7 @@ routes = [
             scopes=(Scope.WEBHOOKS_READ,),
             response=schemas.Delivery,
             list_response=True,
+            meta=pagination.ListMeta,
             query=schemas.DeliveryQuery,
             errors=_WEBHOOK_ERRORS,
         ),

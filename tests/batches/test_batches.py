@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.application import create_app
-from app.batches.schemas import MAX_BATCH_JOBS, MAX_CONCURRENCY
+from app.batches.schemas import DEFAULT_CONCURRENCY, MAX_BATCH_JOBS, MAX_CONCURRENCY
 from app.jobs.lifecycle import JobStatus
 from app.settings import Settings
 from tests.factories import API, Keys, job_spec, move_job
@@ -143,6 +143,39 @@ class TestSubmitBatch:
         assert "nothing was created" in response.json()["error"]["message"]
         assert await stored(db, "jobs") == 0
 
+    async def test_concurrency_is_optional(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(BATCH, json={"jobs": [job_spec(), job_spec()]})
+        assert response.status_code == 201, response.text
+        assert response.json()["data"]["concurrency"] == DEFAULT_CONCURRENCY == 10
+        batch_id = response.json()["data"]["batchId"]
+        batch = (await client.get(f"{BATCH}/{batch_id}")).json()["data"]
+        assert batch["concurrency"] == DEFAULT_CONCURRENCY
+
+    async def test_integral_numbers_are_integers(self, client: httpx.AsyncClient) -> None:
+        jobs = [job_spec(cpu=1000.0, duration=3600.0)]
+        response = await client.post(BATCH, json={"jobs": jobs, "concurrency": 2.0})
+        assert response.status_code == 201, response.text
+        assert response.json()["data"]["concurrency"] == 2
+        job_id = response.json()["data"]["jobIds"][0]
+        job = (await client.get(f"{API}/jobs/{job_id}")).json()["data"]
+        assert (job["cpu"], job["duration"]) == (1000, 3600)
+
+    async def test_a_job_whose_provider_is_not_configured_is_named(
+        self, client: httpx.AsyncClient, db: AsyncEngine
+    ) -> None:
+        # No CORTEX_AKASH_API_KEY in the tests' settings: akash is not configured.
+        jobs = [job_spec(), job_spec(provider="akash"), job_spec()]
+
+        response = await client.post(BATCH, json={"jobs": jobs})
+
+        assert response.status_code == 503
+        error = response.json()["error"]
+        assert error["code"] == "PROVIDER_UNAVAILABLE"
+        assert fields(response) == ["jobs[1].provider"]
+        assert "not configured" in error["details"][0]["message"]
+        assert "nothing was created" in error["message"]
+        assert await stored(db, "jobs") == 0
+
     @pytest.mark.parametrize(
         ("body", "field"),
         [
@@ -151,7 +184,7 @@ class TestSubmitBatch:
             ({"jobs": [job_spec()], "concurrency": 0}, "concurrency"),
             ({"jobs": [job_spec()], "concurrency": MAX_CONCURRENCY + 1}, "concurrency"),
             ({"jobs": [job_spec()], "concurrency": "2"}, "concurrency"),
-            ({"jobs": [job_spec()]}, "concurrency"),
+            ({"jobs": [job_spec()], "concurrency": 1.5}, "concurrency"),
             ({"concurrency": 1}, "jobs"),
             ({"jobs": [job_spec()], "concurrency": 1, "priority": 1}, "priority"),
         ],

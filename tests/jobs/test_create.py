@@ -88,11 +88,16 @@ class TestCreateJob:
     async def test_a_network_without_an_adapter_answers_503(
         self, client: httpx.AsyncClient, provider: str
     ) -> None:
-        response = await client.post(f"{API}/jobs", json=job_spec(provider=provider))
+        # A spec the network could run (Golem needs an absolute command, Render runs the
+        # image's own): what it cannot run is a 400 whatever its health.
+        command = ["/bin/sh", "-c", "true"] if provider == "golem" else None
+        spec = job_spec(provider=provider, command=command)
+        response = await client.post(f"{API}/jobs", json=spec)
         assert response.status_code == 503
         error = response.json()["error"]
         assert error["code"] == "PROVIDER_UNAVAILABLE"
         assert provider in error["message"]
+        assert [detail["field"] for detail in error["details"]] == ["provider"]
         listing = await client.get(f"{API}/jobs")
         assert listing.json()["meta"]["pagination"]["total"] == 0
 
@@ -163,6 +168,33 @@ class TestCreateJob:
             "message": "field required",
             "type": "missing",
         }
+
+    async def test_integral_numbers_are_taken_as_integers(self, client: httpx.AsyncClient) -> None:
+        spec = job_spec(cpu=1000.0, duration=3600.0, ports=[{"port": 80.0, "expose": True}])
+        response = await client.post(f"{API}/jobs", json=spec)
+        assert response.status_code == 201, response.text
+        job = response.json()["data"]
+        assert (job["cpu"], job["duration"], job["config"]["ports"][0]["port"]) == (1000, 3600, 80)
+        assert isinstance(job["cpu"], int) and isinstance(job["duration"], int)
+
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"cpu": 1000.5}, "cpu"),
+            ({"duration": 3600.25}, "duration"),
+            ({"ports": [{"port": 80.5}]}, "ports[0].port"),
+            ({"gpu": {"count": 1.5}}, "gpu.count"),
+        ],
+    )
+    async def test_fractional_numbers_are_refused_where_integers_go(
+        self, client: httpx.AsyncClient, change: dict[str, Any], field: str
+    ) -> None:
+        response = await client.post(f"{API}/jobs", json=job_spec(**change))
+        assert response.status_code == 400
+        [detail] = response.json()["error"]["details"]
+        assert detail["field"] == field
+        assert detail["type"] == "int_from_float"
+        assert detail["message"].startswith("Input should be a whole number, got ")
 
     async def test_reports_every_bad_field_at_once(self, client: httpx.AsyncClient) -> None:
         response = await client.post(

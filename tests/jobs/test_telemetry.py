@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import database
 from app.engine import repository
+from app.telemetry.schemas import PERIODS, RESOLUTIONS
 from providers.types import LogLine, MetricSample
 from tests.factories import API, Keys, seed_jobs
 
@@ -96,12 +99,58 @@ class TestMetrics:
         data = (await client.get(f"{API}/jobs/{job_id}/metrics")).json()["data"]
         assert data == {"cpu": [], "memory": [], "network": {"rx": [], "tx": []}}
 
+    @pytest.mark.parametrize("period", ["1h", "6h", "24h", "7d"])
+    @pytest.mark.parametrize("resolution", ["1m", "5m", "1h", None])
+    async def test_every_period_with_every_resolution(
+        self, client: httpx.AsyncClient, job_id: str, period: str, resolution: str | None
+    ) -> None:
+        params = {"period": period} | ({"resolution": resolution} if resolution else {})
+        response = await client.get(f"{API}/jobs/{job_id}/metrics", params=params)
+        assert response.status_code == 200, response.text
+        points = PERIODS[period] / RESOLUTIONS[resolution or "1m"]
+        expected = resolution or "1m" if points <= 2016 else "5m"
+        assert response.json()["meta"] == {"period": period, "resolution": expected}
+
+    async def test_a_week_at_one_minute_is_at_most_2016_points(
+        self, client: httpx.AsyncClient, db: AsyncEngine, job_id: str
+    ) -> None:
+        # A sample every minute for a week (and some before it), stored in one statement.
+        async with database.transaction(db) as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO metric_samples (job_id, timestamp, cpu_millicores,"
+                    " memory_bytes, network_rx_bytes, network_tx_bytes)"
+                    " SELECT :job_id, now() - n * interval '1 minute', n, n, 0, 0"
+                    " FROM generate_series(0, 10200) AS n"
+                ),
+                {"job_id": job_id},
+            )
+
+        response = await client.get(f"{API}/jobs/{job_id}/metrics?period=7d")
+
+        assert response.status_code == 200
+        body = response.json()
+        assert body["meta"] == {"period": "7d", "resolution": "5m"}
+        for series in (body["data"]["cpu"], body["data"]["memory"], body["data"]["network"]["rx"]):
+            assert len(series) == 2016
+        stamps = [datetime.fromisoformat(p["timestamp"]) for p in body["data"]["cpu"]]
+        assert {b - a for a, b in itertools.pairwise(stamps)} == {timedelta(minutes=5)}
+
     @pytest.mark.parametrize(
-        "query",
-        ["period=2h", "resolution=10s", "period=7d&resolution=1m", "period=1h&resolution=1h&x=1"],
+        ("query", "field"),
+        [
+            ("period=2h", "period"),
+            ("period=30d&resolution=1m", "period"),
+            ("resolution=10s", "resolution"),
+            ("period=7d&resolution=1d", "resolution"),
+            ("period=1h&resolution=1h&x=1", "x"),
+        ],
     )
-    async def test_unsupported_values_are_400(
-        self, client: httpx.AsyncClient, job_id: str, query: str
+    async def test_unsupported_values_are_400_naming_the_field(
+        self, client: httpx.AsyncClient, job_id: str, query: str, field: str
     ) -> None:
         response = await client.get(f"{API}/jobs/{job_id}/metrics?{query}")
         assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["code"] == "VALIDATION_ERROR"
+        assert [detail["field"] for detail in error["details"]] == [field]
