@@ -208,6 +208,12 @@ class Settings(BaseSettings):
     # (one `logs_truncated` event says how many when the job ends).
     log_max_bytes_per_job: int = Field(default=10 * 1024 * 1024, gt=0, description="bytes")
 
+    # At most one `progress` event (and `job.progress` webhook) per job per this many seconds;
+    # the last change within an interval follows once it has passed (app/jobs/progress.py).
+    progress_event_interval: float = Field(
+        default=5.0, ge=0.1, le=3600, description="seconds between a job's progress events"
+    )
+
     # Retention (app/retention.py): how long rows are kept, as durations (`30d`, `12h`, `90s`;
     # `0` or `off` keeps them forever), and how often the background pruning runs.
     retention_logs: float = Field(default=30 * DAY, ge=0, description="log lines of ended jobs")

@@ -163,6 +163,11 @@ class WorkloadStatus:
     # The price the network actually charges, once it is known (an accepted bid), when it
     # differs from the quote taken at submission.
     price: Quote | None = None
+    # While the workload waits to run (PENDING, STARTING): what the network is doing about it,
+    # in a short sentence built from the network's own answers ("waiting for bids: 3 so far,
+    # cheapest 950 uact/block", "pulling image"). The gateway shows it as the job's
+    # statusMessage until the workload runs; None: nothing to say.
+    waiting: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.accounts import budgets
 from app.admission.workload import workload_spec
 from app.engine import auto, repository, retry, steps
+from app.jobs import progress
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
@@ -177,14 +178,12 @@ async def follow(
             batch=merged,
         )
         return steps.Progress.ENDED
-    quiet = _nothing_new(row, status, handle, batch)
+    quiet = _nothing_new(row, status, handle, batch) and not _progress_due(ctx, row, status)
     if quiet and metric is None:
         return steps.Progress.QUIET
 
     async def step(connection: AsyncConnection, current: JobRecord) -> bool:
-        return await _record_status(
-            connection, current, status, handle, batch, metric, ctx.log_max_bytes
-        )
+        return await _record_status(ctx, connection, current, status, handle, batch, metric)
 
     ended = await steps.record(ctx, row.id, step)
     if ended:
@@ -209,6 +208,13 @@ def _nothing_new(
     if status.state is WorkloadState.RUNNING:
         return row.status == JobStatus.RUNNING and row.endpoints == _endpoints(status)
     return status.state in (WorkloadState.PENDING, WorkloadState.STARTING, WorkloadState.UNKNOWN)
+
+
+def _progress_due(ctx: steps.Context, row: JobRecord, status: WorkloadStatus) -> bool:
+    """The job's status message or a throttled progress event has something to write."""
+    return progress.waiting_changed(row, status) or progress.flush_is_due(
+        row, ctx.progress_interval
+    )
 
 
 def _ending(
@@ -262,18 +268,24 @@ def _stored_size(line: str) -> int:
 
 
 async def _record_status(
+    ctx: steps.Context,
     connection: AsyncConnection,
     row: JobRecord,
     status: WorkloadStatus,
     handle: Handle,
     batch: LogBatch | None,
     metric: MetricSample | None,
-    log_max_bytes: int,
 ) -> bool:
     current = row.status
     if current.is_terminal:
         return True
-    changes = await steps.store_logs(connection, row, batch, log_max_bytes)
+    interval = ctx.progress_interval
+    row = await progress.note_waiting(connection, row, status, interval)
+    changes = await steps.store_logs(
+        connection, row, batch, ctx.log_max_bytes, progress_interval=interval
+    )
+    if progress.flush_is_due(row, interval):
+        await progress.flush_due(connection, row.id, interval)
     if metric is not None:
         await repository.add_metric(connection, row.id, metric)
     if handle != row.handle:
@@ -339,7 +351,9 @@ async def stop(ctx: steps.Context, row: JobRecord, provider: Provider) -> bool:
     async def step(connection: AsyncConnection, current: JobRecord) -> None:
         if current.status.is_terminal:
             return
-        changes = await steps.store_logs(connection, current, batch, ctx.log_max_bytes)
+        changes = await steps.store_logs(
+            connection, current, batch, ctx.log_max_bytes, progress_interval=ctx.progress_interval
+        )
         await steps.note_truncation(connection, current, changes)
         changes.update(endpoints=[], **steps.final_cost(current, datetime.now(UTC)))
         if budgets.stopped_for_budget(current):

@@ -65,6 +65,7 @@ class Engine:
             settings.metrics_interval,
             settings.log_max_bytes_per_job,
             submit_timeout=settings.engine_submit_timeout,
+            progress_interval=settings.progress_event_interval,
         )
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._pokes: dict[str, asyncio.Event] = {}

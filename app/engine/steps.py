@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app import database
 from app.admission.providers import ProviderSet
 from app.engine import repository
+from app.jobs import progress
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
@@ -42,6 +43,8 @@ class Context:
     log_max_bytes: int
     # Seconds a provider may stay unavailable to a pending job before the job fails.
     submit_timeout: float = 900.0
+    # At most one `progress` event per job per this many seconds (app.jobs.progress).
+    progress_interval: float = progress.DEFAULT_INTERVAL
 
 
 async def record(
@@ -78,13 +81,21 @@ def final_cost(row: JobRecord, ended_at: datetime) -> dict[str, Any]:
 
 
 async def store_logs(
-    connection: AsyncConnection, row: JobRecord, batch: LogBatch | None, max_bytes: int
+    connection: AsyncConnection,
+    row: JobRecord,
+    batch: LogBatch | None,
+    max_bytes: int,
+    *,
+    progress_interval: float = progress.DEFAULT_INTERVAL,
 ) -> dict[str, Any]:
     """Store the batch's lines until the job's stored log text reaches `max_bytes`; the rest
     are only counted. Returns the job's changed columns (cursor, sequence, counters), to be
     written in the same transaction as the lines."""
     if batch is None:
         return {}
+    # Control lines (`::cortex {...}`) set the job's progress: every network's lines pass
+    # here. They are stored as log lines too, like any other (even past the log's cap).
+    await progress.take_control_lines(connection, row, batch.lines, progress_interval)
     changes: dict[str, Any] = {"log_cursor": batch.cursor}
     if not batch.lines and not batch.dropped_lines:
         return changes
@@ -147,7 +158,9 @@ async def fail(
     async def step(connection: AsyncConnection, row: JobRecord) -> None:
         if row.status.is_terminal:
             return
-        changes = await store_logs(connection, row, batch, ctx.log_max_bytes)
+        changes = await store_logs(
+            connection, row, batch, ctx.log_max_bytes, progress_interval=ctx.progress_interval
+        )
         await note_truncation(connection, row, changes)
         changes["results"] = {
             **(row.results or {}),

@@ -26,6 +26,10 @@ _NOT_IN_SUMMARIES = (
     "batch_index",
     "submit_attempts",
     "submit_failing_since",
+    "output_url",
+    "progress_reported_at",
+    "progress_unsent",
+    "progress_events",
 )
 
 
@@ -50,6 +54,9 @@ class JobRecord:
     endpoints: list[dict[str, Any]]  # [{"port", "url"}] while it runs
     template_id: str | None
     batch_id: str | None
+    # What the workload reported (`::cortex` lines) or the gateway says while the job waits.
+    progress: int | None = None
+    status_message: str | None = None
     config: dict[str, Any] = field(default_factory=dict)  # the JobConfig fields, camelCase
     results: dict[str, Any] = field(default_factory=dict)
     # The engine's columns: the adapter's handle, whether the workload still holds anything,
@@ -65,6 +72,11 @@ class JobRecord:
     batch_index: int | None = None
     submit_attempts: int = 0
     submit_failing_since: datetime | None = None
+    # The output URL the workload declared, and the progress event throttle's state.
+    output_url: str | None = None
+    progress_reported_at: datetime | None = None
+    progress_unsent: bool = False
+    progress_events: int = 0
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:

@@ -222,6 +222,8 @@ _SUMMARY_COLUMNS = tuple(
         "endpoints",
         "template_id",
         "batch_id",
+        "progress",
+        "status_message",
     )
 )
 

@@ -326,6 +326,20 @@ class JobSummary(BaseModel):
         default=None, description="The template the job was created from, if any."
     )
     batch_id: str | None = Field(default=None, description="The batch it was submitted in, if any.")
+    progress: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Percent done, as the workload last reported it (a `::cortex` line); "
+        "null until it does.",
+    )
+    status_message: str | None = Field(
+        default=None,
+        max_length=200,
+        description="What is happening now: the gateway's words while the job waits "
+        "(`waiting for bids: 3 so far, cheapest 950 uact/block`, `pulling image`), then the "
+        "workload's own (a `::cortex` line); null when there is nothing to say.",
+    )
 
 
 class Job(JobSummary):

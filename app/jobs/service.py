@@ -44,6 +44,8 @@ def _summary_fields(job: JobRecord) -> dict[str, Any]:
         "endpoints": [schemas.JobEndpoint(**endpoint) for endpoint in job.endpoints],
         "template_id": job.template_id,
         "batch_id": job.batch_id,
+        "progress": job.progress,
+        "status_message": job.status_message,
     }
 
 
@@ -103,12 +105,20 @@ def to_job(job: JobRecord, events: Sequence[RowMapping]) -> schemas.Job:
     return schemas.Job(
         **_summary_fields(job),
         config=schemas.JobConfig.model_validate(job.config, strict=False),
-        results=schemas.Results.model_validate(job.results),
+        results=schemas.Results.model_validate(_results(job)),
         events=[
             schemas.JobEvent(type=e["type"], timestamp=e["timestamp"], message=e["message"])
             for e in events
         ],
     )
+
+
+def _results(job: JobRecord) -> dict[str, Any]:
+    """The job's results; `outputUrl` falls back to the URL the workload declared."""
+    results = job.results or {}
+    if results.get("outputUrl") is None and job.output_url is not None:
+        return {**results, "outputUrl": job.output_url}
+    return results
 
 
 def allowed(spec: schemas.JobSpec, limits: AccountLimits) -> schemas.JobSpec:
@@ -239,10 +249,58 @@ async def transition(
     values: dict[str, Any] = {"status": target.value, **(changes or {})}
     if target.is_terminal and job.ended_at is None:
         values.setdefault("ended_at", repository.NOW)
+    if target.is_terminal and job.started_at is None and "started_at" not in values:
+        # Never started: the gateway's waiting message ends with the wait.
+        values.update(status_message=None, progress_unsent=False)
     updated = await repository.update_job(connection, job.id, values)
+    if target.is_terminal and updated["progress_unsent"]:
+        # The final progress is always delivered, throttled or not, before the final event.
+        updated = await announce_progress(connection, updated)
     event = await repository.append_event(connection, job.id, EVENT_FOR[target], message=message)
     await _publish(connection, updated, EVENT_FOR[target], event["timestamp"])
     return JobRecord.from_row(updated)
+
+
+PROGRESS_EVENT = "progress"
+
+
+def progress_data(row: RowMapping) -> dict[str, Any]:
+    """What a `progress` event carries: the job's progress columns as the API names them."""
+    return {
+        "progress": row["progress"],
+        "statusMessage": row["status_message"],
+        "outputUrl": row["output_url"],
+    }
+
+
+def _progress_message(row: RowMapping) -> str | None:
+    parts = [] if row["progress"] is None else [f"{row['progress']}%"]
+    if row["status_message"] is not None:
+        parts.append(row["status_message"])
+    return ": ".join(parts) or None
+
+
+async def announce_progress(connection: AsyncConnection, row: RowMapping) -> RowMapping:
+    """The job's `progress` event and its `job.progress` webhooks, from the job's columns as
+    they are now (app.jobs.progress decides when: this only writes)."""
+    updated = await repository.update_job(
+        connection,
+        row["id"],
+        {
+            "progress_unsent": False,
+            "progress_reported_at": datetime.now(UTC),
+            "progress_events": row["progress_events"] + 1,
+        },
+    )
+    event = await repository.append_event(
+        connection,
+        row["id"],
+        PROGRESS_EVENT,
+        message=_progress_message(updated),
+        data=progress_data(updated),
+    )
+    await _publish(connection, updated, PROGRESS_EVENT, event["timestamp"])
+    return updated
 
 
 SECRET_MASK = "***"

@@ -182,3 +182,20 @@ jobs.append_constraint(
         ),
     )
 )
+
+# Progress and status messages (app/jobs/progress.py): what the workload reported of itself in
+# `::cortex` lines, or what the gateway says while the job waits; the output URL a workload
+# declared; and the throttle's state: when the last `progress` event was written, and whether
+# the columns changed since (a trailing event then follows once the interval has passed), and
+# how many `progress` events the job has (capped).
+jobs.append_column(sa.Column("progress", sa.SmallInteger))
+jobs.append_column(sa.Column("status_message", sa.Text))
+jobs.append_column(sa.Column("output_url", sa.Text))
+jobs.append_column(sa.Column("progress_reported_at", sa.DateTime(timezone=True)))
+jobs.append_column(
+    sa.Column("progress_unsent", sa.Boolean, nullable=False, server_default=sa.false())
+)
+jobs.append_column(sa.Column("progress_events", sa.Integer, nullable=False, server_default="0"))
+jobs.append_constraint(
+    sa.CheckConstraint("progress IS NULL OR progress BETWEEN 0 AND 100", name="progress")
+)

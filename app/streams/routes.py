@@ -72,6 +72,7 @@ async def get_job_events(request: Request) -> Response:
             "type": r["type"],
             "timestamp": utc_iso(r["timestamp"]),
             "message": r["message"],
+            "data": r["data"],
         }
         for r in rows
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -52,6 +53,11 @@ class JobEventEntry(BaseModel):
     type: str
     timestamp: Timestamp
     message: str | None = None
+    data: dict[str, Any] | None = Field(
+        default=None,
+        description="What some events carry besides their message: `progress` events the job's "
+        "`progress`, `statusMessage` and `outputUrl`; `logs_truncated` the dropped counts.",
+    )
 
 
 class JobEvents(BaseModel):

@@ -191,7 +191,7 @@ def _renderer(fields: tuple[str, ...]) -> Callable[[RowMapping], bytes]:
 
 
 _LOG_LINE = _renderer(("timestamp", "line", "stream"))
-_JOB_EVENT = _renderer(("type", "timestamp", "message"))
+_JOB_EVENT = _renderer(("type", "timestamp", "message", "data"))
 
 
 def job_logs(feeds: Feeds, job_id: str, after_seq: int) -> AsyncIterator[Any]:

@@ -17,6 +17,7 @@ EVENT_TYPES = (
     "job.completed",
     "job.failed",
     "job.cancelled",
+    "job.progress",
 )
 EventName = Literal[
     "job.created",
@@ -25,6 +26,7 @@ EventName = Literal[
     "job.completed",
     "job.failed",
     "job.cancelled",
+    "job.progress",
     "*",
 ]
 

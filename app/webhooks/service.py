@@ -22,6 +22,8 @@ JOB_EVENT_TYPES = {
     "completed": "job.completed",
     "failed": "job.failed",
     "cancelled": "job.cancelled",
+    # Throttled per job (app.jobs.progress): progress, statusMessage or a declared outputUrl.
+    "progress": "job.progress",
 }
 TEST_EVENT = "webhook.test"
 

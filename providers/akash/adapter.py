@@ -100,6 +100,7 @@ class AkashProvider(Provider):
         api_url: str = "https://console-api.akash.network",
         bid_timeout: float = 180.0,
         max_price: int = 10_000,
+        bid_window: float = 0.0,
         poll_interval: float = 5.0,
         lease_status_timeout: float = 600.0,
         retry_delay: float = 1.0,
@@ -110,6 +111,7 @@ class AkashProvider(Provider):
         self.api_url = api_url
         self.bid_timeout = bid_timeout
         self.max_price = max_price
+        self.bid_window = bid_window
         self.poll_interval = poll_interval
         self.lease_status_timeout = lease_status_timeout
         self.console = Console(api_url, api_key or "", retry_delay=retry_delay)
@@ -277,6 +279,8 @@ class AkashProvider(Provider):
                 bid["id"]["bseq"],
             ),
         )
+        if open_bids and self._collecting(handle):
+            return self._collect(handle, open_bids)
         notes: list[str] = []
         for bid in open_bids:
             try:
@@ -310,13 +314,41 @@ class AkashProvider(Provider):
                 ),
             )
         if handle.get("told") is None:
-            notes.append(
-                f"Deployment {dseq} created; waiting up to {self.bid_timeout:.0f} s for bids "
-                f"at up to {self.max_price} uact/block."
-            )
+            notes.append(self._created_note(dseq))
             handle = {**handle, "told": "created"}
-            return WorkloadStatus(WorkloadState.PENDING, handle=handle, notes=tuple(notes))
-        return WorkloadStatus(WorkloadState.PENDING, notes=tuple(notes))
+            return WorkloadStatus(
+                WorkloadState.PENDING,
+                handle=handle,
+                notes=tuple(notes),
+                waiting=_waiting_for_bids(open_bids),
+            )
+        return WorkloadStatus(
+            WorkloadState.PENDING, notes=tuple(notes), waiting=_waiting_for_bids(open_bids)
+        )
+
+    def _created_note(self, dseq: str) -> str:
+        return (
+            f"Deployment {dseq} created; waiting up to {self.bid_timeout:.0f} s for bids "
+            f"at up to {self.max_price} uact/block."
+        )
+
+    def _collect(self, handle: Handle, open_bids: list[dict[str, Any]]) -> WorkloadStatus:
+        """Wait for more bids while the bid window lasts (from the first bid seen)."""
+        moved = {**handle, "firstBidAt": handle.get("firstBidAt") or time.time()}
+        notes: tuple[str, ...] = ()
+        if handle.get("told") is None:
+            notes, moved["told"] = (self._created_note(handle["dseq"]),), "created"
+        return WorkloadStatus(
+            WorkloadState.PENDING,
+            handle=moved if moved != handle else None,
+            notes=notes,
+            waiting=_waiting_for_bids(open_bids),
+        )
+
+    def _collecting(self, handle: Handle) -> bool:
+        """Whether bids are still being collected: `bid_window` seconds from the first one."""
+        first = handle.get("firstBidAt")
+        return self.bid_window > 0 and (first is None or time.time() - first < self.bid_window)
 
     async def _lease(
         self, handle: Handle, bid: dict[str, Any], *, notes: tuple[str, ...]
@@ -424,12 +456,17 @@ class AkashProvider(Provider):
 
     def _from_deployment(self, handle: Handle, body: dict[str, Any]) -> WorkloadStatus:
         log = self._follow(handle)
-        return lease_status.interpret(
+        status = lease_status.interpret(
             handle,
             body,
             exit_code=log.exit_code if log is not None else None,
             status_timeout=self.lease_status_timeout,
         )
+        if status.state is WorkloadState.STARTING:
+            lease = (status.handle or handle)["lease"]
+            waiting = f"starting on {lease['provider']}" if lease else None
+            return dataclasses.replace(status, waiting=waiting)
+        return status
 
     # -- logs ------------------------------------------------------------------------------------
 
@@ -539,3 +576,14 @@ class AkashProvider(Provider):
                 await log.changed.wait()
         except TimeoutError:
             pass
+
+
+def _waiting_for_bids(open_bids: list[dict[str, Any]]) -> str:
+    """The job's status message while it waits for bids (`open_bids` cheapest first)."""
+    if not open_bids:
+        return "waiting for bids: none so far"
+    cheapest = open_bids[0]["price"]
+    return (
+        f"waiting for bids: {len(open_bids)} so far, cheapest "
+        f"{float(cheapest['amount']):g} {cheapest['denom']}/block"
+    )

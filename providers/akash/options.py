@@ -17,6 +17,11 @@ class AkashOptions(ProviderOptions):
     max_price: int = Field(
         default=10_000, gt=0, description="the SDL's maximum price per block, in uact"
     )
+    bid_window: float = Field(
+        default=0.0,
+        ge=0,
+        description="seconds to keep collecting bids after the first one, then take the cheapest",
+    )
     poll_interval: float = Field(
         default=5.0, gt=0, description="seconds between two looks at one deployment"
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from providers.spec_file import spec_env
 from providers.types import Refusal, WorkloadSpec
 
 SERVICE = "app"
@@ -101,9 +102,8 @@ def build(spec: WorkloadSpec, max_price_uact: int) -> dict[str, Any]:
         service["command"], service["args"] = _wrapped(spec)
     elif spec.args is not None:
         service["args"] = list(spec.args)
-    service["env"] = [f"{key}={value}" for key, value in spec.env.items()] + [
-        f"{JOB_ID_ENV}={spec.job_id}"
-    ]
+    env = {**spec.env, **spec_env(spec), JOB_ID_ENV: spec.job_id}
+    service["env"] = [f"{key}={value}" for key, value in env.items()]
     service["expose"] = _exposes(spec)
     return {
         "version": "2.0",

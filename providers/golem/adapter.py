@@ -49,6 +49,7 @@ from providers.golem.yagna import (
     Yagna,
     YagnaError,
 )
+from providers.spec_file import spec_env
 from providers.types import (
     Capabilities,
     FailureReason,
@@ -243,7 +244,7 @@ class GolemProvider(Provider):
             "run": {
                 "entryPoint": spec.command[0],
                 "args": [*spec.command[1:], *(spec.args or ())],
-                "env": dict(spec.env),
+                "env": {**spec.env, **spec_env(spec)},
                 "volumes": {
                     v.mount_path: {"storage": {"size": v.size_bytes}} for v in spec.volumes
                 },

@@ -36,8 +36,32 @@ STATE_CHECK_POLLS = 5  # how often a running activity's state is read
 MAX_OFFERS = 8  # offers countered at once (the cheapest)
 
 
+# What the job's status message says in each phase before the command runs.
+PHASE_WAITING = {
+    "confirming": "agreeing with {provider}",
+    "approving": "waiting for {provider} to approve the agreement",
+    "activating": "starting an activity on {provider}",
+    "activated": "deploying the image on {provider}",
+    "deploying": "deploying the image on {provider}",
+}
+
+
+def waiting(handle: Handle) -> str | None:
+    """The job's status message in the handle's phase (None once it runs)."""
+    phase = handle["phase"]
+    if phase == "negotiating":
+        offers = handle.get("offers") or {}
+        answered = sum(1 for offer in offers.values() if offer.get("draft"))
+        if not offers:
+            return "looking for offers"
+        return f"negotiating with {len(offers)} offers, {answered} answered"
+    text = PHASE_WAITING.get(phase)
+    return text.format(provider=handle.get("provider") or "the provider") if text else None
+
+
 def at(handle: Handle, **fields: Any) -> WorkloadStatus:
     """The workload's status in the handle's phase, carrying the (new) handle."""
+    fields.setdefault("waiting", waiting(handle))
     return WorkloadStatus(PHASE_STATES[handle["phase"]], handle=handle, **fields)
 
 

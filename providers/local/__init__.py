@@ -7,6 +7,7 @@ doorbells), `log_frames` (Docker's log framing) and `spec_archive` (the job spec
 
 from providers.local.adapter import LocalProvider
 from providers.local.containers import JOB_LABEL, MANAGED_LABEL
-from providers.local.spec_archive import SPEC_PATH, spec_archive
+from providers.local.spec_archive import spec_archive
+from providers.spec_file import SPEC_PATH
 
 __all__ = ["JOB_LABEL", "MANAGED_LABEL", "SPEC_PATH", "LocalProvider", "spec_archive"]

@@ -19,13 +19,7 @@ import httpx
 
 from providers import _http
 from providers.base import Provider
-from providers.errors import (
-    HandleNotFound,
-    ImagePullFailed,
-    ProviderError,
-    Rejected,
-    Unavailable,
-)
+from providers.errors import HandleNotFound, ImagePullFailed, ProviderError, Rejected, Unavailable
 from providers.local import containers, docker_api, log_frames, sandbox
 from providers.local.containers import JOB_LABEL, MANAGED_LABEL
 from providers.local.docker_api import API
@@ -443,6 +437,7 @@ class LocalProvider(Provider):
             if mapped is WorkloadState.RUNNING
             else (),
             started_at=started_at,
+            waiting=containers.WAITING.get(raw),
         )
 
     async def logs(self, handle: Handle, cursor: str | None) -> LogBatch:

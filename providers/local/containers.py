@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from providers.local.sandbox import Sandbox
+from providers.spec_file import spec_env
 from providers.types import Endpoint, FailureReason, WorkloadSpec, WorkloadState, WorkloadStatus
 
 JOB_LABEL = "cortex.job"
@@ -25,6 +26,8 @@ STATES = {
     "removing": WorkloadState.EXITED,
     "dead": WorkloadState.FAILED,
 }
+# The job's status message in the states before the container runs.
+WAITING = dict.fromkeys(("created", "configured", "initialized"), "starting container")
 _STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
 # SIGKILL's exit code. Under cgroup v1, podman reports an OOM kill as 137 with OOMKilled false.
 _KILLED = 137
@@ -42,7 +45,7 @@ def container_config(
     storage = spec.storage_bytes if limit_writable_layer else None
     config: dict[str, Any] = {
         "Image": spec.image,
-        "Env": [f"{key}={value}" for key, value in spec.env.items()],
+        "Env": [f"{key}={value}" for key, value in {**spec.env, **spec_env(spec)}.items()],
         "Labels": {JOB_LABEL: spec.job_id, MANAGED_LABEL: "true"},
         "ExposedPorts": {f"{p.port}/{p.protocol}": {} for p in spec.ports},
         "HostConfig": {

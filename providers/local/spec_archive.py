@@ -8,7 +8,7 @@ import tarfile
 import time
 from typing import Any
 
-SPEC_PATH = "/cortex/spec/job.json"
+from providers.spec_file import SPEC_PATH
 
 
 def spec_archive(document: dict[str, Any]) -> bytes:

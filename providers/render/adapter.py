@@ -27,6 +27,7 @@ from providers.base import Provider
 from providers.errors import HandleNotFound, NotConfigured, Rejected, Unavailable
 from providers.render.api import ApiError, BodyTooLarge, RenderApi
 from providers.render.options import RenderOptions
+from providers.spec_file import spec_env
 from providers.types import (
     Capabilities,
     Endpoint,
@@ -82,6 +83,12 @@ _STATES: dict[str, WorkloadState] = {
     "CANCELLED": WorkloadState.FAILED,
 }
 _ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+# The job's status message in the states before it runs.
+_WAITING = {
+    "PENDING": "waiting for a node",
+    "ASSIGNED": "assigned to a node, starting",
+    "PREPARING": "preparing the node (pulling the image)",
+}
 # A job run's answer carries the run's whole log on every read: past this it is not read on,
 # so a job printing without end costs the gateway this much per read, not all it printed.
 MAX_RUN_BODY_BYTES = 16 * 2**20
@@ -269,7 +276,7 @@ class RenderProvider(Provider):
                 "parameters": {
                     "image": image,
                     "tag": tag,
-                    "env": dict(spec.env),
+                    "env": {**spec.env, **spec_env(spec)},
                     "ports": [port.port for port in spec.ports if port.expose],
                 },
             },
@@ -343,7 +350,7 @@ class RenderProvider(Provider):
         if state is WorkloadState.FAILED:
             reason, message = self._failure(raw, job, run)
             return WorkloadStatus(state, reason=reason, message=message, **common)
-        return WorkloadStatus(state, **common)
+        return WorkloadStatus(state, waiting=_WAITING.get(raw), **common)
 
     def _failure(
         self, raw: str, job: dict[str, Any], run: dict[str, Any] | None

@@ -179,6 +179,10 @@ class JobSummary(_Model):
     endpoints: list[JobEndpoint] = Field(default_factory=list)
     template_id: str | None = None
     batch_id: str | None = None
+    # Percent done as the workload reported it, and what is happening now (the gateway's
+    # words while the job waits, then the workload's): None when there is nothing to say.
+    progress: int | None = None
+    status_message: str | None = None
 
 
 class Job(JobSummary):
@@ -226,6 +230,8 @@ class JobEventEntry(_Model):
     type: str
     timestamp: datetime
     message: str | None = None
+    # `progress` events: {"progress", "statusMessage", "outputUrl"}.
+    data: dict[str, Any] | None = None
 
 
 class JobEvents(_Model):

@@ -96,8 +96,9 @@ async def running_fake(
     provider_port: int | None = None,
     bid_delay: float = 0.3,
     start_delay: float = 0.2,
+    bid_spacing: float = 0.0,
 ) -> AsyncIterator[FakeAkash]:
-    network = Network(bid_delay=bid_delay, start_delay=start_delay)
+    network = Network(bid_delay=bid_delay, start_delay=start_delay, bid_spacing=bid_spacing)
     console = FakeConsole(network, api_key)
     with tempfile.TemporaryDirectory(prefix="fake-akash-") as directory:
         key, cert = self_signed_certificate(Path(directory))

@@ -194,8 +194,11 @@ def validate(text: str) -> dict[str, Any]:
 
 
 class Network:
-    def __init__(self, *, bid_delay: float = 0.3, start_delay: float = 0.2) -> None:
+    def __init__(
+        self, *, bid_delay: float = 0.3, start_delay: float = 0.2, bid_spacing: float = 0.0
+    ) -> None:
         self.bid_delay = bid_delay
+        self.bid_spacing = bid_spacing
         self.start_delay = start_delay
         self.providers = {address: Provider(address, price) for address, price in DEFAULT_PROVIDERS}
         self.deployments: dict[str, Deployment] = {}
@@ -248,18 +251,20 @@ class Network:
         return deployment
 
     def bids(self, deployment: Deployment) -> list[Bid]:
-        """Providers whose price is within the maximum bid once `bid_delay` has passed."""
-        if (
-            not deployment.bids
-            and deployment.state == "active"
-            and deployment.order == "open"
-            and time.monotonic() - deployment.created >= self.bid_delay
-        ):
-            deployment.bids = [
-                Bid(p.address, index + 1, f"{p.price:.18f}", height())
-                for index, p in enumerate(self.providers.values())
-                if p.price <= deployment.max_price
-            ]
+        """Providers whose price is within the maximum bid, the first once `bid_delay` has
+        passed and each next one `bid_spacing` seconds later (0: all at once)."""
+        if deployment.state != "active" or deployment.order != "open":
+            return deployment.bids
+        age = time.monotonic() - deployment.created
+        bidding = [
+            (index, p)
+            for index, p in enumerate(self.providers.values())
+            if p.price <= deployment.max_price
+        ]
+        known = {bid.provider for bid in deployment.bids}
+        for place, (index, p) in enumerate(bidding):
+            if p.address not in known and age >= self.bid_delay + place * self.bid_spacing:
+                deployment.bids.append(Bid(p.address, index + 1, f"{p.price:.18f}", height()))
         return deployment.bids
 
     def lease_status(self, deployment: Deployment) -> dict[str, Any] | None:
