@@ -88,7 +88,8 @@ class TestS3Store:
         await store.put("outputs/job_6", _chunks(b"hello"), 5)
         await store.aclose()
         url = BucketUrl.parse(bucket)
-        listing = httpx.get(f"{url.endpoint}/{url.bucket}", params={"list-type": "2"})
+        async with httpx.AsyncClient() as client:
+            listing = await client.get(f"{url.endpoint}/{url.bucket}", params={"list-type": "2"})
         assert "<Key>outputs/outputs/job_6</Key>" in listing.text
 
     async def test_an_unreachable_endpoint_raises_artifact_error(self) -> None:
