@@ -102,7 +102,7 @@ class S3Store:
             key,
             {"content-length": str(size), "content-type": "application/octet-stream"},
         )
-        request.stream = _Body(chunks)  # type: ignore[assignment]
+        request.stream = _Body(chunks)
         with _errors(key):
             response = await self._client.send(request)
         if response.status_code != 200:

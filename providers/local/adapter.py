@@ -26,7 +26,7 @@ from providers.errors import (
     Rejected,
     Unavailable,
 )
-from providers.local import containers, docker_api, log_frames, sandbox
+from providers.local import containers, docker_api, log_frames, outputs, sandbox
 from providers.local.containers import JOB_LABEL, MANAGED_LABEL
 from providers.local.docker_api import API
 from providers.local.followers import Doorbells
@@ -62,7 +62,7 @@ CONCURRENT_CREATES, CONCURRENT_REMOVALS = 4, 1
 QUIET_RECHECK_SECONDS = 30.0
 
 
-class LocalProvider(Provider):
+class LocalProvider(outputs.ArchiveOutputs, Provider):
     name = "local"
     options_model = LocalOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
