@@ -83,7 +83,7 @@ def pack(archive: IO[bytes], packed: IO[bytes], store_key: str, max_bytes: int) 
             shutil.copyfileobj(source, out, COPY_CHUNK)
             name = _relative(files[0].name)
             assert name is not None
-            content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            content_type = _content_type(name)
         else:
             name, content_type = None, TAR_GZ_TYPE
             with tarfile.open(
@@ -106,6 +106,17 @@ def pack(archive: IO[bytes], packed: IO[bytes], store_key: str, max_bytes: int) 
         content_type=content_type,
         sha256=digest.hexdigest(),
     )
+
+
+def _content_type(name: str) -> str:
+    """By the file's name; a compressed one (`x.tar.gz`) is sent as what it is on disk."""
+    kind, encoding = mimetypes.guess_type(name)
+    if encoding is not None:
+        return _ENCODED.get(encoding, "application/octet-stream")
+    return kind or "application/octet-stream"
+
+
+_ENCODED = {"gzip": TAR_GZ_TYPE, "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
 
 
 class _Hashing:

@@ -65,6 +65,9 @@ async def get_output(request: Request) -> Response:
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox",
             "ETag": f'"{output["sha256"]}"',
+            # How to read it: the one file itself, or a tar.gz of them all.
+            "Cortex-Output-Form": "file" if output["file_name"] else "tar.gz",
+            "Cortex-Output-Files": str(output["file_count"]),
             "Cache-Control": "private, no-store",
         },
         background=BackgroundTask(download.aclose),
