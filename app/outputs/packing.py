@@ -20,6 +20,8 @@ from typing import IO, cast
 MAX_FILES = 10_000
 COPY_CHUNK = 256 * 1024
 TAR_GZ_TYPE = "application/gzip"
+# The runtime's archive names its entries after the directory: `output/...`.
+TOP = "output"
 
 
 class OutputTooLarge(Exception):
@@ -42,9 +44,9 @@ class Packed:
 
 
 def _relative(name: str) -> str | None:
-    """`output/a/b.txt` -> `a/b.txt`; None for the directory itself or a name leaving it."""
+    """`output/a/b.txt` -> `a/b.txt`; None for the directory itself, or a name outside it."""
     parts = [part for part in name.split("/") if part not in ("", ".")]
-    if len(parts) < 2 or ".." in parts or name.startswith("/"):
+    if len(parts) < 2 or parts[0] != TOP or ".." in parts or name.startswith("/"):
         return None
     return posixpath.join(*parts[1:])
 

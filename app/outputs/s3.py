@@ -126,7 +126,7 @@ class S3Store:
             finally:
                 await response.aclose()
 
-        return Download(size, chunks())
+        return Download(size, chunks(), response.aclose)
 
     async def delete(self, key: str) -> None:
         with _errors(key):

@@ -8,7 +8,7 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -33,15 +33,15 @@ class ArtifactMissing(ArtifactError):
 
 @dataclass(frozen=True)
 class Download:
-    """An object being read: its size and its bytes, in chunks; `aclose` ends the read."""
+    """An object being read: its size and its bytes, in chunks. `aclose` ends the read and
+    releases what it holds, whether or not the chunks were read (idempotent)."""
 
     size: int
     chunks: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]]
 
     async def aclose(self) -> None:
-        closer = getattr(self.chunks, "aclose", None)
-        if closer is not None:
-            await closer()
+        await self.close()
 
 
 class ArtifactStore(Protocol):
@@ -117,7 +117,7 @@ class DirectoryStore:
             finally:
                 await file.aclose()
 
-        return Download(size, chunks())
+        return Download(size, chunks(), file.aclose)
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
