@@ -38,6 +38,9 @@ from app.notify import ACCOUNTS_CHANGED
 from app.observability import metrics as app_metrics
 from app.observability import routes as operations_routes
 from app.observability.middleware import RequestContextMiddleware
+from app.outputs import links as output_links
+from app.outputs import routes as output_routes
+from app.outputs import store as artifact_store
 from app.rate_limits.limiter import RateLimiter
 from app.rate_limits.requests import RateLimitHeadersMiddleware
 from app.retention import Pruner
@@ -66,6 +69,8 @@ class State(TypedDict):
     leases: StreamLeases
     metrics: app_metrics.GatewayMetrics
     rate_limiter: RateLimiter
+    artifacts: artifact_store.ArtifactStore
+    output_key: bytes
 
 
 async def openapi_document(request: Request) -> JSONResponse:
@@ -120,6 +125,7 @@ API_ROUTES: tuple[BaseRoute, ...] = (
     *batch_routes.routes,
     *stream_routes.routes,
     *job_routes.routes,
+    *output_routes.routes,
     *telemetry_routes.routes,
     *webhook_routes.routes,
     *catalog_routes.routes,
@@ -170,7 +176,19 @@ def create_app(
         providers = ProviderSet(settings, metrics=metrics)
         for adapter in extra_providers:
             providers.add(adapter)
-        engine = Engine(db, providers, settings) if settings.engine_enabled else None
+        artifacts = artifact_store.open_store(
+            settings.artifacts_url,
+            settings.data_dir,
+            *(
+                secret.get_secret_value() if secret else None
+                for secret in (settings.aws_access_key_id, settings.aws_secret_access_key)
+            ),
+        )
+        engine = (
+            Engine(db, providers, settings, artifacts=artifacts)
+            if settings.engine_enabled
+            else None
+        )
         listener = Listener(url)
         feeds = Feeds(db, listener)
         key_cache = KeyCache(usable=listener.connected.is_set)
@@ -179,10 +197,11 @@ def create_app(
         leases = StreamLeases(db)
         dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
         rate_limiter = RateLimiter(db, settings.rate_limit_sync_interval)
-        pruner = Pruner(db, settings)
+        pruner = Pruner(db, settings, artifacts)
         try:
             async with database.transaction(db) as connection:
                 stream_key = await stream_tokens.load_key(connection)
+                output_key = await output_links.load_key(connection)
             await listener.start()
             await leases.start()
             if engine is not None:
@@ -206,6 +225,8 @@ def create_app(
                     leases=leases,
                     metrics=metrics,
                     rate_limiter=rate_limiter,
+                    artifacts=artifacts,
+                    output_key=output_key,
                 )
             )
         finally:
@@ -219,6 +240,7 @@ def create_app(
             await leases.stop()
             await listener.stop()
             await providers.aclose()
+            await artifacts.aclose()
             await db.dispose()
 
     return Starlette(

@@ -69,6 +69,21 @@ class JobNotFound(GatewayError):
     code = "JOB_NOT_FOUND"
 
 
+class OutputNotFound(GatewayError):
+    """This job has no collected output (it is still running, left no files in
+    /cortex/output/, or its output expired)."""
+
+    status_code = 404
+    code = "OUTPUT_NOT_FOUND"
+
+
+class OutputLinkInvalid(GatewayError):
+    """This output link is invalid or has expired: read the job again for a fresh one."""
+
+    status_code = 403
+    code = "OUTPUT_LINK_INVALID"
+
+
 class WebhookNotFound(GatewayError):
     """Webhook endpoint not found."""
 

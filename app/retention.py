@@ -1,5 +1,6 @@
 """Removes old telemetry in the background: log lines, metric samples and events of jobs that
-ended long enough ago, and finished webhook deliveries (their attempts go with them).
+ended long enough ago, collected outputs (from the artifact store, then their rows), and
+finished webhook deliveries (their attempts go with them).
 
 Every gateway process runs a pruner; an advisory lock lets one at a time work. Rows go in
 small batches, each its own transaction, so that a writer waits at most for one batch and
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.outputs import repository as outputs_repository
+from app.outputs.store import ArtifactError, ArtifactStore
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ async def prune(
     *,
     batch_rows: int = BATCH_ROWS,
     stop: asyncio.Event | None = None,
+    artifacts: ArtifactStore | None = None,
 ) -> Pruned | None:
     """One pass over everything due, or until `stop` is set (checked between batches: a
     statement cancelled halfway could leave its connection unusable); None when another
@@ -91,6 +95,10 @@ async def prune(
             ):
                 if keep_for > 0:
                     await _prune_jobs(connection, kind, keep_for, batch_rows, pruned, stop)
+            if settings.retention_outputs > 0 and artifacts is not None:
+                pruned.rows["outputs"] = await _prune_outputs(
+                    connection, artifacts, settings.retention_outputs, stop
+                )
             if settings.retention_deliveries > 0:
                 pruned.rows["deliveries"] = await _prune_deliveries(
                     connection, settings.retention_deliveries, batch_rows, stop
@@ -169,12 +177,39 @@ async def _prune_deliveries(
     return total
 
 
+async def _prune_outputs(
+    connection: AsyncConnection, artifacts: ArtifactStore, keep_for: float, stop: asyncio.Event
+) -> int:
+    """Collected outputs older than `keep_for`: the stored object first, then its row (an
+    object whose row is gone could never be found again; a row whose object is gone answers
+    OUTPUT_NOT_FOUND, and goes on the next pass)."""
+    total = 0
+    while not stop.is_set():
+        due = await outputs_repository.due_for_removal(connection, keep_for, JOBS_AT_ONCE)
+        if not due:
+            break
+        for row in due:
+            if stop.is_set():
+                return total
+            try:
+                await artifacts.delete(row["store_key"])
+            except ArtifactError as exc:
+                logger.warning("retention: the artifact store is unreachable (%s)", exc)
+                return total
+            await outputs_repository.delete(connection, row["job_id"])
+            total += 1
+    return total
+
+
 class Pruner:
     """Runs `prune` every `retention_interval` seconds in this process."""
 
-    def __init__(self, db: AsyncEngine, settings: Settings) -> None:
+    def __init__(
+        self, db: AsyncEngine, settings: Settings, artifacts: ArtifactStore | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.artifacts = artifacts
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -210,7 +245,9 @@ class Pruner:
         delay = min(interval, 5.0)
         while True:
             try:
-                pruned = await prune(self.db, self.settings, stop=self._stopping)
+                pruned = await prune(
+                    self.db, self.settings, stop=self._stopping, artifacts=self.artifacts
+                )
             except Exception as exc:
                 # A database outage, most likely: try again sooner than the next pass.
                 logger.warning("retention pass failed (%s); retrying in %.0f s", exc, delay)

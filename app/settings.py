@@ -214,6 +214,30 @@ class Settings(BaseSettings):
         default=5.0, ge=0.1, le=3600, description="seconds between a job's progress events"
     )
 
+    # Job outputs (app/outputs/): files a workload leaves in /cortex/output/, collected when
+    # it ends into the artifact store (docs/operations.md#outputs).
+    artifacts_url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix?endpoint=...&region=... ; unset: data_dir/artifacts",
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "CORTEX_AWS_ACCESS_KEY_ID")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "CORTEX_AWS_SECRET_ACCESS_KEY"),
+    )
+    # At most 5 GiB: one S3 PUT's limit.
+    output_max_bytes: int = Field(
+        default=100 * 1024 * 1024, gt=0, le=5 * 1024**3, description="output bytes per job"
+    )
+    output_url_ttl: float = Field(
+        default=3600.0, gt=0, le=7 * DAY, description="seconds a signed outputUrl stays valid"
+    )
+    # The gateway's address as its users reach it (`https://gw.example.com`): signed output
+    # URLs are absolute with it; unset, relative to the request's own base URL.
+    public_url: str | None = None
+
     # Retention (app/retention.py): how long rows are kept, as durations (`30d`, `12h`, `90s`;
     # `0` or `off` keeps them forever), and how often the background pruning runs.
     retention_logs: float = Field(default=30 * DAY, ge=0, description="log lines of ended jobs")
@@ -222,6 +246,9 @@ class Settings(BaseSettings):
     retention_deliveries: float = Field(
         default=30 * DAY, ge=0, description="finished webhook deliveries and their attempts"
     )
+    retention_outputs: float = Field(
+        default=30 * DAY, ge=0, description="collected outputs of ended jobs"
+    )
     retention_interval: float = Field(default=3600.0, gt=0, description="between prunings")
 
     @field_validator(
@@ -229,6 +256,7 @@ class Settings(BaseSettings):
         "retention_metrics",
         "retention_events",
         "retention_deliveries",
+        "retention_outputs",
         "retention_interval",
         mode="before",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from providers.options import ProviderOptions
@@ -25,6 +26,9 @@ from providers.types import (
     WorkloadStatus,
 )
 
+# Where a workload leaves the files it produced, collected when it ends.
+OUTPUT_PATH = "/cortex/output"
+
 
 class Provider(ABC):
     name: ClassVar[str]
@@ -32,6 +36,9 @@ class Provider(ABC):
     # What an operator may set for this adapter, read from CORTEX_<NAME>_<FIELD> by the
     # gateway and passed to the constructor as keywords (an adapter with none keeps this).
     options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
+
+    # Whether `output()` can fetch the files a workload left in /cortex/output/.
+    collects_outputs: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -104,6 +111,14 @@ class Provider(ABC):
     async def release(self, handle: Handle) -> None:
         """Free whatever the ended workload still holds (container, lease, agreement,
         volumes) so that nothing keeps running or billing. Idempotent."""
+
+    async def output(self, handle: Handle, write: Callable[[bytes], Awaitable[None]]) -> bool:
+        """Optional, for adapters with `collects_outputs`: hand over the files the ended
+        workload left in OUTPUT_PATH, as a tar stream (its entries under `output/`) passed
+        chunk by chunk to `write`, which may raise to stop the transfer. Returns False when
+        there is no such directory. The engine calls it after the last logs and before
+        `release`."""
+        return False
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
         """Wait until the workload may have changed, at most `max_wait` seconds. Networks that

@@ -22,6 +22,8 @@ from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
+from app.outputs import collect
+from app.outputs import service as outputs_service
 from providers import log_limits
 from providers.base import Provider
 from providers.errors import (
@@ -75,6 +77,16 @@ async def _final_logs(
         if not more.lines or more.complete:
             break
     return batch
+
+
+async def _collect_output(
+    ctx: steps.Context, provider: Provider, handle: Handle, row: JobRecord
+) -> collect.Outcome | None:
+    """The ended workload's output, stored before the job is closed and its workload
+    released (taking its files with it). Raises Unavailable as _final_logs does."""
+    if ctx.artifacts is None:
+        return None
+    return await collect.collect(provider, handle, row.id, ctx.artifacts, ctx.output_max_bytes)
 
 
 async def start(ctx: steps.Context, row: JobRecord, provider: Provider) -> float | None:
@@ -140,11 +152,13 @@ async def follow(
     if auto.fails_over(row, status):
         return await auto.fail_over(ctx, row, provider, handle, status)
     handle = status.handle or handle
+    output = None
     if status.state in (WorkloadState.EXITED, WorkloadState.FAILED):
         try:
             batch = await _final_logs(provider, handle, row.log_cursor, _room(ctx, row))
+            output = await _collect_output(ctx, provider, handle, row)
         except Unavailable as exc:
-            logger.warning("final logs of %s unavailable, will retry: %s", row.id, exc)
+            logger.warning("final logs or output of %s unavailable, will retry: %s", row.id, exc)
             return steps.Progress.QUIET
     else:
         batch = await _read_logs(provider, handle, row.log_cursor, row.id)
@@ -166,6 +180,7 @@ async def follow(
         try:
             await steps.stop_quietly(provider, handle)
             final = await _final_logs(provider, handle, cursor, _room(ctx, row))
+            output = await _collect_output(ctx, provider, handle, row)
         except Unavailable as exc:
             logger.warning("stopping %s past its duration failed, will retry: %s", row.id, exc)
             return steps.Progress.QUIET
@@ -176,6 +191,7 @@ async def follow(
             FailureReason.TIMEOUT,
             f"Ran past its duration of {row.duration} s and was stopped.",
             batch=merged,
+            output=output,
         )
         return steps.Progress.ENDED
     quiet = _nothing_new(row, status, handle, batch) and not _progress_due(ctx, row, status)
@@ -183,7 +199,7 @@ async def follow(
         return steps.Progress.QUIET
 
     async def step(connection: AsyncConnection, current: JobRecord) -> bool:
-        return await _record_status(ctx, connection, current, status, handle, batch, metric)
+        return await _record_status(ctx, connection, current, status, handle, batch, metric, output)
 
     ended = await steps.record(ctx, row.id, step)
     if ended:
@@ -275,6 +291,7 @@ async def _record_status(
     handle: Handle,
     batch: LogBatch | None,
     metric: MetricSample | None,
+    output: collect.Outcome | None = None,
 ) -> bool:
     current = row.status
     if current.is_terminal:
@@ -319,6 +336,7 @@ async def _record_status(
         reason = None if succeeded else (status.reason or FailureReason.EXIT_CODE)
         changes.update(_ending(row, status, reason, now))
         await steps.note_truncation(connection, row, changes)
+        await outputs_service.record(connection, row.id, output)
         target = JobStatus.COMPLETED if succeeded else JobStatus.FAILED
         message = f"Exited with code {status.exit_code}." if succeeded else status.message
         await jobs_service.transition(connection, row, target, message=message, changes=changes)
@@ -326,6 +344,7 @@ async def _record_status(
     if status.state is WorkloadState.FAILED:
         changes.update(_ending(row, status, status.reason or FailureReason.PROVIDER_ERROR, now))
         await steps.note_truncation(connection, row, changes)
+        await outputs_service.record(connection, row.id, output)
         await jobs_service.transition(
             connection, row, JobStatus.FAILED, message=status.message, changes=changes
         )

@@ -26,6 +26,7 @@ from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
 from app.observability import logs
 from app.observability import metrics as observability_metrics
+from app.outputs.store import ArtifactStore
 from app.settings import Settings
 from providers.types import FailureReason
 
@@ -49,7 +50,14 @@ def new_owner_id() -> str:
 
 
 class Engine:
-    def __init__(self, db: AsyncEngine, providers: ProviderSet, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        providers: ProviderSet,
+        settings: Settings,
+        *,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
         self.db = db
         self.providers = providers
         self.owner = new_owner_id()
@@ -66,6 +74,8 @@ class Engine:
             settings.log_max_bytes_per_job,
             submit_timeout=settings.engine_submit_timeout,
             progress_interval=settings.progress_event_interval,
+            artifacts=artifacts,
+            output_max_bytes=settings.output_max_bytes,
         )
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._pokes: dict[str, asyncio.Event] = {}

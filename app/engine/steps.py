@@ -22,6 +22,9 @@ from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
+from app.outputs import collect
+from app.outputs import service as outputs_service
+from app.outputs.store import ArtifactStore
 from providers import log_limits
 from providers.base import Provider
 from providers.errors import HandleNotFound
@@ -45,6 +48,9 @@ class Context:
     submit_timeout: float = 900.0
     # At most one `progress` event per job per this many seconds (app.jobs.progress).
     progress_interval: float = progress.DEFAULT_INTERVAL
+    # Where ended jobs' outputs go (None: they are not collected), and how much one may hold.
+    artifacts: ArtifactStore | None = None
+    output_max_bytes: int = 100 * 1024 * 1024
 
 
 async def record(
@@ -154,6 +160,7 @@ async def fail(
     *,
     exit_code: int | None = None,
     batch: LogBatch | None = None,
+    output: collect.Outcome | None = None,
 ) -> None:
     async def step(connection: AsyncConnection, row: JobRecord) -> None:
         if row.status.is_terminal:
@@ -162,6 +169,7 @@ async def fail(
             connection, row, batch, ctx.log_max_bytes, progress_interval=ctx.progress_interval
         )
         await note_truncation(connection, row, changes)
+        await outputs_service.record(connection, row.id, output)
         changes["results"] = {
             **(row.results or {}),
             "exitCode": exit_code,

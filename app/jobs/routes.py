@@ -12,6 +12,8 @@ from app.auth.requests import require_scope
 from app.auth.scopes import Scope
 from app.idempotency.requests import replay, respond_once
 from app.jobs import schemas, service
+from app.outputs import routes as output_routes
+from app.outputs import service as outputs_service
 from app.routing import Operation, api
 
 _LIST_PARAMETERS = (
@@ -74,6 +76,13 @@ async def get_job(request: Request) -> Response:
     async with database.reading(request.state.db) as connection:
         auth = await require_scope(connection, request)
         job = await service.get_job(connection, auth.account_id, request.path_params["job_id"])
+        job = await outputs_service.with_output_url(
+            connection,
+            job,
+            base_url=output_routes.api_base_url(request),
+            key=request.state.output_key,
+            ttl_seconds=request.state.settings.output_url_ttl,
+        )
     return envelope.ok(job)
 
 

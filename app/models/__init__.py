@@ -13,6 +13,7 @@ from app.models.jobs import (
     log_lines,
     metric_samples,
 )
+from app.models.outputs import job_outputs
 from app.models.rate_limits import rate_limit_usage
 from app.models.webhooks import webhook_attempts, webhook_deliveries, webhook_endpoints
 
@@ -25,6 +26,7 @@ __all__ = [
     "job_batches",
     "job_counts",
     "job_events",
+    "job_outputs",
     "job_templates",
     "jobs",
     "log_lines",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -265,6 +265,7 @@ class MeteredProvider(Provider):
         # Each adapter class declares these; the wrapper answers for the one it wraps.
         self.name = adapter.name  # type: ignore[misc]
         self.capabilities = adapter.capabilities  # type: ignore[misc]
+        self.collects_outputs = adapter.collects_outputs  # type: ignore[misc]
         self.options = adapter.options
 
     async def aclose(self) -> None:
@@ -296,6 +297,9 @@ class MeteredProvider(Provider):
 
     async def release(self, handle: Handle) -> None:
         await self._call("release", self.adapter.release(handle))
+
+    async def output(self, handle: Handle, write: Callable[[bytes], Awaitable[None]]) -> bool:
+        return await self._call("output", self.adapter.output(handle, write))
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
         # Waiting is not a network call worth timing: it lasts as long as asked.

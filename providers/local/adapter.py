@@ -19,8 +19,14 @@ import httpx
 
 from providers import _http
 from providers.base import Provider
-from providers.errors import HandleNotFound, ImagePullFailed, ProviderError, Rejected, Unavailable
-from providers.local import containers, docker_api, log_frames, sandbox
+from providers.errors import (
+    HandleNotFound,
+    ImagePullFailed,
+    ProviderError,
+    Rejected,
+    Unavailable,
+)
+from providers.local import containers, docker_api, log_frames, outputs, sandbox
 from providers.local.containers import JOB_LABEL, MANAGED_LABEL
 from providers.local.docker_api import API
 from providers.local.followers import Doorbells
@@ -56,7 +62,7 @@ CONCURRENT_CREATES, CONCURRENT_REMOVALS = 4, 1
 QUIET_RECHECK_SECONDS = 30.0
 
 
-class LocalProvider(Provider):
+class LocalProvider(outputs.ArchiveOutputs, Provider):
     name = "local"
     options_model = LocalOptions
     capabilities: ClassVar[Capabilities] = Capabilities(

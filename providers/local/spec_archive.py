@@ -16,9 +16,15 @@ def spec_archive(document: dict[str, Any]) -> bytes:
     content = json.dumps(document, indent=2).encode()
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        for directory in ("cortex", "cortex/spec"):
+        # cortex/output: where the workload leaves files for the gateway to collect, writable
+        # whatever user the image runs as.
+        for directory, mode in (
+            ("cortex", 0o755),
+            ("cortex/spec", 0o755),
+            ("cortex/output", 0o777),
+        ):
             info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            info.type, info.mode = tarfile.DIRTYPE, mode
             tar.addfile(info)
         info = tarfile.TarInfo(SPEC_PATH.lstrip("/"))
         info.size, info.mode, info.mtime = len(content), 0o644, int(time.time())

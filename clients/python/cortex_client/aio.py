@@ -6,12 +6,13 @@ import asyncio
 import builtins
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from httpx_sse import EventSource
 
-from cortex_client import _core, calls
+from cortex_client import _core, calls, downloads, errors
 from cortex_client._core import Page
 from cortex_client.models import (
     Account,
@@ -135,6 +136,20 @@ class AsyncClient:
             except httpx.TransportError as exc:
                 wait = state.dropped(exc)
             await asyncio.sleep(wait)
+
+    async def download(self, path: str, dest_dir: Path) -> builtins.list[Path]:
+        """The output answered at `path`, saved into `dest_dir` (cortex_client.downloads)."""
+        try:
+            async with self._http.stream("GET", path, timeout=self._stream_timeout) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise errors.from_response(response)
+                with downloads.OutputSpool(dest_dir) as spool:
+                    async for chunk in response.aiter_bytes():
+                        spool.write(chunk)
+                    return spool.save(response)
+        except httpx.TransportError as exc:
+            raise _core.connection_failed(exc, self.url) from exc
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -294,6 +309,12 @@ class Jobs:
         async for _ in self.follow_events(job_id):
             pass
         return await self.get(job_id)
+
+    async def output(self, job_id: str, dest_dir: str | Path = ".") -> builtins.list[Path]:
+        """Download what the job left in /cortex/output/ into `dest_dir` (created if need be):
+        its one file as itself, several extracted from the tar.gz the gateway sends. Returns
+        the files written; raises OutputNotFound when the job has none."""
+        return await self._client.download(f"/jobs/{job_id}/output", Path(dest_dir))
 
     async def metrics(
         self, job_id: str, *, period: str | None = None, resolution: str | None = None

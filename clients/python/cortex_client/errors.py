@@ -97,6 +97,21 @@ class JobNotFound(ApiError):
     code = "JOB_NOT_FOUND"
 
 
+class OutputNotFound(ApiError):
+    """This job has no collected output (it is still running, left no files in
+    /cortex/output/, or its output expired)."""
+
+    status_code = 404
+    code = "OUTPUT_NOT_FOUND"
+
+
+class OutputLinkInvalid(ApiError):
+    """This output link is invalid or has expired: read the job again for a fresh one."""
+
+    status_code = 403
+    code = "OUTPUT_LINK_INVALID"
+
+
 class WebhookNotFound(ApiError):
     """Webhook endpoint not found."""
 
@@ -247,6 +262,8 @@ BY_CODE: dict[str, type[ApiError]] = {
         ProviderNotAllowed,
         NotFound,
         JobNotFound,
+        OutputNotFound,
+        OutputLinkInvalid,
         WebhookNotFound,
         DeliveryNotFound,
         TemplateNotFound,
@@ -307,6 +324,8 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "NotReady",
+    "OutputLinkInvalid",
+    "OutputNotFound",
     "PayloadTooLarge",
     "ProviderConflict",
     "ProviderNotAllowed",

@@ -8,12 +8,13 @@ import builtins
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from httpx_sse import EventSource
 
-from cortex_client import _core, calls
+from cortex_client import _core, calls, downloads, errors
 from cortex_client._core import Page
 from cortex_client.models import (
     Account,
@@ -136,6 +137,20 @@ class Client:
             except httpx.TransportError as exc:
                 wait = state.dropped(exc)
             time.sleep(wait)
+
+    def download(self, path: str, dest_dir: Path) -> builtins.list[Path]:
+        """The output answered at `path`, saved into `dest_dir` (cortex_client.downloads)."""
+        try:
+            with self._http.stream("GET", path, timeout=self._stream_timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    raise errors.from_response(response)
+                with downloads.OutputSpool(dest_dir) as spool:
+                    for chunk in response.iter_bytes():
+                        spool.write(chunk)
+                    return spool.save(response)
+        except httpx.TransportError as exc:
+            raise _core.connection_failed(exc, self.url) from exc
 
     def close(self) -> None:
         self._http.close()
@@ -295,6 +310,12 @@ class Jobs:
         for _ in self.follow_events(job_id):
             pass
         return self.get(job_id)
+
+    def output(self, job_id: str, dest_dir: str | Path = ".") -> builtins.list[Path]:
+        """Download what the job left in /cortex/output/ into `dest_dir` (created if need be):
+        its one file as itself, several extracted from the tar.gz the gateway sends. Returns
+        the files written; raises OutputNotFound when the job has none."""
+        return self._client.download(f"/jobs/{job_id}/output", Path(dest_dir))
 
     def metrics(
         self, job_id: str, *, period: str | None = None, resolution: str | None = None

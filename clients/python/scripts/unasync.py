@@ -36,6 +36,7 @@ SUBSTITUTIONS = [
     ("async for", "for"),
     ("await ", ""),
     ("aiter_sse", "iter_sse"),
+    ("aiter_bytes", "iter_bytes"),
     ("aread", "read"),
     ("aclose", "close"),
     ("__aenter__", "__enter__"),

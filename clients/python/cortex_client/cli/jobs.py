@@ -1,4 +1,4 @@
-"""`cortex jobs ...`: submit (and wait), list, get, logs, events, cancel, metrics."""
+"""`cortex jobs ...`: submit (and wait), list, get, logs, events, cancel, output, metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import typer
@@ -316,6 +317,19 @@ def cancel(ctx: typer.Context, job_id: str) -> None:
     """Cancel a job (a running one goes to `cancelling` until its provider confirms)."""
     job = context(ctx).client.jobs.cancel(job_id)
     output.line(f"{job.id}: {job.status}")
+
+
+@app.command("output")
+def output_files(
+    ctx: typer.Context,
+    job_id: str,
+    out: Annotated[
+        Path, typer.Option("--output-dir", "-o", help="Where to write (default: here).")
+    ] = Path("."),
+) -> None:
+    """Download what a job left in /cortex/output/: one file as itself, several extracted."""
+    for path in context(ctx).client.jobs.output(job_id, out):
+        output.line(str(path))
 
 
 @app.command()

@@ -1,0 +1,101 @@
+"""GET /jobs/{id}/output: a job's collected output, with an API key (jobs:read) or through
+a signed link (app/outputs/links.py)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from app import database, errors, openapi
+from app.auth.requests import require_scope
+from app.auth.scopes import Scope
+from app.outputs import service
+from app.outputs.store import ArtifactError, ArtifactMissing
+from app.routing import Operation, api
+
+_LINK_PARAMETERS = ("expires", "signature")
+
+
+def api_base_url(request: Request) -> str:
+    """Where clients reach the API: CORTEX_PUBLIC_URL when set, else the request's origin."""
+    public = request.state.settings.public_url
+    origin = public.rstrip("/") if public else f"{request.url.scheme}://{request.url.netloc}"
+    return origin + openapi.PREFIX
+
+
+async def get_output(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    params = request.query_params
+    unknown = sorted(set(params) - set(_LINK_PARAMETERS))
+    if unknown:
+        raise errors.ValidationError(
+            "Invalid query parameters.",
+            [{"field": name, "message": "unknown query parameter"} for name in unknown],
+        )
+    async with database.reading(request.state.db) as connection:
+        if any(name in params for name in _LINK_PARAMETERS):
+            output = await service.for_link(
+                connection,
+                request.state.output_key,
+                job_id,
+                params.get("expires"),
+                params.get("signature"),
+            )
+        else:
+            auth = await require_scope(connection, request)
+            output = await service.for_account(connection, auth.account_id, job_id)
+    try:
+        download = await request.state.artifacts.open(output["store_key"])
+    except ArtifactMissing:
+        raise errors.OutputNotFound() from None
+    except ArtifactError as exc:
+        raise errors.ServiceUnavailable("The artifact store is unreachable; try again.") from exc
+    name = output["file_name"] or f"{job_id}-output.tar.gz"
+    return StreamingResponse(
+        download.chunks,
+        media_type=output["content_type"],
+        headers={
+            "Content-Length": str(download.size),
+            # Always a download, never rendered: a workload's HTML must not run on our origin.
+            "Content-Disposition": f'attachment; filename="{_ascii(name)}"; '
+            f"filename*=UTF-8''{quote(name, safe='')}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox",
+            "ETag": f'"{output["sha256"]}"',
+            # How to read it: the one file itself, or a tar.gz of them all.
+            "Cortex-Output-Form": "file" if output["file_name"] else "tar.gz",
+            "Cortex-Output-Files": str(output["file_count"]),
+            "Cache-Control": "private, no-store",
+        },
+        background=BackgroundTask(download.aclose),
+    )
+
+
+def _ascii(name: str) -> str:
+    return "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in name)
+
+
+routes = [
+    api(
+        "/jobs/{job_id}/output",
+        Operation(
+            "GET",
+            get_output,
+            "getJobOutput",
+            "Download a job's output: its one file as itself, several as a tar.gz. With "
+            "`expires` and `signature` (the job's `results.outputUrl`), no API key is needed.",
+            scopes=(Scope.JOBS_READ,),
+            download=True,
+            errors=(
+                errors.ValidationError,
+                errors.JobNotFound,
+                errors.OutputNotFound,
+                errors.OutputLinkInvalid,
+                errors.ServiceUnavailable,
+            ),
+        ),
+    )
+]
