@@ -144,14 +144,14 @@ def create_app(
         providers = ProviderSet(settings, metrics=metrics)
         for adapter in extra_providers:
             providers.add(adapter)
-        engine = Engine(db, providers, settings) if settings.engine_enabled else None
-        listener = Listener(url)
+        engine = Engine(db, providers, settings) if settings.runs_engine else None
+        listener = Listener(settings.listen_database_url or url)
         feeds = Feeds(db, listener)
         key_cache = KeyCache(usable=listener.connected.is_set)
         listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
         listener.on(ACCOUNTS_CHANGED, accounts_service.forget_limits)
         leases = StreamLeases(db)
-        dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
+        dispatcher = Dispatcher(db, settings, listener) if settings.runs_webhooks else None
         rate_limiter = RateLimiter(db, settings.rate_limit_sync_interval)
         pruner = Pruner(db, settings)
         try:
@@ -163,8 +163,10 @@ def create_app(
                 await engine.start()
             if dispatcher is not None:
                 await dispatcher.start()
-            await rate_limiter.start()
-            await pruner.start()
+            if settings.serves_api:
+                await rate_limiter.start()
+            if settings.runs_pruner:
+                await pruner.start()
             _tune_garbage_collector(settings.gc_threshold)
             yield dict(
                 State(
@@ -195,12 +197,14 @@ def create_app(
             await providers.aclose()
             await db.dispose()
 
+    # An engine-role process answers only the operations routes (probes and its metrics).
+    served: list[BaseRoute] = (
+        [Mount(openapi.PREFIX, routes=API_ROUTES), *dashboard_routes.routes]
+        if settings.serves_api
+        else []
+    )
     return Starlette(
-        routes=[
-            Mount(openapi.PREFIX, routes=API_ROUTES),
-            *operations_routes.routes,
-            *dashboard_routes.routes,
-        ],
+        routes=[*served[:1], *operations_routes.routes, *served[1:]],
         exception_handlers={
             errors.GatewayError: exception_handlers.gateway_error,
             HTTPException: exception_handlers.http_exception,
