@@ -145,7 +145,7 @@ def create_app(
         for adapter in extra_providers:
             providers.add(adapter)
         engine = Engine(db, providers, settings) if settings.runs_engine else None
-        listener = Listener(settings.listen_database_url or url)
+        listener = Listener(settings.direct_database_url or url)
         feeds = Feeds(db, listener)
         key_cache = KeyCache(usable=listener.connected.is_set)
         listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
@@ -153,7 +153,12 @@ def create_app(
         leases = StreamLeases(db)
         dispatcher = Dispatcher(db, settings, listener) if settings.runs_webhooks else None
         rate_limiter = RateLimiter(db, settings.rate_limit_sync_interval)
-        pruner = Pruner(db, settings)
+        # Behind a transaction pooler the pruner's session lock needs a direct connection.
+        direct = settings.direct_database_url
+        pruner_db = (
+            database.create_engine(database.normalize_url(direct), pool_size=1) if direct else db
+        )
+        pruner = Pruner(pruner_db, settings)
         try:
             async with database.transaction(db) as connection:
                 stream_key = await stream_tokens.load_key(connection)
@@ -196,6 +201,8 @@ def create_app(
             await listener.stop()
             await providers.aclose()
             await db.dispose()
+            if pruner_db is not db:
+                await pruner_db.dispose()
 
     # An engine-role process answers only the operations routes (probes and its metrics).
     served: list[BaseRoute] = (

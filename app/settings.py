@@ -81,9 +81,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "CORTEX_DATABASE_URL"),
         description="postgresql+asyncpg://... ; unset: an embedded PostgreSQL in data_dir.",
     )
-    # A separate, direct connection for LISTEN (behind PgBouncer in transaction mode, which
-    # cannot carry LISTEN); unset: DATABASE_URL (docs/deployment.md).
-    listen_database_url: str | None = None
+    # A direct (session) connection to the same database, for what a pooler in transaction
+    # mode cannot carry: LISTEN, and the pruner's session advisory lock; unset: DATABASE_URL
+    # (docs/deployment.md).
+    direct_database_url: str | None = None
     # `serve`: what this process runs (`all`, `api`: HTTP only, `engine`: the engine, webhook
     # dispatcher and pruner, with only /healthz, /readyz and /metrics over HTTP), and how many
     # worker processes share its port (unset: one per core available to it).

@@ -165,7 +165,9 @@ def test_two_workers_share_the_port_and_the_jobs_and_stop_with_the_database(
 
 def test_api_and_engine_roles_share_one_database(database_url: str, tmp_path: Path) -> None:
     env = dict(os.environ, DATABASE_URL=database_url, CORTEX_DATA_DIR=str(tmp_path / "unused"))
-    engine = Serving(env, tmp_path / "engine.log", "--role", "engine", "--workers", "1")
+    # The engine process takes LISTEN and the pruner's lock over its own direct URL.
+    direct = dict(env, CORTEX_DIRECT_DATABASE_URL=database_url)
+    engine = Serving(direct, tmp_path / "engine.log", "--role", "engine", "--workers", "1")
     api = Serving(env, tmp_path / "api.log", "--role", "api", "--workers", "1")
     try:
         outputs = [engine.wait_until_ready(), api.wait_until_ready()]

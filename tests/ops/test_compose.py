@@ -123,7 +123,7 @@ class TestCompose:
         first, second = ({k: v for k, v in r.items() if k != "ports"} for r in replicas.values())
         assert first == second
         env = environment(first)
-        for name in ("CORTEX_WORKERS", "CORTEX_ROLE", "CORTEX_LISTEN_DATABASE_URL"):
+        for name in ("CORTEX_WORKERS", "CORTEX_ROLE", "CORTEX_DIRECT_DATABASE_URL"):
             assert name in env and env[name] is None, f"{name} is passed through"
 
     def test_logs_are_json_and_the_metrics_token_comes_from_the_environment(
