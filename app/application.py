@@ -185,19 +185,22 @@ def create_app(
             ),
         )
         engine = (
-            Engine(db, providers, settings, artifacts=artifacts)
-            if settings.engine_enabled
-            else None
+            Engine(db, providers, settings, artifacts=artifacts) if settings.runs_engine else None
         )
-        listener = Listener(url)
+        listener = Listener(settings.direct_database_url or url)
         feeds = Feeds(db, listener)
         key_cache = KeyCache(usable=listener.connected.is_set)
         listener.on(auth_repository.KEYS_CHANGED, key_cache.clear)
         listener.on(ACCOUNTS_CHANGED, accounts_service.forget_limits)
         leases = StreamLeases(db)
-        dispatcher = Dispatcher(db, settings, listener) if settings.webhooks_enabled else None
+        dispatcher = Dispatcher(db, settings, listener) if settings.runs_webhooks else None
         rate_limiter = RateLimiter(db, settings.rate_limit_sync_interval)
-        pruner = Pruner(db, settings, artifacts)
+        # Behind a transaction pooler the pruner's session lock needs a direct connection.
+        direct = settings.direct_database_url
+        pruner_db = (
+            database.create_engine(database.normalize_url(direct), pool_size=1) if direct else db
+        )
+        pruner = Pruner(pruner_db, settings, artifacts)
         try:
             async with database.transaction(db) as connection:
                 stream_key = await stream_tokens.load_key(connection)
@@ -208,8 +211,10 @@ def create_app(
                 await engine.start()
             if dispatcher is not None:
                 await dispatcher.start()
-            await rate_limiter.start()
-            await pruner.start()
+            if settings.serves_api:
+                await rate_limiter.start()
+            if settings.runs_pruner:
+                await pruner.start()
             _tune_garbage_collector(settings.gc_threshold)
             yield dict(
                 State(
@@ -242,13 +247,17 @@ def create_app(
             await providers.aclose()
             await artifacts.aclose()
             await db.dispose()
+            if pruner_db is not db:
+                await pruner_db.dispose()
 
+    # An engine-role process answers only the operations routes (probes and its metrics).
+    served: list[BaseRoute] = (
+        [Mount(openapi.PREFIX, routes=API_ROUTES), *dashboard_routes.routes]
+        if settings.serves_api
+        else []
+    )
     return Starlette(
-        routes=[
-            Mount(openapi.PREFIX, routes=API_ROUTES),
-            *operations_routes.routes,
-            *dashboard_routes.routes,
-        ],
+        routes=[*served[:1], *operations_routes.routes, *served[1:]],
         exception_handlers={
             errors.GatewayError: exception_handlers.gateway_error,
             HTTPException: exception_handlers.http_exception,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
@@ -25,7 +26,7 @@ from app.accounts import service as accounts_service
 from app.accounts.limits import BudgetPeriod
 from app.auth import scopes, service
 from app.observability import logs
-from app.settings import Settings
+from app.settings import MAX_WORKERS, Settings
 
 T = TypeVar("T")
 logger = logging.getLogger("app")
@@ -34,6 +35,7 @@ FIRST_ACCOUNT = "default"
 # Where the first admin key goes when JSON logs run without a terminal (in the data directory).
 FIRST_KEY_FILE = "first-admin-key"
 PROGRAM = "cortex-gateway"
+ROLES = ("all", "api", "engine")
 
 cli = typer.Typer(
     name=PROGRAM,
@@ -97,9 +99,34 @@ def serve(
             " (CORTEX_ADMIN_KEY_FILE)."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_WORKERS,
+            help="Worker processes sharing the port and the database (CORTEX_WORKERS,"
+            " default one per core).",
+        ),
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="all: API and engine; api: HTTP only; engine: engine, webhooks and pruner,"
+            " with only /healthz, /readyz and /metrics (CORTEX_ROLE, default all)."
+        ),
+    ] = None,
 ) -> None:
     """Migrate the database and start the gateway."""
-    _execute("serve", lambda settings: _serve(settings, host, port, admin_key_file))
+    if role is not None and role.lower() not in ROLES:
+        _error(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+        raise typer.Exit(2)
+
+    def run(settings: Settings) -> int:
+        chosen: dict[str, Any] = {"workers": workers, "role": role.lower() if role else None}
+        settings = settings.model_copy(update={k: v for k, v in chosen.items() if v is not None})
+        return _serve(settings, host, port, admin_key_file)
+
+    _execute("serve", run)
 
 
 @cli.command("migrate")
@@ -471,10 +498,14 @@ def _serve(
             flush=True,
         )
     dashboard = base.removesuffix("/api/plugin-core") + "/"
-    say(f"Serving the API at {base} and the dashboard at {dashboard} (Ctrl-C stops)")
-    app = create_app(settings, database_url=url)
-    uvicorn.run(
-        app,
+    count = settings.worker_count
+    shape = f"{count} worker processes" if count > 1 else "one process"
+    if settings.role == "engine":
+        top = dashboard.removesuffix("/")
+        say(f"Running the engine ({shape}); probes and metrics at {top}/readyz (Ctrl-C stops)")
+    else:
+        say(f"Serving the API at {base} and the dashboard at {dashboard} ({shape}; Ctrl-C stops)")
+    options: dict[str, Any] = dict(
         host=host,
         port=port,
         log_level=settings.log_level,
@@ -482,8 +513,32 @@ def _serve(
         # JSON logs: uvicorn's own lines go through the gateway's handler, like every other.
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
+    # uvicorn stops on SIGTERM as on SIGINT, then raises the signal again: end as on Ctrl-C
+    # (status 0, the embedded database stopped) rather than die of it.
+    previous = signal.signal(signal.SIGTERM, _stopped_by_signal)
+    try:
+        if count == 1:
+            uvicorn.run(create_app(settings, database_url=url), **options)
+        else:
+            # Each worker builds its gateway from the environment (app.workers): the database
+            # this process resolved (and keeps running) and the role chosen here.
+            os.environ["DATABASE_URL"] = url
+            os.environ["CORTEX_ROLE"] = settings.role
+            uvicorn.run("app.workers:worker_app", factory=True, workers=count, **options)
+    except _Stopped:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     say("Gateway stopped.")
     return 0
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived after the server had stopped."""
+
+
+def _stopped_by_signal(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 def _write_secret(path: Path, secret: str) -> None:

@@ -52,6 +52,8 @@ def _default_data_dir() -> Path:
 
 
 DAY = 86_400.0
+# `serve --workers` at most (CORTEX_WORKERS).
+MAX_WORKERS = 64
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY}
 
 
@@ -79,6 +81,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "CORTEX_DATABASE_URL"),
         description="postgresql+asyncpg://... ; unset: an embedded PostgreSQL in data_dir.",
     )
+    # A direct (session) connection to the same database, for what a pooler in transaction
+    # mode cannot carry: LISTEN, and the pruner's session advisory lock; unset: DATABASE_URL
+    # (docs/deployment.md).
+    direct_database_url: str | None = None
+    # `serve`: what this process runs (`all`, `api`: HTTP only, `engine`: the engine, webhook
+    # dispatcher and pruner, with only /healthz, /readyz and /metrics over HTTP), and how many
+    # worker processes share its port (unset: one per core available to it).
+    role: Literal["all", "api", "engine"] = "all"
+    workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Field(default_factory=_default_data_dir)
@@ -344,7 +355,34 @@ class Settings(BaseSettings):
             ) from None
         return cast(OptionsT, options)
 
-    @field_validator("log_level", "log_format", mode="before")
+    @property
+    def serves_api(self) -> bool:
+        return self.role != "engine"
+
+    @property
+    def runs_engine(self) -> bool:
+        return self.engine_enabled and self.role != "api"
+
+    @property
+    def runs_webhooks(self) -> bool:
+        return self.webhooks_enabled and self.role != "api"
+
+    @property
+    def runs_pruner(self) -> bool:
+        return self.role != "api"
+
+    @property
+    def worker_count(self) -> int:
+        """`workers`, or one per core this process may run on (capped at MAX_WORKERS)."""
+        if self.workers is not None:
+            return self.workers
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, MAX_WORKERS))
+
+    @field_validator("log_level", "log_format", "role", mode="before")
     @classmethod
     def _lowercase_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -107,6 +107,25 @@ class TestCompose:
         for name in wanted:
             assert env[name] is None, f"{name} is passed through, not set, by compose"
 
+    def test_two_gateway_replicas_share_the_database_on_ports_of_their_own(
+        self, compose: dict[str, Any]
+    ) -> None:
+        replicas = {
+            name: service
+            for name, service in compose["services"].items()
+            if name.startswith("gateway")
+        }
+        assert sorted(replicas) == ["gateway", "gateway-2"]
+        published = [interpolate(replica["ports"][0]) for replica in replicas.values()]
+        assert len({port.rpartition(":")[0] for port in published}) == 2, published
+        assert {port.rpartition(":")[2] for port in published} == {"8000"}
+        # The same image, settings, probes and database: only the published port differs.
+        first, second = ({k: v for k, v in r.items() if k != "ports"} for r in replicas.values())
+        assert first == second
+        env = environment(first)
+        for name in ("CORTEX_WORKERS", "CORTEX_ROLE", "CORTEX_DIRECT_DATABASE_URL"):
+            assert name in env and env[name] is None, f"{name} is passed through"
+
     def test_logs_are_json_and_the_metrics_token_comes_from_the_environment(
         self, compose: dict[str, Any]
     ) -> None:
