@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, TypedDict
 
 import typer
-from rich.live import Live
-from rich.spinner import Spinner
 
 from cortex_client import Client, Job, calls
-from cortex_client.cli import output
+from cortex_client.cli import output, status_line
 from cortex_client.cli.app import context
 
 app = typer.Typer(help="Submit, list, follow and cancel jobs.", no_args_is_help=True)
@@ -28,8 +22,6 @@ class Defaults(TypedDict):
 
 # Without a template, a job needs every resource; these make a quick `submit` possible.
 DEFAULTS: Defaults = {"cpu": 1000, "memory": "512Mi", "storage": "1Gi", "duration": 3600}
-# What each event of a job's timeline means for its status.
-STATUS_AFTER = {"created": "pending", "started": "running"}
 
 
 def _pairs(values: list[str]) -> dict[str, str]:
@@ -116,54 +108,17 @@ def gpu_request(count: int | None, model: str | None) -> dict[str, Any] | None:
 
 
 def _wait(client: Client, job: Job) -> int:
-    """Stream the job's logs with a status line beside them; the exit code it deserves."""
+    """Stream the job's logs under its status line; the exit code it deserves."""
     try:
-        with _status_line(job) as show:
-            watcher = threading.Thread(
-                target=_watch_status, args=(client, job.id, show), daemon=True
-            )
-            watcher.start()
+        with status_line.shown(client, job) as show:
             for entry in client.jobs.follow_logs(job.id):
                 output.log(entry)
-        return _outcome(client.jobs.get(job.id))
+            ended = client.jobs.get(job.id)
+            show(ended)
+        return _outcome(ended)
     except KeyboardInterrupt:
         output.note(f"Stopped following {job.id}; it goes on (`cortex jobs cancel {job.id}`).")
         return 130
-
-
-def _watch_status(client: Client, job_id: str, show: Any) -> None:
-    try:
-        for event in client.jobs.follow_events(job_id):
-            show(STATUS_AFTER.get(event.type, event.type))
-    except Exception:
-        # The status line is a courtesy: the logs stream decides the outcome, and this thread
-        # may still be reading when the command ends and closes the client under it.
-        return
-
-
-@contextmanager
-def _status_line(job: Job) -> Iterator[Any]:
-    """On a terminal, a spinner line on stderr under the logs; otherwise a line on stderr per
-    status change."""
-    if not output.err.is_terminal:
-        seen: list[str] = []
-
-        def note(status: str) -> None:
-            if not seen or seen[-1] != status:
-                seen.append(status)
-                output.note(f"{job.id}: {status}")
-
-        yield note
-        return
-    spinner = Spinner("dots", text=f"{job.id}: {job.status}")
-    with Live(
-        spinner,
-        console=output.err,
-        transient=True,
-        redirect_stdout=sys.stdout.isatty(),
-        redirect_stderr=False,
-    ):
-        yield lambda status: spinner.update(text=f"{job.id}: {status}")
 
 
 def _outcome(job: Job) -> int:
