@@ -4,12 +4,18 @@
 ensure_venv() {
     local extras="$1"
     local stamp=".venv/.installed${extras}"
+    local done="$stamp"
     if [ ! -x .venv/bin/python ]; then
         python3 -m venv .venv
         .venv/bin/python -m pip install --quiet --upgrade pip
     fi
-    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
-        || [ clients/python/pyproject.toml -nt "$stamp" ]; then
+    # An install with extras (scripts/test's) serves one without them (scripts/serve's).
+    if [ -z "$extras" ] && [ ! -f "$done" ]; then
+        done=$(ls -t .venv/.installed* 2>/dev/null | head -n 1) || true
+        done="${done:-$stamp}"
+    fi
+    if [ ! -f "$done" ] || [ pyproject.toml -nt "$done" ] \
+        || [ clients/python/pyproject.toml -nt "$done" ]; then
         .venv/bin/python -m pip install --quiet --editable ".${extras}" --editable ./clients/python
         touch "$stamp"
     fi

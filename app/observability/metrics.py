@@ -217,6 +217,15 @@ def jobs_collector(totals: Iterable[tuple[str, str, int]], providers: Sequence[s
     return _Families([family])
 
 
+def database_collector(reachable: bool) -> Collector:
+    family = GaugeMetricFamily(
+        "cortex_database_up",
+        "1 when this process reached its database for this scrape, 0 when it could not.",
+    )
+    family.add_metric([], 1 if reachable else 0)
+    return _Families([family])
+
+
 def engine_collector(driving: int | None) -> Collector:
     family = GaugeMetricFamily(
         "cortex_engine_jobs_driving", "Jobs this process's engine is driving now (0: no engine)."

@@ -8,25 +8,37 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import database, envelope, errors, migrate
+from app import database, envelope, errors, exception_handlers, migrate
 from app.observability import metrics, repository
 from app.routing import resource
 from providers import registry
 
-# A readiness probe must answer fast even when the database hangs.
+# A readiness probe, and a scrape, must answer fast even when the database hangs.
 READY_TIMEOUT_SECONDS = 3.0
-SCRAPE_TIMEOUT_SECONDS = 10.0
 
 
 async def get_metrics(request: Request) -> Response:
+    """Answers while the database is away too: with `cortex_database_up 0` and no
+    `cortex_jobs` (the database's numbers), so the outage itself can be graphed and alerted on."""
     _require_metrics_token(request)
     app_metrics: metrics.GatewayMetrics = request.state.metrics
-    async with asyncio.timeout(SCRAPE_TIMEOUT_SECONDS):
-        async with database.transaction(request.state.db) as connection:
-            totals = await repository.job_totals(connection)
+    totals: list[tuple[str, str, int]] | None = None
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            async with database.transaction(request.state.db) as connection:
+                totals = await repository.job_totals(connection)
+    except TimeoutError:
+        pass
+    except exception_handlers.DATABASE_ERRORS as exc:
+        if not exception_handlers.is_database_outage(exc):
+            raise
     engine = request.state.engine
+    found = (
+        [] if totals is None else [metrics.jobs_collector(totals, registry.available_providers())]
+    )
     body = app_metrics.render(
-        metrics.jobs_collector(totals, registry.available_providers()),
+        metrics.database_collector(totals is not None),
+        *found,
         metrics.engine_collector(engine.driving if engine is not None else None),
     )
     return Response(body, media_type=metrics.CONTENT_TYPE)

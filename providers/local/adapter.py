@@ -154,9 +154,8 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
             else:
                 health = Health(False, f"the container runtime answered {response.status_code}")
         except Unavailable as exc:
-            health = Health(
-                False, f"the container runtime at {self.docker_host} is unreachable: {exc}"
-            )
+            where = f"the container runtime at {self.docker_host}"
+            health = Health(False, f"{where} is unreachable ({exc}){docker_api.REMEDY}")
         self._health = (now, health)
         return health
 

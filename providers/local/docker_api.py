@@ -12,6 +12,12 @@ from providers.errors import Unavailable
 API = "/v1.41"
 # Streams that stay open as long as there is something to follow.
 STREAMING = httpx.Timeout(None, connect=5.0, pool=5.0)
+# What an operator does about an unreachable runtime (the providers API shows it).
+REMEDY = (
+    ": start Docker there, or podman's Docker API service (`podman system service --time=0"
+    " unix:///run/podman.sock`; as root `scripts/container-runtime` installs and starts it) and"
+    " restart the gateway with DOCKER_HOST set to its socket (`scripts/serve` does both)"
+)
 
 
 def parse_time(text: str | None) -> datetime | None:

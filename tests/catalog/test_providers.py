@@ -82,3 +82,6 @@ class TestGetProvider:
         health = response.json()["data"]["health"]
         assert health["status"] == "unhealthy"
         assert "unreachable" in health["reason"]
+        # ... and what to do about it.
+        assert "podman system service" in health["reason"]
+        assert "restart the gateway with DOCKER_HOST set to its socket" in health["reason"]

@@ -7,11 +7,18 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from app import database, migrate
+from app.application import create_app
+from tests.factories import Keys
+from tests.servers import lifespan_app
+from tests.webhooks.conftest import webhook_settings
+
+SCOPES = ["jobs:read", "jobs:write", "webhooks:read", "webhooks:write"]
 
 
 async def admin(server_url: str, statement: str, **parameters: object) -> None:
@@ -45,3 +52,13 @@ def scratch_database(postgres_server_url: str) -> ScratchDatabase:
             await admin(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
     return create
+
+
+@pytest.fixture
+async def gateway(database_url: str, keys: Keys) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway whose engine runs jobs on the real container runtime, and sends webhooks."""
+    async with lifespan_app(create_app(webhook_settings(database_url))) as app:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            client.headers["Authorization"] = f"Bearer {await keys.create(scope=SCOPES)}"
+            yield client

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+
+async def scrape(client: httpx.AsyncClient, **headers: str) -> Scrape:
+    """GET /metrics of `client`'s gateway, read."""
+    response = await client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return Scrape(response.text)
 
 
 class Scrape:
@@ -22,3 +31,7 @@ class Scrape:
 
     def has(self, name: str) -> bool:
         return any(sample.name == name for sample in self.samples)
+
+    def labels(self, name: str) -> set[str]:
+        """Every label name the samples called `name` carry."""
+        return {label for sample in self.samples if sample.name == name for label in sample.labels}

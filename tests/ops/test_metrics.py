@@ -13,18 +13,9 @@ from app.application import create_app
 from app.settings import Settings
 from tests.engine.conftest import busybox, submit, wait_for
 from tests.factories import API, Keys, job_spec
-from tests.ops.metrics_text import Scrape
+from tests.ops.metrics_text import scrape
 from tests.servers import lifespan_app, uvicorn_server
-from tests.webhooks.conftest import Receiver, receiver_app, webhook_settings
-
-SCOPES = ["jobs:read", "jobs:write", "webhooks:read", "webhooks:write"]
-
-
-async def scrape(client: httpx.AsyncClient, **headers: str) -> Scrape:
-    response = await client.get("/metrics", headers=headers)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return Scrape(response.text)
+from tests.webhooks.conftest import Receiver, receiver_app
 
 
 @pytest.fixture
@@ -33,16 +24,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     async with uvicorn_server(receiver_app(receiver)) as url:
         receiver.url = f"{url}/hook"
         yield receiver
-
-
-@pytest.fixture
-async def gateway(database_url: str, keys: Keys) -> AsyncIterator[httpx.AsyncClient]:
-    """A gateway whose engine runs jobs on the real container runtime, and sends webhooks."""
-    async with lifespan_app(create_app(webhook_settings(database_url))) as app:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            client.headers["Authorization"] = f"Bearer {await keys.create(scope=SCOPES)}"
-            yield client
 
 
 class TestMetrics:

@@ -2,71 +2,34 @@
 
 from __future__ import annotations
 
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 import typer
-from rich.live import Live
-from rich.spinner import Spinner
 
 from cortex_client import Client, Job, calls
-from cortex_client.cli import output
+from cortex_client.cli import output, spec, status_line
 from cortex_client.cli.app import context
 
 app = typer.Typer(help="Submit, list, follow and cancel jobs.", no_args_is_help=True)
 
 
-class Defaults(TypedDict):
-    cpu: int
-    memory: str
-    storage: str
-    duration: int
-
-
-# Without a template, a job needs every resource; these make a quick `submit` possible.
-DEFAULTS: Defaults = {"cpu": 1000, "memory": "512Mi", "storage": "1Gi", "duration": 3600}
-# What each event of a job's timeline means for its status.
-STATUS_AFTER = {"created": "pending", "started": "running"}
-
-
-def _pairs(values: list[str]) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        name, sep, text = value.partition("=")
-        if not sep or not name:
-            raise typer.BadParameter(f"{value!r} is not NAME=VALUE", param_hint="--env")
-        pairs[name] = text
-    return pairs
-
-
 @app.command(context_settings={"allow_interspersed_args": False})
 def submit(
     ctx: typer.Context,
-    command: Annotated[
-        list[str] | None, typer.Argument(help="Command and arguments, after `--`.")
-    ] = None,
-    provider: Annotated[
-        str | None, typer.Option(help="local, akash, render, golem, or auto (the cheapest).")
-    ] = None,
-    image: Annotated[str | None, typer.Option(help="Container image, e.g. busybox:latest.")] = None,
-    cpu: Annotated[int | None, typer.Option(help="Millicores (default 1000).")] = None,
-    memory: Annotated[str | None, typer.Option(help="e.g. 64Mi (default 512Mi).")] = None,
-    storage: Annotated[str | None, typer.Option(help="e.g. 1Gi (default 1Gi).")] = None,
-    duration: Annotated[int | None, typer.Option(help="Seconds at most (default 3600).")] = None,
-    env: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
-    port: Annotated[list[int] | None, typer.Option(help="Expose this port, repeatable.")] = None,
-    providers: Annotated[
-        list[str] | None, typer.Option(help="With --provider auto: the candidates, repeatable.")
-    ] = None,
-    max_price_per_hour: Annotated[
-        float | None, typer.Option(help="With --provider auto: the most to pay, USD.")
-    ] = None,
-    gpus: Annotated[int | None, typer.Option(help="GPUs the job needs.")] = None,
-    gpu_model: Annotated[str | None, typer.Option(help="e.g. 'NVIDIA RTX 4090'.")] = None,
+    command: spec.Command = None,
+    provider: spec.Provider = None,
+    image: spec.Image = None,
+    cpu: spec.Cpu = None,
+    memory: spec.Memory = None,
+    storage: spec.Storage = None,
+    duration: spec.Duration = None,
+    env: spec.Env = None,
+    port: spec.Port = None,
+    providers: spec.Providers = None,
+    max_price_per_hour: spec.MaxPricePerHour = None,
+    gpus: spec.Gpus = None,
+    gpu_model: spec.GpuModel = None,
     template: Annotated[
         str | None, typer.Option(help="Start from this template; options override it.")
     ] = None,
@@ -78,28 +41,25 @@ def submit(
     cortex jobs submit --provider local --image busybox:latest --wait -- sh -c 'echo hi'
     """
     client = context(ctx).client
-    fields: dict[str, Any] = dict(
+    fields = spec.fields(
+        command=command,
         provider=provider,
         image=image,
         cpu=cpu,
         memory=memory,
         storage=storage,
         duration=duration,
-        env=_pairs(env) if env else None,
-        ports=[{"port": p, "expose": True} for p in port] if port else None,
-        command=command or None,
-        providers=providers or None,
+        env=env,
+        port=port,
+        providers=providers,
         max_price_per_hour=max_price_per_hour,
-        gpu=gpu_request(gpus, gpu_model),
+        gpus=gpus,
+        gpu_model=gpu_model,
     )
     if template is not None:
-        overrides = calls.body(None, fields)
-        job = client.templates.submit(template, overrides)
+        job = client.templates.submit(template, calls.body(None, fields))
     else:
-        for name, value in DEFAULTS.items():
-            if fields[name] is None:
-                fields[name] = value
-        job = client.jobs.submit(**fields)
+        job = client.jobs.submit(**spec.with_defaults(fields))
     if json:
         output.dump(job)
     elif wait:
@@ -110,61 +70,18 @@ def submit(
         raise typer.Exit(_wait(client, job))
 
 
-def gpu_request(count: int | None, model: str | None) -> dict[str, Any] | None:
-    if count is None and model is None:
-        return None
-    return {"count": count or 1, **({"model": model} if model else {})}
-
-
 def _wait(client: Client, job: Job) -> int:
-    """Stream the job's logs with a status line beside them; the exit code it deserves."""
+    """Stream the job's logs under its status line; the exit code it deserves."""
     try:
-        with _status_line(job) as show:
-            watcher = threading.Thread(
-                target=_watch_status, args=(client, job.id, show), daemon=True
-            )
-            watcher.start()
+        with status_line.shown(client, job) as show:
             for entry in client.jobs.follow_logs(job.id):
                 output.log(entry)
-        return _outcome(client.jobs.get(job.id))
+            ended = client.jobs.get(job.id)
+            show(ended)
+        return _outcome(ended)
     except KeyboardInterrupt:
         output.note(f"Stopped following {job.id}; it goes on (`cortex jobs cancel {job.id}`).")
         return 130
-
-
-def _watch_status(client: Client, job_id: str, show: Any) -> None:
-    try:
-        for event in client.jobs.follow_events(job_id):
-            show(STATUS_AFTER.get(event.type, event.type))
-    except Exception:
-        # The status line is a courtesy: the logs stream decides the outcome, and this thread
-        # may still be reading when the command ends and closes the client under it.
-        return
-
-
-@contextmanager
-def _status_line(job: Job) -> Iterator[Any]:
-    """On a terminal, a spinner line on stderr under the logs; otherwise a line on stderr per
-    status change."""
-    if not output.err.is_terminal:
-        seen: list[str] = []
-
-        def note(status: str) -> None:
-            if not seen or seen[-1] != status:
-                seen.append(status)
-                output.note(f"{job.id}: {status}")
-
-        yield note
-        return
-    spinner = Spinner("dots", text=f"{job.id}: {job.status}")
-    with Live(
-        spinner,
-        console=output.err,
-        transient=True,
-        redirect_stdout=sys.stdout.isatty(),
-        redirect_stderr=False,
-    ):
-        yield lambda status: spinner.update(text=f"{job.id}: {status}")
 
 
 def _outcome(job: Job) -> int:
@@ -338,9 +255,10 @@ def metrics(
     job_id: str,
     period: Annotated[str, typer.Option(help="1h, 6h, 24h or 7d.")] = "1h",
     resolution: Annotated[str, typer.Option(help="1m, 5m or 1h.")] = "1m",
+    table: Annotated[bool, typer.Option("--table", help="Every bucket, as a table.")] = False,
     json: Annotated[bool, typer.Option("--json", help="JSON, for scripts.")] = False,
 ) -> None:
-    """A job's CPU, memory and network use over time."""
+    """A job's CPU, memory and network use over time: a sparkline each (or --table)."""
     data = context(ctx).client.jobs.metrics(job_id, period=period, resolution=resolution)
     if json:
         output.dump(data)
@@ -349,6 +267,26 @@ def metrics(
     for column, series in enumerate((data.cpu, data.memory, data.network.rx, data.network.tx)):
         for point in series:
             rows.setdefault(point.timestamp, [None] * 4)[column] = point.value
+    if not rows:
+        output.note(f"{job_id}: no samples in the last {period}")
+        return
+    if not table:
+        moments = sorted(rows)
+        output.line(
+            f"{job_id}: {len(moments)} bucket{'' if len(moments) == 1 else 's'} of {resolution}, "
+            f"{output.when(moments[0])} to {output.when(moments[-1])}"
+        )
+        columns = [[rows[at][column] for at in moments] for column in range(4)]
+        output.table(
+            ("", "", "AVERAGE", "MOST", "TOTAL"),
+            [
+                _spark("cpu", columns[0], lambda v: f"{v:.0f} m"),
+                _spark("memory", columns[1], lambda v: f"{v / 2**20:.1f} MiB"),
+                _spark("rx", columns[2], output.size, total=True),
+                _spark("tx", columns[3], output.size, total=True),
+            ],
+        )
+        return
     output.table(
         ("AT", "CPU (millicores)", "MEMORY (MiB)", "RX (bytes)", "TX (bytes)"),
         (
@@ -361,6 +299,21 @@ def metrics(
             )
             for at, (cpu, memory, rx, tx) in sorted(rows.items())
         ),
+    )
+
+
+def _spark(
+    name: str, values: list[float | None], shown: Any, *, total: bool = False
+) -> tuple[str, ...]:
+    found = [v for v in values if v is not None]
+    if not found:
+        return (name, "-", "-", "-", "-")
+    return (
+        name,
+        output.sparkline(values),
+        shown(sum(found) / len(found)),
+        shown(max(found)),
+        shown(sum(found)) if total else "",
     )
 
 

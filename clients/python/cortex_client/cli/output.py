@@ -56,6 +56,47 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     out.print(grid)
 
 
+SPARKS = "▁▂▃▄▅▆▇█"
+SPARKLINE_WIDTH = 60
+
+
+def sparkline(values: Sequence[float | None], width: int = SPARKLINE_WIDTH) -> str:
+    """One character per value, from ▁ (the least) to █ (the most); a space for no value.
+    More values than `width` are averaged into `width` cells."""
+    cells: list[float | None] = list(values)
+    if len(cells) > width:
+        step = len(cells) / width
+        groups = [cells[int(i * step) : int((i + 1) * step)] for i in range(width)]
+        cells = [_mean([v for v in group if v is not None]) for group in groups]
+    found = [v for v in cells if v is not None]
+    if not found:
+        return " " * len(cells)
+    low, span = min(found), max(found) - min(found)
+    top = len(SPARKS) - 1
+
+    def cell(value: float | None) -> str:
+        if value is None:
+            return " "
+        if span == 0:  # flat: at the top, unless it is flat at nothing
+            return SPARKS[top if value > 0 else 0]
+        return SPARKS[round((value - low) / span * top)]
+
+    return "".join(cell(v) for v in cells)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def size(value: float) -> str:
+    """Bytes, in the unit that reads best (B, KiB, MiB, GiB)."""
+    for unit in ("B", "KiB", "MiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 def when(moment: datetime | None) -> str:
     if moment is None:
         return "-"

@@ -62,6 +62,14 @@ def remove(name: str) -> bool:
     return True
 
 
+def saved(name: str) -> Profile | None:
+    """The profile saved under `name`, if any (the environment aside)."""
+    found = _read(config_file())["profiles"].get(name)
+    if found is None:
+        return None
+    return Profile(url=found["url"], api_key=found.get("apiKey"))
+
+
 def resolve(name: str | None) -> Profile:
     """The environment's CORTEX_URL / CORTEX_API_KEY, each falling back to the profile."""
     saved = _read(config_file())["profiles"].get(name or DEFAULT_PROFILE, {})

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from cortex_client.cli import jobs, output
+from cortex_client.cli import output, spec
 from cortex_client.cli.app import context
-from cortex_client.models import Provider
+from cortex_client.models import Provider, QuoteCandidate
 
 app = typer.Typer(help="Providers: health, capabilities and pricing.")
 
@@ -58,47 +58,62 @@ def get(ctx: typer.Context, name: str, json: JsonOption = False) -> None:
     output.dump(provider) if json else _show([provider])
 
 
-@app.command()
+@app.command(context_settings={"allow_interspersed_args": False})
 def quote(
     ctx: typer.Context,
-    image: Annotated[str, typer.Option(help="Container image, e.g. nginx:alpine.")],
-    provider: Annotated[str, typer.Option(help="auto compares every candidate.")] = "auto",
-    providers: Annotated[
-        list[str] | None, typer.Option(help="The candidates (default: all), repeatable.")
-    ] = None,
-    cpu: Annotated[int, typer.Option(help="Millicores.")] = jobs.DEFAULTS["cpu"],
-    memory: Annotated[str, typer.Option()] = jobs.DEFAULTS["memory"],
-    storage: Annotated[str, typer.Option()] = jobs.DEFAULTS["storage"],
-    duration: Annotated[int, typer.Option(help="Seconds.")] = jobs.DEFAULTS["duration"],
-    port: Annotated[list[int] | None, typer.Option(help="Expose this port, repeatable.")] = None,
-    max_price_per_hour: Annotated[float | None, typer.Option(help="USD.")] = None,
-    gpus: Annotated[int | None, typer.Option()] = None,
-    gpu_model: Annotated[str | None, typer.Option()] = None,
+    command: spec.Command = None,
+    provider: Annotated[
+        str, typer.Option(help="auto (the default) compares every candidate; a name, one.")
+    ] = "auto",
+    image: spec.Image = None,
+    cpu: spec.Cpu = None,
+    memory: spec.Memory = None,
+    storage: spec.Storage = None,
+    duration: spec.Duration = None,
+    env: spec.Env = None,
+    port: spec.Port = None,
+    providers: spec.Providers = None,
+    max_price_per_hour: spec.MaxPricePerHour = None,
+    gpus: spec.Gpus = None,
+    gpu_model: spec.GpuModel = None,
     json: JsonOption = False,
 ) -> None:
-    """Where a job would go and what each provider would charge, without submitting it."""
-    comparison = context(ctx).client.providers.quote(
-        provider=provider,
-        providers=providers or None,
-        image=image,
-        cpu=cpu,
-        memory=memory,
-        storage=storage,
-        duration=duration,
-        ports=[{"port": p, "expose": True} for p in port] if port else None,
-        max_price_per_hour=max_price_per_hour,
-        gpu=jobs.gpu_request(gpus, gpu_model),
+    """What each provider would charge for a job, and where `auto` would place it, without
+    submitting it: the options of `cortex jobs submit` (a template aside).
+
+    cortex providers quote --image nginx:alpine --cpu 2000 --memory 4Gi --duration 7200
+    """
+    fields = spec.with_defaults(
+        spec.fields(
+            command=command,
+            provider=provider,
+            image=image,
+            cpu=cpu,
+            memory=memory,
+            storage=storage,
+            duration=duration,
+            env=env,
+            port=port,
+            providers=providers,
+            max_price_per_hour=max_price_per_hour,
+            gpus=gpus,
+            gpu_model=gpu_model,
+        )
     )
+    comparison = context(ctx).client.providers.quote(**fields)
     if json:
         output.dump(comparison)
         return
+    hours = fields["duration"] / 3600
     output.table(
-        ("PROVIDER", "VERDICT", "USD/HOUR", "WHY"),
+        ("PROVIDER", "VERDICT", "USD/HOUR", f"USD FOR {fields['duration']} S", "NATIVE", "WHY"),
         (
             (
                 c.provider,
                 c.verdict,
                 "-" if c.usd_per_hour is None else f"{c.usd_per_hour:.4f}",
+                "-" if c.usd_per_hour is None else f"{c.usd_per_hour * hours:.4f}",
+                _native(c),
                 c.reason,  # it already names each refusal
             )
             for c in comparison.candidates
@@ -106,3 +121,9 @@ def quote(
     )
     if comparison.chosen is None:
         output.note("No provider can take this job now.")
+
+
+def _native(candidate: QuoteCandidate) -> str:
+    if candidate.native_amount is None:
+        return "-"
+    return f"{candidate.native_amount:g} {candidate.native_unit or ''}".rstrip()

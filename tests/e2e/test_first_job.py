@@ -1,0 +1,82 @@
+"""A newcomer's first minutes: `scripts/serve`, then `cortex jobs submit --wait`, nothing else.
+
+scripts/serve runs as a person runs it, with no DOCKER_HOST and no `cortex` configured: it must
+find the container runtime through scripts/container-runtime (provisioned for this checkout
+before the suite runs, as scripts/test does), log `cortex` in with the first admin key and put
+`cortex` on PATH."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.test_gateway_process import STARTUP_SECONDS
+from tests.factories import API
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB_SECONDS = 120
+
+
+def test_serve_then_the_first_job_prints_hi_and_exits_0(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CORTEX_", "DOCKER_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        HOME=str(home),
+        PATH=f"{home}/.local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        XDG_CONFIG_HOME=str(home / ".config"),
+        CORTEX_DATA_DIR=str(tmp_path / "data"),
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as output:
+        serve = subprocess.Popen(
+            [str(ROOT / "scripts" / "serve"), "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its helper shell too, ended below with it
+        )
+    try:
+        said = _wait_for(log, "Your first job:", serve)
+        assert "local jobs run on the container runtime at unix://" in said
+        assert f"logged in to http://127.0.0.1:{port}" in said
+
+        first = subprocess.run(
+            ["cortex", "jobs", "submit", "--provider", "local", "--image", "busybox:latest",
+             "--wait", "--", "echo", "hi"],
+            env=env, capture_output=True, text=True, timeout=JOB_SECONDS,
+        )  # fmt: skip
+        assert (first.returncode, first.stdout) == (0, "hi\n"), (first, log.read_text())
+
+        key = (tmp_path / "data" / "first-admin-key").read_text().strip()
+        jobs = httpx.get(
+            f"http://127.0.0.1:{port}{API}/jobs", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert [job["status"] for job in jobs.json()["data"]] == ["completed"]
+    finally:
+        os.killpg(serve.pid, signal.SIGINT)
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+
+
+def _wait_for(log: Path, text: str, process: subprocess.Popen[bytes]) -> str:
+    # The first start also creates the embedded database.
+    deadline = time.monotonic() + 2 * STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        said = log.read_text()
+        if text in said:
+            return said
+        if process.poll() is not None:
+            raise AssertionError(f"scripts/serve exited early:\n{said}")
+        time.sleep(0.2)
+    raise AssertionError(f"scripts/serve never said {text!r}:\n{log.read_text()}")
