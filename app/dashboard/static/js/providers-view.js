@@ -144,9 +144,11 @@ export class ProvidersView {
           candidate.nativeAmount === null || candidate.nativeAmount === undefined
             ? "—"
             : `${candidate.nativeAmount} ${candidate.nativeUnit ?? ""}`.trim();
-        const why = [candidate.reason, ...candidate.refusals.map((r) => `${r.field}: ${r.message}`)]
-          .filter(Boolean)
-          .join("; ");
+        // The reason often quotes the refusals already: each one once.
+        const refusals = candidate.refusals
+          .map((r) => `${r.field}: ${r.message}`)
+          .filter((text) => !candidate.reason?.includes(text));
+        const why = [candidate.reason, ...refusals].filter(Boolean).join("; ");
         return h(
           "tr",
           { dataset: { provider: candidate.provider, verdict: candidate.verdict } },

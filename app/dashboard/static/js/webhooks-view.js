@@ -134,7 +134,12 @@ export class WebhooksView {
             delivery.jobId ? h("a", { class: "block small mono", href: `#/jobs/${delivery.jobId}`, text: delivery.jobId }) : null),
           h("td", {}, h("span", { class: "delivery-status", dataset: { status: delivery.status }, text: delivery.status })),
           h("td", { class: "response small", text: response(attempt) }),
-          h("td", { class: "attempts", text: String(delivery.attempts.length) }),
+          h("td", { class: "attempts" },
+            h("span", { class: "attempt-count", text: String(delivery.attempts.length) }),
+            delivery.attempts.length
+              ? h("span", { class: "attempt-codes muted small mono",
+                  text: ` (${delivery.attempts.map((a) => a.statusCode ?? "error").join(" → ")})` })
+              : null),
           h("td", { class: "small", text: delivery.nextAttemptAt ? formatTime(delivery.nextAttemptAt) : "—" }),
           h("td", {}, delivery.status === "succeeded"
             ? null
