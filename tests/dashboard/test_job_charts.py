@@ -17,7 +17,14 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from app import database
 from app.engine import repository
 from providers.types import MetricSample
-from tests.dashboard.conftest import gateway_env, screenshot, sign_in, text_of, wait_until
+from tests.dashboard.conftest import (
+    gateway_env,
+    page_url,
+    screenshot,
+    sign_in,
+    text_of,
+    wait_until,
+)
 from tests.e2e.test_gateway_process import Gateway
 from tests.engine.conftest import busybox
 
@@ -130,3 +137,58 @@ def test_a_running_jobs_charts_show_each_sample_and_grow_while_it_runs(
     screenshot(browser, "job-charts", top="#job-facts")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     assert api.post(f"/jobs/{job_id}/cancel").status_code == 200
+
+
+RENDER_PROGRESS = """
+const done = arguments[arguments.length - 1];
+import("/dashboard/static/js/job-insights.js").then(({ JobInsights }) => {
+  const view = new JobInsights();
+  // The page asks for metrics on the first render: an API with no samples.
+  const none = { cpu: [], memory: [], network: { rx: [], tx: [] } };
+  view.api = { request: async () => ({ data: none }) };
+  const seen = () => ({
+    progressShown: !document.getElementById("job-progress").hidden,
+    bar: document.getElementById("job-progress-bar").value,
+    percent: document.getElementById("job-progress-value").textContent,
+    messageShown: !document.getElementById("job-status-message").hidden,
+    message: document.getElementById("job-status-message").textContent,
+    cost: document.getElementById("job-cost-line").textContent,
+  });
+  const job = {
+    id: "job_0000000000000000", status: "running", createdAt: new Date().toISOString(),
+    startedAt: new Date().toISOString(), endedAt: null,
+    cost: { current: 0.25, projected: 1.5, currency: "USD" },
+  };
+  view.open();
+  view.render({ ...job, progress: 42.5, statusMessage: "epoch 3 of 8" });
+  const reported = seen();
+  view.render({ ...job, progress: null, statusMessage: null });
+  const cleared = seen();
+  view.render(job);
+  const absent = seen();
+  view.close();
+  done({ reported, cleared, absent });
+});
+"""
+
+
+def test_progress_and_status_message_show_only_when_the_job_reports_them(
+    browser: WebDriver, gateway: Gateway
+) -> None:
+    """The job's `progress` (0-100) and `statusMessage`, as GET /jobs/{id} gives them once a
+    job reports them; a job without them (or with null) shows neither."""
+    browser.get(page_url(gateway, "/dashboard"))
+    wait_until(browser, lambda d: d.find_element(By.ID, "key-input").is_displayed())
+
+    seen = browser.execute_async_script(RENDER_PROGRESS)
+
+    assert seen["reported"] == {
+        "progressShown": True,
+        "bar": 42.5,
+        "percent": "42.5 %",
+        "messageShown": True,
+        "message": "epoch 3 of 8",
+        "cost": "$0.25 so far of $1.50 projected",
+    }
+    for state in ("cleared", "absent"):
+        assert (seen[state]["progressShown"], seen[state]["messageShown"]) == (False, False)
