@@ -237,3 +237,17 @@ def test_the_webhooks_page_test_fires_an_endpoint_and_retries_a_failed_delivery(
     assert delivery_cell(browser, "td:first-child") == delivery["id"]
     screenshot(browser, "webhooks")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_a_key_without_the_webhooks_scopes_is_told_why(
+    browser: WebDriver, gateway: Gateway, api_key: str
+) -> None:
+    sign_in(browser, gateway, api_key)
+    browser.find_element(By.ID, "nav-webhooks").click()
+
+    error = wait_until(browser, lambda d: text_of(d, "#webhooks-error"))
+    assert "FORBIDDEN" in error
+    # The rest of the dashboard works on: the jobs list is a click away.
+    browser.find_element(By.ID, "nav-jobs").click()
+    wait_until(browser, lambda d: d.find_element(By.ID, "jobs-layout").is_displayed())
+    assert not browser.find_element(By.ID, "webhooks-page").is_displayed()

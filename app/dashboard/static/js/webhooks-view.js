@@ -91,6 +91,8 @@ export class WebhooksView {
     } catch (error) {
       if (generation !== this.generation) return;
       showError(byId("webhooks-error"), error, { title: "Cannot show the webhooks:" });
+      // A refusal (no webhooks:read scope, say) stays one until the key changes: no polling.
+      if (error.status >= 400 && error.status < 500) return;
     }
     if (generation === this.generation && this.shown) {
       this.timer = setTimeout(() => this.load(), POLL_MS);
