@@ -66,3 +66,24 @@ def test_a_batchs_page_shows_each_job_and_its_status_as_they_run(
     assert browser.find_element(By.ID, "jobs-layout").is_displayed()
     assert not browser.find_element(By.ID, "batches-page").is_displayed()
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_a_batch_is_cancelled_from_its_page_with_two_clicks(
+    browser: WebDriver, gateway: Gateway, api: httpx.Client, api_key: str
+) -> None:
+    response = api.post("/jobs/batch", json={"jobs": [busybox("sleep 60")] * 3, "concurrency": 1})
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["data"]["batchId"]
+
+    sign_in(browser, gateway, api_key, path=f"/#/batches/{batch_id}")
+    wait_until(browser, lambda d: "running" in row_statuses(d))
+    cancel = browser.find_element(By.ID, "batch-cancel")
+    cancel.click()
+    assert cancel.text == "Confirm cancel"
+    assert api.get(f"/jobs/batch/{batch_id}").json()["data"]["status"] == "active"
+    cancel.click()
+
+    wait_until(browser, lambda d: row_statuses(d) == ["cancelled"] * 3, timeout=60)
+    assert text_of(browser, "#batch-status") == "cancelled"
+    assert not browser.find_element(By.ID, "batch-cancel").is_displayed()
+    assert api.get(f"/jobs/batch/{batch_id}").json()["data"]["status"] == "cancelled"

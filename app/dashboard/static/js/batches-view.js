@@ -8,16 +8,19 @@ import {
   TERMINAL,
   byId,
   clear,
-  debounce,
   formatTime,
   formatUsd,
   h,
   hideError,
   showError,
   statusBadge,
+  toast,
 } from "./dom.js";
 
 const PAGE = 100;
+// Status changes of a busy batch arrive in bursts: read it again at most this often.
+const RELOAD_MS = 1000;
+const CONFIRM_MS = 4000;
 
 function finished(counts) {
   return [...TERMINAL].reduce((sum, status) => sum + (counts[status] ?? 0), 0);
@@ -40,8 +43,9 @@ export class BatchesView {
     this.batchId = null;
     this.jobIds = new Set();
     this.generation = 0;
-    this.reloadSoon = debounce(() => this.load(), 300);
+    this.reloadTimer = null;
     byId("batches-refresh").addEventListener("click", () => this.load());
+    byId("batch-cancel").addEventListener("click", () => this.cancelClicked());
     byId("batches-body").addEventListener("click", (event) => {
       const row = event.target.closest("tr[data-batch-id]");
       if (row && !event.target.closest("a")) window.location.hash = `#/batches/${row.dataset.batchId}`;
@@ -72,7 +76,8 @@ export class BatchesView {
   hide() {
     this.section.hidden = true;
     this.generation += 1;
-    this.reloadSoon.cancel();
+    clearTimeout(this.reloadTimer);
+    this.reloadTimer = null;
   }
 
   reset() {
@@ -86,7 +91,14 @@ export class BatchesView {
   /** A job's status changed (from the account's stream). */
   jobChanged(event) {
     if (!this.shown) return;
-    if (this.batchId === null || this.jobIds.has(event.jobId)) this.reloadSoon();
+    if (this.batchId !== null && !this.jobIds.has(event.jobId)) return;
+    // Throttled, not debounced: a batch that never stops changing is still read each second.
+    if (this.reloadTimer === null) {
+      this.reloadTimer = setTimeout(() => {
+        this.reloadTimer = null;
+        this.load();
+      }, RELOAD_MS);
+    }
   }
 
   async load() {
@@ -133,8 +145,41 @@ export class BatchesView {
     this.renderBatch(batch, batch.jobIds.map((id) => jobs.get(id)).filter(Boolean));
   }
 
+  // Cancelling takes two clicks, as a job's does: the first arms the button.
+  async cancelClicked() {
+    const button = byId("batch-cancel");
+    if (!this.cancelArmed) {
+      this.cancelArmed = true;
+      button.textContent = "Confirm cancel";
+      button.classList.add("armed");
+      this.disarmTimer = setTimeout(() => this.disarmCancel(), CONFIRM_MS);
+      return;
+    }
+    this.disarmCancel();
+    const batchId = this.batchId;
+    button.disabled = true;
+    try {
+      await this.api.request("POST", `/jobs/batch/${encodeURIComponent(batchId)}/cancel`);
+      toast(`Cancelling ${batchId}…`);
+      if (batchId === this.batchId) this.load();
+    } catch (error) {
+      showError(byId("batches-error"), error, { title: "Could not cancel." });
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  disarmCancel() {
+    clearTimeout(this.disarmTimer);
+    this.cancelArmed = false;
+    const button = byId("batch-cancel");
+    button.textContent = "Cancel batch";
+    button.classList.remove("armed");
+  }
+
   renderBatch(batch, jobs) {
     byId("batch-id").textContent = batch.id;
+    byId("batch-cancel").hidden = batch.status !== "active";
     const badge = byId("batch-status");
     badge.className = "batch-status";
     badge.dataset.status = batch.status;
