@@ -182,3 +182,32 @@ def sign_in(driver: WebDriver, gateway: Gateway, key: str, path: str = "/") -> N
     driver.find_element(By.ID, "key-input").send_keys(key)
     driver.find_element(By.ID, "key-submit").click()
     wait_until(driver, lambda d: d.find_element(By.ID, "app-view").is_displayed())
+
+
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOT_SIZE = (1280, 800)
+
+
+def screenshot(driver: WebDriver, name: str, top: str | None = None) -> Path:
+    """Pictures of the product for the README: `docs/screenshots/<name>.png`, always at the
+    same size and scrolled the same way (to the top, or to the element `top` selects), so a
+    rerun changes only what the page shows (ids, times). Written by the tests that show each
+    page, after what they assert is on screen."""
+    width, height = SCREENSHOT_SIZE
+    driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+    driver.execute_script(
+        """window.scrollTo(0, 0);
+        document.activeElement?.blur();
+        if (arguments[0]) {
+          const element = document.querySelector(arguments[0]);
+          window.scrollTo(0, element.getBoundingClientRect().top - 64);
+        }""",
+        top,
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+    return path

@@ -9,7 +9,14 @@ import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.dashboard.conftest import gateway_env, sign_in, text_of, texts_of, wait_until
+from tests.dashboard.conftest import (
+    gateway_env,
+    screenshot,
+    sign_in,
+    text_of,
+    texts_of,
+    wait_until,
+)
 from tests.e2e.test_gateway_process import Gateway, cli
 from tests.engine.conftest import busybox
 
@@ -65,6 +72,7 @@ def test_the_account_page_shows_quotas_in_use_budget_and_providers(
     )
     assert facts["Providers"] == "akash, local"
     assert facts["Engine slots"] == "its fair share"
+    screenshot(browser, "account")
 
     # The job ending frees its place: the page, open meanwhile, shows it.
     assert api.post(f"/jobs/{job_id}/cancel").status_code == 200

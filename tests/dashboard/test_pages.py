@@ -3,6 +3,8 @@ Content-Security-Policy, and absent from the OpenAPI document."""
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import httpx
 import pytest
 
@@ -50,3 +52,39 @@ async def test_the_pages_are_not_part_of_the_api_document(app_client: httpx.Asyn
     paths = (await app_client.get(f"{API}/openapi.json")).json()["paths"]
 
     assert all(path.startswith(API) for path in paths)
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+async def test_the_page_has_no_inline_script_or_style_and_every_file_it_names_is_served(
+    app_client: httpx.AsyncClient,
+) -> None:
+    """What the policy would block must not be there: no <style>, no script without a src,
+    no style attribute, no on* handler."""
+    parser = _Tags()
+    parser.feed((await app_client.get("/")).text)
+
+    assert not [tag for tag, _ in parser.tags if tag == "style"]
+    scripts = [attrs for tag, attrs in parser.tags if tag == "script"]
+    assert scripts and all(attrs.get("src") for attrs in scripts)
+    inline = [
+        (tag, name)
+        for tag, attrs in parser.tags
+        for name in attrs
+        if name == "style" or name.startswith("on")
+    ]
+    assert inline == []
+    files = [attrs["src"] for attrs in scripts] + [
+        attrs["href"] for tag, attrs in parser.tags if tag == "link" and attrs.get("href")
+    ]
+    assert "/dashboard/static/pages.css" in files
+    for path in files:
+        assert path is not None
+        assert (await app_client.get(path)).status_code == 200, path

@@ -9,13 +9,13 @@ import {
   formatClock,
   formatDuration,
   formatTime,
-  formatUsd,
   h,
   hideError,
   showError,
   statusBadge,
   toast,
 } from "./dom.js";
+import { JobInsights } from "./job-insights.js";
 import { LiveStream } from "./live.js";
 
 // Lines fetched when a job is opened; older ones stay in the API (GET /jobs/{id}/logs).
@@ -50,6 +50,7 @@ export class JobView {
     this.cancelButton = byId("cancel-button");
     this.follow = byId("logs-follow");
     this.refreshSoon = debounce(() => this.refresh(), 150);
+    this.insights = new JobInsights();
 
     this.cancelButton.addEventListener("click", () => this.cancelClicked());
     byId("logs-wrap").addEventListener("change", (event) => {
@@ -84,6 +85,8 @@ export class JobView {
     this.dropped = 0;
     this.follow.checked = true;
     this.updateLineCount();
+    this.insights.api = this.api;
+    this.insights.open();
     this.refresh();
 
     const token = () => this.api.jobStreamToken(jobId);
@@ -116,6 +119,7 @@ export class JobView {
     for (const stream of this.streams) stream.stop();
     this.streams = [];
     this.refreshSoon.cancel();
+    this.insights.close();
     this.jobId = null;
     this.job = null;
     this.view.hidden = true;
@@ -147,6 +151,7 @@ export class JobView {
     this.cancelButton.hidden = !cancellable;
     if (!cancellable) this.disarmCancel();
     this.renderFacts(job);
+    this.insights.render(job);
     byId("job-config").textContent = JSON.stringify(job.config, null, 2);
     this.onJob?.(job);
   }
@@ -164,7 +169,6 @@ export class JobView {
       ["Started", formatTime(job.startedAt)],
       ["Ended", formatTime(job.endedAt)],
       ["Run time", h("span", { id: "job-runtime", text: this.runTime(job) })],
-      ["Cost", `${formatUsd(job.cost?.current)} so far · ${formatUsd(job.cost?.projected)} projected`],
     ];
     if (results.exitCode !== null && results.exitCode !== undefined) {
       facts.push(["Exit code", String(results.exitCode)]);
@@ -282,11 +286,12 @@ export class JobView {
   }
 }
 
-/** A link for an http(s) URL from the API; anything else stays plain text. */
+/** A link for an http(s) URL from the API (a path is on this gateway); anything else stays
+ * plain text. */
 function link(url) {
   let parsed;
   try {
-    parsed = new URL(url);
+    parsed = new URL(url, window.location.origin);
   } catch {
     return url;
   }

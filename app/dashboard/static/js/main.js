@@ -1,14 +1,18 @@
 // The dashboard: asks for an API key, then shows the jobs list, a job, or the submit form,
-// following the address's #fragment (#/jobs/<id>, #/new, #/account).
+// following the address's #fragment (#/jobs/<id>, #/new, #/account), or a page of its own
+// (#/batches[/<id>], #/providers, #/webhooks[/<id>]).
 
 import { AccountView } from "./account-view.js";
 import { Api, streamUrl } from "./api.js";
+import { BatchesView } from "./batches-view.js";
 import { byId, hideError, showError, toast } from "./dom.js";
 import { JobView } from "./job-view.js";
 import { JobsList } from "./jobs-list.js";
 import { LiveStream } from "./live.js";
+import { ProvidersView } from "./providers-view.js";
 import { forgetKey, saveKey, savedKey } from "./session.js";
 import { SubmitForm } from "./submit-form.js";
+import { WebhooksView } from "./webhooks-view.js";
 
 // The built-in providers, for a gateway without GET /providers.
 const BUILT_IN_PROVIDERS = ["akash", "golem", "local", "render"];
@@ -37,12 +41,18 @@ class Dashboard {
       },
     });
     this.accountView = new AccountView();
+    this.pages = {
+      batches: new BatchesView(),
+      providers: new ProvidersView(),
+      webhooks: new WebhooksView(),
+    };
     this.account = new LiveStream({
       token: () => this.api.accountStreamToken(),
       url: (token, last) => streamUrl("/jobs/events", token, last, { follow: "true" }),
       onMessage: (event) => {
         this.list.applyEvent(event);
         if (event.jobId === this.view.jobId) this.view.refreshSoon();
+        this.pages.batches.jobChanged(event);
         // A job that starts or ends changes what counts against the quotas and the budget.
         if (this.accountView.shown) this.accountView.load();
       },
@@ -54,10 +64,13 @@ class Dashboard {
   /** @param {Api} api a key the gateway accepted */
   start(api) {
     this.api = api;
-    for (const part of [this.list, this.view, this.form, this.accountView]) part.api = api;
+    for (const part of [this.list, this.view, this.form, this.accountView, ...Object.values(this.pages)]) {
+      part.api = api;
+    }
     byId("login-view").hidden = true;
     byId("app-view").hidden = false;
     byId("session-actions").hidden = false;
+    byId("main-nav").hidden = false;
     window.addEventListener("hashchange", this.route);
     this.list.load();
     this.loadProviders();
@@ -72,12 +85,31 @@ class Dashboard {
     this.list.reset();
     this.form.reset();
     this.accountView.reset();
+    for (const page of Object.values(this.pages)) page.reset();
     byId("app-view").hidden = true;
     byId("session-actions").hidden = true;
+    byId("main-nav").hidden = true;
   }
 
   route() {
     const hash = window.location.hash;
+    // A page of its own: #/batches, #/batches/<id>, #/providers, #/webhooks, #/webhooks/<id>.
+    const page = /^#\/(batches|providers|webhooks)(?:\/([A-Za-z0-9_-]+))?$/.exec(hash);
+    for (const [name, view] of Object.entries(this.pages)) {
+      const current = page?.[1] === name;
+      byId(`nav-${name}`).classList.toggle("current", current);
+      if (current) view.show(page[2] ?? null);
+      else view.hide();
+    }
+    byId("jobs-layout").hidden = Boolean(page);
+    byId("nav-jobs").classList.toggle("current", !page && hash !== "#/account");
+    if (page) {
+      this.view.close();
+      this.form.hide();
+      this.accountView.hide();
+      byId("account-link").classList.remove("current");
+      return;
+    }
     const job = /^#\/jobs\/([A-Za-z0-9_-]+)$/.exec(hash);
     const account = hash === "#/account";
     byId("detail-placeholder").hidden = Boolean(job) || hash === "#/new" || account;
