@@ -144,10 +144,11 @@ async def test_running_jobs_stop_when_the_account_budget_is_reached(
         assert job["results"]["reason"] == "budget_exceeded"
         # $0.02 at $0.005 a second is reached 4 s after the start: the stop is decided within
         # a metrics interval (0.5 s) of it, with a little slack for a shared test machine;
-        # the cost then includes the container's stop grace period.
+        # the cost then includes the container's stop grace period. Times are shown to the
+        # second (each cut), so the bound allows one second more.
         events = {e["type"]: datetime.fromisoformat(e["timestamp"]) for e in job["events"]}
         reached = datetime.fromisoformat(job["startedAt"]) + timedelta(seconds=4)
-        assert reached <= events["cancelling"] <= reached + timedelta(seconds=1.5), events
+        assert reached <= events["cancelling"] <= reached + timedelta(seconds=2.5), events
         assert job["cost"]["current"] >= 0.02
         assert [e["type"] for e in job["events"]][-2:] == ["cancelling", "failed"]
         assert await removed(job_id)

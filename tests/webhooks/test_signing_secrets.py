@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -115,3 +116,31 @@ async def test_secrets_outside_the_limits_are_400_naming_the_field(
     error = response.json()["error"]
     assert error["code"] == "VALIDATION_ERROR"
     assert [d["field"] for d in error["details"]] == ["secret"]
+
+
+def documented_verify() -> Any:
+    """The receiver's `verify` from docs/api.md, run as a reader would paste it."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    section = text.split("### Verifying a delivery", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    return namespace["verify"]
+
+
+@pytest.mark.parametrize("secret", [DOCUMENTED_SECRET, None])
+async def test_the_documented_snippet_verifies_both_kinds(
+    gateway: httpx.AsyncClient, receiver: Receiver, secret: str | None
+) -> None:
+    body: dict[str, Any] = {"url": receiver.url, "events": ["*"]}
+    if secret is not None:
+        body["secret"] = secret
+    endpoint = (await gateway.post(f"{API}/webhooks", json=body)).json()["data"]
+    await gateway.post(f"{API}/webhooks/{endpoint['id']}/test")
+    await receiver.wait_for(1)
+    verify = documented_verify()
+
+    [request] = receiver.requests
+    assert verify(endpoint["secret"], request.headers, request.body)["type"] == "webhook.test"
+    with pytest.raises(ValueError, match="bad signature"):
+        verify("someone-elses-secret", request.headers, request.body)
