@@ -68,10 +68,12 @@ export class JobInsights {
 
   render(job) {
     const first = this.job === null;
+    const ended = TERMINAL.has(job.status) && (first || !TERMINAL.has(this.job.status));
     this.job = job;
     this.renderProgress(job);
     this.renderCost(job);
-    if (first || (TERMINAL.has(job.status) && this.timer)) this.loadMetrics();
+    // Once more when it ends: the last samples, and the polling stops.
+    if (first || ended) this.loadMetrics();
   }
 
   renderProgress(job) {
