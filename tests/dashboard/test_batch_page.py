@@ -65,6 +65,11 @@ def test_a_batchs_page_shows_each_job_and_its_status_as_they_run(
     wait_until(browser, lambda d: text_of(d, "#job-id") == job_ids[0])
     assert browser.find_element(By.ID, "jobs-layout").is_displayed()
     assert not browser.find_element(By.ID, "batches-page").is_displayed()
+    # And the job links back to its batch.
+    wait_until(browser, lambda d: text_of(d, "#job-batch") == batch_id)
+    browser.find_element(By.ID, "job-batch").click()
+    wait_until(browser, lambda d: text_of(d, "#batch-id") == batch_id)
+    assert browser.find_element(By.ID, "batch-view").is_displayed()
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 

@@ -137,6 +137,9 @@ def test_a_running_jobs_charts_show_each_sample_and_grow_while_it_runs(
     screenshot(browser, "job-charts", top="#job-facts")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     assert api.post(f"/jobs/{job_id}/cancel").status_code == 200
+    # Once it has ended, the charts are read a last time and say so.
+    wait_until(browser, lambda d: text_of(d, "#metrics-note").endswith("; final"), timeout=60)
+    assert drawn_points(browser) == api_points(api, job_id)
 
 
 RENDER_PROGRESS = """

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys as Key
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.dashboard.conftest import (
@@ -103,7 +104,8 @@ def test_the_providers_page_shows_health_and_prices_a_spec_on_every_provider(
     browser: WebDriver, gateway: Gateway, api_key: str
 ) -> None:
     sign_in(browser, gateway, api_key)
-    browser.find_element(By.ID, "nav-providers").click()
+    # From the keyboard: Enter on the page's link in the top bar.
+    browser.find_element(By.ID, "nav-providers").send_keys(Key.ENTER)
     card = '#provider-cards .provider-card[data-provider="{}"]'
     wait_until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".provider-card")) == 4)
     health = {
@@ -138,8 +140,7 @@ def test_the_providers_page_shows_health_and_prices_a_spec_on_every_provider(
 
     # One GPU of a model render has: render prices it, local cannot run it.
     set_field(browser, "quote-gpu-count", "1")
-    set_field(browser, "quote-gpu-model", GPU)
-    browser.find_element(By.ID, "quote-button").click()
+    set_field(browser, "quote-gpu-model", GPU + Key.ENTER)  # Enter in a field sends the form
     wait_until(
         browser, lambda d: quote_rows(d).get("render", ("",))[0] == "cheapest: auto picks it"
     )

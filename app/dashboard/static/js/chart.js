@@ -7,7 +7,6 @@ const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 420;
 const HEIGHT = 170;
 const PAD = { left: 58, right: 10, top: 10, bottom: 24 };
-const GRID_LINES = 4;
 
 function svg(tag, attributes = {}, text = null) {
   const element = document.createElementNS(SVG, tag);
@@ -43,9 +42,14 @@ export function bytes(value) {
 }
 
 /** A "nice" bound for the y axis: 1, 2 or 5 times a power of ten, at or beyond `value`
- * (away from zero: a counter that was reset gives a negative rise). */
-function niceBound(value) {
+ * (away from zero: a counter that was reset gives a negative rise). With `base` 1024 the
+ * power of ten is of KiB, MiB, …, so byte axes step by 100 KiB rather than 97.7 KiB. */
+function niceBound(value, base = 1) {
   if (value === 0) return 0;
+  if (base > 1) {
+    const scale = base ** Math.max(0, Math.floor(Math.log(Math.abs(value)) / Math.log(base)));
+    return niceBound(value / scale) * scale;
+  }
   const size = Math.abs(value);
   const power = 10 ** Math.floor(Math.log10(size));
   const step = [1, 2, 5, 10].find((s) => s * power >= size) ?? 10;
@@ -62,14 +66,15 @@ const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-d
  * @param {(value: number) => string} chart.format a value as a person reads it
  * @param {{name: string, key: string, points: {timestamp: string, value: number}[]}[]} chart.series
  * @param {[number, number]} [chart.window] the time axis (ms); defaults to the points' span
+ * @param {number} [chart.base] 1024 for bytes: the axis steps in KiB, MiB, …
  */
-export function drawChart(figure, { title, format, series, window }) {
+export function drawChart(figure, { title, format, series, window, base = 1 }) {
   const times = series.flatMap((s) => s.points.map((p) => Date.parse(p.timestamp)));
   const values = series.flatMap((s) => s.points.map((p) => p.value));
   const [start, end] = window ?? [Math.min(...times), Math.max(...times)];
   const span = Math.max(end - start, 1);
-  const top = niceBound(Math.max(0, ...values)) || 1;
-  const bottom = niceBound(Math.min(0, ...values));
+  const top = niceBound(Math.max(0, ...values), base) || 1;
+  const bottom = niceBound(Math.min(0, ...values), base);
   const innerWidth = WIDTH - PAD.left - PAD.right;
   const innerHeight = HEIGHT - PAD.top - PAD.bottom;
   const x = (time) => PAD.left + (times.length > 1 || window ? ((time - start) / span) * innerWidth : innerWidth / 2);
@@ -90,9 +95,13 @@ export function drawChart(figure, { title, format, series, window }) {
   });
   root.append(svg("title", {}, label));
 
+  // Round steps: a range of 1 or 5 (times a power of ten) in fifths, of 2 in quarters.
+  const range = top - bottom;
+  const scale = base > 1 ? base ** Math.max(0, Math.floor(Math.log(range) / Math.log(base))) : 1;
+  const lines = Number((range / scale).toExponential().charAt(0)) === 2 ? 4 : 5;
   let previous = null;
-  for (let i = 0; i <= GRID_LINES; i += 1) {
-    const value = bottom + ((top - bottom) / GRID_LINES) * i;
+  for (let i = 0; i <= lines; i += 1) {
+    const value = bottom + (range / lines) * i;
     const lineY = y(value);
     root.append(svg("line", { class: "grid", x1: PAD.left, x2: WIDTH - PAD.right, y1: lineY, y2: lineY }));
     // Small ranges round to the same label: each label once.

@@ -19,17 +19,19 @@ const WINDOWS = [
 
 const CHARTS = [
   { id: "chart-cpu", title: "CPU", format: cpu, series: (m) => [["used", "cpu", m.cpu]] },
-  { id: "chart-memory", title: "Memory", format: bytes, series: (m) => [["used", "memory", m.memory]] },
+  { id: "chart-memory", title: "Memory", format: bytes, base: 1024, series: (m) => [["used", "memory", m.memory]] },
   {
     id: "chart-network",
     title: "Network",
     format: bytes,
+    base: 1024,
     series: (m) => [["in", "rx", m.network.rx], ["out", "tx", m.network.tx]],
   },
 ];
 
 /** Millicores as a person reads them: 250m, 1.5 CPU. */
 function cpu(millicores) {
+  if (millicores === 0) return "0";
   return Math.abs(millicores) >= 1000 ? `${compact(millicores / 1000)} CPU` : `${compact(millicores)}m`;
 }
 
@@ -66,10 +68,12 @@ export class JobInsights {
 
   render(job) {
     const first = this.job === null;
+    const ended = TERMINAL.has(job.status) && (first || !TERMINAL.has(this.job.status));
     this.job = job;
     this.renderProgress(job);
     this.renderCost(job);
-    if (first || (TERMINAL.has(job.status) && this.timer)) this.loadMetrics();
+    // Once more when it ends: the last samples, and the polling stops.
+    if (first || ended) this.loadMetrics();
   }
 
   renderProgress(job) {
@@ -136,7 +140,7 @@ export class JobInsights {
     const times = charts.flatMap(({ series }) => series.flatMap((s) => s.points.map((p) => Date.parse(p.timestamp))));
     const window = [Math.min(start, ...times), Math.max(end, ...times)];
     for (const { chart, series } of charts) {
-      drawChart(byId(chart.id), { title: chart.title, format: chart.format, series, window });
+      drawChart(byId(chart.id), { ...chart, series, window });
     }
   }
 }

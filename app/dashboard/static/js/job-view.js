@@ -161,6 +161,9 @@ export class JobView {
     const facts = [
       ["Provider", job.provider],
       job.templateId ? ["Template", job.templateId] : null,
+      job.batchId
+        ? ["Batch", h("a", { id: "job-batch", class: "mono", href: `#/batches/${encodeURIComponent(job.batchId)}`, text: job.batchId })]
+        : null,
       ["CPU", `${job.cpu} millicores (${(job.cpu / 1000).toLocaleString()} CPU)`],
       ["Memory", job.memory],
       ["Storage", job.storage],
