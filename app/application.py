@@ -35,6 +35,7 @@ from app.jobs import routes as job_routes
 from app.notify import ACCOUNTS_CHANGED
 from app.observability import metrics as app_metrics
 from app.observability import routes as operations_routes
+from app.observability import tracing
 from app.observability.middleware import RequestContextMiddleware
 from app.rate_limits.limiter import RateLimiter
 from app.rate_limits.requests import RateLimitHeadersMiddleware
@@ -134,6 +135,7 @@ def create_app(
     `extra_providers` are adapter instances to use instead of building them from settings."""
     settings = settings or Settings()
     metrics = app_metrics.GatewayMetrics(registry.available_providers())
+    tracing.setup(settings.otel_exporter_otlp_endpoint)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -194,6 +196,7 @@ def create_app(
             await listener.stop()
             await providers.aclose()
             await db.dispose()
+            tracing.shutdown()
 
     return Starlette(
         routes=[
@@ -208,6 +211,7 @@ def create_app(
             Exception: exception_handlers.unexpected_error,
         },
         middleware=[
+            *tracing.middleware(),
             Middleware(RequestContextMiddleware, metrics=metrics),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
             Middleware(RateLimitHeadersMiddleware),
