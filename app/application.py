@@ -37,6 +37,7 @@ from app.jobs import routes as job_routes
 from app.notify import ACCOUNTS_CHANGED
 from app.observability import metrics as app_metrics
 from app.observability import routes as operations_routes
+from app.observability import tracing
 from app.observability.middleware import RequestContextMiddleware
 from app.outputs import links as output_links
 from app.outputs import routes as output_routes
@@ -166,6 +167,7 @@ def create_app(
     `extra_providers` are adapter instances to use instead of building them from settings."""
     settings = settings or Settings()
     metrics = app_metrics.GatewayMetrics(registry.available_providers())
+    tracing.setup(settings.otel_exporter_otlp_endpoint)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -249,6 +251,7 @@ def create_app(
             await db.dispose()
             if pruner_db is not db:
                 await pruner_db.dispose()
+            tracing.shutdown()
 
     # An engine-role process answers only the operations routes (probes and its metrics).
     served: list[BaseRoute] = (
@@ -265,6 +268,7 @@ def create_app(
             Exception: exception_handlers.unexpected_error,
         },
         middleware=[
+            *tracing.middleware(),
             Middleware(RequestContextMiddleware, metrics=metrics),
             # Preflights are answered before anything counts or checks a request.
             Middleware(CORSMiddleware, origins=settings.cors_origin_list, prefix=openapi.PREFIX),

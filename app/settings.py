@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # terminal: for unattended starts whose output is collected.
     admin_key_file: Path | None = None
     log_level: LogLevel = "info"
+    # OpenTelemetry (the `[otel]` extra): traces go to this OTLP/HTTP endpoint; unset: off.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+    )
     # Operations: `json` writes one JSON object per log line (with request and job ids).
     log_format: Literal["text", "json"] = "text"
     metrics_token: SecretStr | None = Field(

@@ -24,6 +24,7 @@ from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
 from app.outputs import collect
 from app.outputs import service as outputs_service
+from app.observability import tracing
 from providers import log_limits
 from providers.base import Provider
 from providers.errors import (
@@ -89,6 +90,7 @@ async def _collect_output(
     return await collect.collect(provider, handle, row.id, ctx.artifacts, ctx.output_max_bytes)
 
 
+@tracing.engine_step("start")
 async def start(ctx: steps.Context, row: JobRecord, provider: Provider) -> float | None:
     """Submit a pending job. Returns seconds to wait before trying again, or None."""
     spec = workload_spec(jobs_service.spec_document(row))
@@ -135,6 +137,7 @@ async def start(ctx: steps.Context, row: JobRecord, provider: Provider) -> float
     return None
 
 
+@tracing.engine_step("follow")
 async def follow(
     ctx: steps.Context, row: JobRecord, provider: Provider, *, sample: bool
 ) -> steps.Progress:
@@ -354,6 +357,7 @@ async def _record_status(
     return False
 
 
+@tracing.engine_step("stop")
 async def stop(ctx: steps.Context, row: JobRecord, provider: Provider) -> bool:
     """Carry out a cancel request. Returns whether the job is now cancelled."""
     handle: Handle | None = row.handle
@@ -398,6 +402,7 @@ async def stop(ctx: steps.Context, row: JobRecord, provider: Provider) -> bool:
     return True
 
 
+@tracing.engine_step("release")
 async def release(ctx: steps.Context, row: JobRecord, provider: Provider | None) -> bool:
     """Free what a finished job's workload holds, then give the job up. Returns whether it
     is done (False: try again later)."""

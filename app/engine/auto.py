@@ -24,6 +24,7 @@ from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
+from app.observability import tracing
 from providers.base import Provider
 from providers.errors import (
     HandleNotFound,
@@ -64,6 +65,7 @@ def _tried(row: JobRecord) -> list[dict[str, str]]:
     return list(((row.results or {}).get("placement") or {}).get("tried") or [])
 
 
+@tracing.engine_step("place")
 async def place(ctx: steps.Context, row: JobRecord) -> float | None:
     """One placement step. Returns seconds to wait before the next, or None."""
     spec = workload_spec(jobs_service.spec_document(row))

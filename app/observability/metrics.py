@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import __version__
 from app.jobs.lifecycle import JobStatus
+from app.observability import tracing
 from providers.base import Provider
 from providers.errors import ProviderError
 from providers.types import (
@@ -317,7 +318,8 @@ class MeteredProvider(Provider):
     async def _call(self, operation: str, call: Awaitable[T]) -> T:
         started = time.perf_counter()
         try:
-            result = await call
+            with tracing.span(f"provider.{operation}", **{"cortex.provider": self.adapter.name}):
+                result = await call
         except Exception as exc:
             self._record(operation, _outcome(exc), started)
             raise

@@ -10,7 +10,7 @@ import uuid
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability import logs
+from app.observability import logs, tracing
 from app.observability import metrics as metrics_module
 from app.observability.metrics import GatewayMetrics
 
@@ -47,6 +47,8 @@ class RequestContextMiddleware:
             nonlocal streaming, status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # (While the request's span is open: it may end with the last of the body.)
+                tracing.name_request(scope["method"], route_template(scope))
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
                 if headers.get("content-type", "").startswith("text/event-stream"):

@@ -7,6 +7,7 @@ before the suite runs, as scripts/test does), log `cortex` in with the first adm
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.test_gateway_process import STARTUP_SECONDS
-from tests.factories import API
+from tests.factories import API, Keys
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,14 +36,7 @@ def test_serve_then_the_first_job_prints_hi_and_exits_0(tmp_path: Path) -> None:
     )
     port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("w") as output:
-        serve = subprocess.Popen(
-            [str(ROOT / "scripts" / "serve"), "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its helper shell too, ended below with it
-        )
+    serve = _serve(env, port, log)
     try:
         said = _wait_for(log, "Your first job:", serve)
         assert "local jobs run on the container runtime at unix://" in said
@@ -61,12 +55,71 @@ def test_serve_then_the_first_job_prints_hi_and_exits_0(tmp_path: Path) -> None:
         )
         assert [job["status"] for job in jobs.json()["data"]] == ["completed"]
     finally:
-        os.killpg(serve.pid, signal.SIGINT)
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
+        _stop(serve)
+
+
+async def test_without_a_runtime_it_serves_anyway_and_the_provider_says_what_to_do(
+    tmp_path: Path, database_url: str, keys: Keys
+) -> None:
+    # A machine where no runtime answers and none can be installed: every command of the
+    # system but podman and apt.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for directory in (Path("/usr/bin"), Path("/bin")):
+        for tool in directory.iterdir():
+            if tool.name not in {"podman", "apt-get", "apt", "runc", "crun", "docker"}:
+                link = bin_dir / tool.name
+                if not link.exists():
+                    link.symlink_to(tool)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CORTEX_", "DOCKER_"))}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        PATH=str(bin_dir),
+        DATABASE_URL=database_url,
+        CORTEX_DATA_DIR=str(tmp_path / "data"),
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    serve = _serve(env, port, log)
+    try:
+        said = await asyncio.to_thread(_wait_for, log, "Uvicorn running", serve)
+        assert "podman cannot be installed here" in said
+        assert "serve: no container runtime: the gateway starts" in said
+
+        key = await keys.create(scope=["jobs:read"])
+        async with httpx.AsyncClient() as client:
+            local = await client.get(
+                f"http://127.0.0.1:{port}{API}/providers/local",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        health = local.json()["data"]["health"]
+        assert health["status"] == "unhealthy"
+        assert "unix:///var/run/docker.sock is unreachable" in health["reason"]
+        assert "podman system service --time=0" in health["reason"]
+        assert "DOCKER_HOST" in health["reason"]
+    finally:
+        _stop(serve)
+
+
+def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [str(ROOT / "scripts" / "serve"), "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its helper shell too, ended with it by _stop
+        )
+
+
+def _stop(serve: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as at a terminal: to the whole process group."""
+    os.killpg(serve.pid, signal.SIGINT)
+    try:
+        serve.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait()
 
 
 def _wait_for(log: Path, text: str, process: subprocess.Popen[bytes]) -> str:
