@@ -22,9 +22,9 @@ from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
+from app.observability import tracing
 from app.outputs import collect
 from app.outputs import service as outputs_service
-from app.observability import tracing
 from providers import log_limits
 from providers.base import Provider
 from providers.errors import (
