@@ -132,3 +132,17 @@ class TestWaitingMessage:
         assert (job.status_message, job.progress_unsent) == (None, False)
         events = (await client.get(f"{API}/jobs/{job_id}/events")).json()["data"]["events"]
         assert [e["message"] for e in events if e["type"] == "progress"] == ["starting container"]
+
+    async def test_a_long_waiting_message_is_cut_to_a_status_messages_length(
+        self, client: httpx.AsyncClient, db: AsyncEngine
+    ) -> None:
+        job_id: str = (await submit(client))["id"]
+        await move_job(db, job_id, JobStatus.SCHEDULED)
+        long = "deploying the image on " + "p" * 300  # a network's provider names are its own
+        waiting = WorkloadStatus(WorkloadState.STARTING, waiting=long)
+        async with database.transaction(db) as connection:
+            await progress.note_waiting(connection, await job_of(db, job_id), waiting, HOUR)
+
+        shown = (await client.get(f"{API}/jobs/{job_id}")).json()["data"]["statusMessage"]
+        assert shown == long[:200]
+        assert not progress.waiting_changed(await job_of(db, job_id), waiting)
