@@ -76,6 +76,12 @@ async def take_control_lines(
     return await apply(connection, job, update.columns, interval)
 
 
+def _waiting(status: WorkloadStatus) -> str | None:
+    """The adapter's waiting sentence, held to a status message's length."""
+    waiting = status.waiting
+    return waiting[: control_lines.MAX_MESSAGE_CHARS] if waiting else None
+
+
 async def note_waiting(
     connection: AsyncConnection, job: JobRecord, status: WorkloadStatus, interval: float
 ) -> JobRecord:
@@ -85,7 +91,7 @@ async def note_waiting(
     if job.started_at is not None:
         return job
     if status.state in (WorkloadState.PENDING, WorkloadState.STARTING):
-        return await apply(connection, job, {"status_message": status.waiting}, interval)
+        return await apply(connection, job, {"status_message": _waiting(status)}, interval)
     if status.state in (WorkloadState.RUNNING, WorkloadState.EXITED) and job.status_message:
         return await apply(connection, job, {"status_message": None}, interval, announce=False)
     return job
@@ -111,7 +117,7 @@ def waiting_changed(job: JobRecord, status: WorkloadStatus) -> bool:
     if job.started_at is not None:
         return False
     if status.state in (WorkloadState.PENDING, WorkloadState.STARTING):
-        return status.waiting != job.status_message
+        return _waiting(status) != job.status_message
     return status.state in (WorkloadState.RUNNING, WorkloadState.EXITED) and bool(
         job.status_message
     )

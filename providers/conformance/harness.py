@@ -23,6 +23,8 @@ from providers.types import (
 )
 
 ENDED = (WorkloadState.EXITED, WorkloadState.FAILED)
+# The states a `WorkloadStatus.waiting` message may describe.
+WAITING = (WorkloadState.PENDING, WorkloadState.STARTING)
 
 
 class Harness(ABC):
@@ -100,12 +102,14 @@ class Driver:
         self.cursor = cursor
         self.lines: list[LogLine] = []
         self.last: WorkloadStatus | None = None
+        self.seen: list[WorkloadStatus] = []
 
     async def step(self) -> WorkloadStatus:
         status = await self.adapter.status(self.handle)
         if status.handle is not None:
             self.handle = status.handle
         self.last = status
+        self.seen.append(status)
         return status
 
     async def read_logs(self) -> None:

@@ -26,7 +26,7 @@ from typing import ClassVar
 import pytest
 
 from providers.base import Provider
-from providers.conformance.harness import ENDED, Driver, Harness
+from providers.conformance.harness import ENDED, WAITING, Driver, Harness
 from providers.errors import HandleNotFound, Unavailable
 from providers.types import FailureReason, Handle, WorkloadState
 
@@ -94,6 +94,9 @@ class SubmitCases(_Fixtures):
         driver = Driver(adapter, handle)
         status = await driver.until(ENDED, harness.finish_within)
         started.append(json_safe(driver.handle))
+        # A waiting message (the job's statusMessage) only describes a wait.
+        waiting = [(s.state, s.waiting) for s in driver.seen if s.waiting is not None]
+        assert all(state in WAITING for state, _ in waiting), waiting
         assert status.reason is (FailureReason.EXIT_CODE if exit_code else None)
         if exit_code and not harness.exit_codes:
             assert status.state is WorkloadState.FAILED, status
