@@ -113,9 +113,13 @@ def examples(text: str) -> list[Example]:
                 if endpoint:
                     path = endpoint[2].removeprefix(PREFIX)
                     requests.append(Example(section, block.line, endpoint[1], path))
-                elif block.language == "json" and requests and "Response" not in block.subheading:
-                    if requests[-1].body is None:
-                        requests[-1].body = _json(block.text)
+                elif (
+                    block.language == "json"
+                    and requests
+                    and "Response" not in block.subheading
+                    and requests[-1].body is None
+                ):
+                    requests[-1].body = _json(block.text)
         responses = [
             _json(b.text)
             for b in section_blocks

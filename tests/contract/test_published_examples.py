@@ -223,7 +223,7 @@ def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
         return found
     if expected is None:
         return [] if actual is None else [f"{path}: the document shows null, got {actual!r}"]
-    if isinstance(expected, bool) or isinstance(expected, str):
+    if isinstance(expected, bool | str):
         if type(actual) is not type(expected):
             return [f"{path}: expected a {type(expected).__name__}, got {actual!r}"]
         if key in FIXED and actual != expected:
