@@ -134,10 +134,11 @@ def _responses(operation: Operation) -> dict[str, Any]:
             body["properties"]["meta"] = _ref(operation.meta)
     else:
         body = data
-    success = {
-        "description": operation.summary,
-        "content": {"application/json": {"schema": body}},
-    }
+    content: dict[str, Any] = {"application/json": {"schema": body}}
+    if operation.media_types:
+        binary = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+        content = {media_type: binary for media_type in operation.media_types}
+    success = {"description": operation.summary, "content": content}
     if operation.query is not None and "follow" in operation.query.model_fields:
         success["content"]["text/event-stream"] = {"schema": _SERVER_SENT_EVENT}
     responses = {str(operation.status): success}

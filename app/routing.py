@@ -55,6 +55,9 @@ class Operation:
     uses_database: bool = True
     # False: `response` is the body itself, not the {"success", "data"} envelope's data.
     enveloped: bool = True
+    # The success answer's media types when it is not JSON (a download): each documented as
+    # bytes, e.g. ("text/plain", "application/gzip"); `response` is then left unset.
+    media_types: tuple[str, ...] = ()
 
 
 class ApiRoute(Route):

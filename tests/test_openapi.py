@@ -8,11 +8,13 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from app import openapi
 from app.application import API_ROUTES, create_app
-from app.routing import ApiRoute
+from app.routing import ApiRoute, Operation, api
 from app.settings import Settings
 from tests.factories import API, Keys
 
@@ -182,3 +184,26 @@ class TestCompleteness:
         assert schema["properties"]["meta"] == {"$ref": "#/components/schemas/MetricsMeta"}
         single = document["paths"][f"{API}/jobs/{{job_id}}"]["get"]["responses"]["200"]
         assert "meta" not in single["content"]["application/json"]["schema"]["properties"]
+
+
+def test_a_download_documents_its_media_types_as_bytes() -> None:
+    async def download(request: Request) -> Response:
+        return Response(b"")
+
+    route = api(
+        "/things/{thing_id}/file",
+        Operation(
+            "GET",
+            download,
+            "getThingFile",
+            "Download a thing",
+            media_types=("text/plain", "application/gzip"),
+        ),
+    )
+    document = openapi.document([route])
+    validate(document)
+    content = document["paths"][f"{API}/things/{{thing_id}}/file"]["get"]["responses"]["200"][
+        "content"
+    ]
+    assert set(content) == {"text/plain", "application/gzip"}
+    assert content["text/plain"]["schema"]["type"] == "string"

@@ -509,11 +509,14 @@ class Batches:
         self,
         jobs: Iterable[JobSpec | Mapping[str, Any]],
         *,
-        concurrency: int,
+        concurrency: int | None = None,
         idempotency_key: str | None = None,
     ) -> BatchSubmitted:
-        """All the jobs or none; at most `concurrency` of them run at once."""
-        payload = {"jobs": [calls.body(job, {}) for job in jobs], "concurrency": concurrency}
+        """All the jobs or none; at most `concurrency` of them run at once (without it, the
+        gateway's default: 10)."""
+        payload: dict[str, Any] = {"jobs": [calls.body(job, {}) for job in jobs]}
+        if concurrency is not None:
+            payload["concurrency"] = concurrency
         return self._client.send(calls.submit_batch(payload, idempotency_key))
 
     def get(self, batch_id: str) -> Batch:
