@@ -130,6 +130,16 @@ class TestGetOutput:
             response = await anyone.get(job["results"]["outputUrl"])
         assert response.content == b"partial\n"
 
+    async def test_a_job_stopped_past_its_duration_keeps_what_it_wrote(
+        self, database_url: str, keys: Keys, tmp_path: Path
+    ) -> None:
+        script = "echo halfway > /cortex/output/progress.txt; sleep 60"
+        async with gateway(database_url, keys, tmp_path) as (client, anyone):
+            job = await wait_for(client, await submit(client, busybox(script, duration=2)))
+            response = await anyone.get(job["results"]["outputUrl"])
+        assert (job["status"], job["results"]["reason"]) == ("failed", "timeout")
+        assert response.content == b"halfway\n"
+
     async def test_output_over_the_limit_keeps_nothing_and_says_so(
         self, database_url: str, keys: Keys, tmp_path: Path
     ) -> None:
