@@ -234,6 +234,8 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     ProviderNotAllowed,
     NotFound,
     JobNotFound,
+    OutputNotFound,
+    OutputLinkInvalid,
     WebhookNotFound,
     DeliveryNotFound,
     TemplateNotFound,

@@ -254,6 +254,25 @@ class Settings(BaseSettings):
     # URLs are absolute with it; unset, relative to the request's own base URL.
     public_url: str | None = None
 
+    @field_validator("artifacts_url")
+    @classmethod
+    def _valid_artifacts_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from app.outputs.s3 import BucketUrl
+
+        BucketUrl.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _bucket_credentials(self) -> Settings:
+        if self.artifacts_url and not (self.aws_access_key_id and self.aws_secret_access_key):
+            raise ValueError(
+                "CORTEX_ARTIFACTS_URL names a bucket: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY"
+            )
+        return self
+
     # Retention (app/retention.py): how long rows are kept, as durations (`30d`, `12h`, `90s`;
     # `0` or `off` keeps them forever), and how often the background pruning runs.
     retention_logs: float = Field(default=30 * DAY, ge=0, description="log lines of ended jobs")

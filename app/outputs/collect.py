@@ -10,6 +10,7 @@ would look complete and be wrong) and an `output_too_large` event says so.
 from __future__ import annotations
 
 import logging
+import tarfile
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ async def collect(
                 message=too_large.message,
                 data={**too_large.data, "seenBytes": exc.seen_bytes, "seenFiles": exc.files},
             )
-        except Exception as exc:  # a tar the runtime cut short, or one tarfile cannot read
+        except (tarfile.TarError, OSError, EOFError) as exc:  # cut short, or unreadable
             return _not_collected(job_id, f"its archive could not be read: {exc}")
         if packed is None:
             return Outcome()

@@ -130,6 +130,16 @@ class TestGetOutput:
             response = await anyone.get(job["results"]["outputUrl"])
         assert response.content == b"partial\n"
 
+    async def test_a_job_stopped_past_its_duration_keeps_what_it_wrote(
+        self, database_url: str, keys: Keys, tmp_path: Path
+    ) -> None:
+        script = "echo halfway > /cortex/output/progress.txt; sleep 60"
+        async with gateway(database_url, keys, tmp_path) as (client, anyone):
+            job = await wait_for(client, await submit(client, busybox(script, duration=2)))
+            response = await anyone.get(job["results"]["outputUrl"])
+        assert (job["status"], job["results"]["reason"]) == ("failed", "timeout")
+        assert response.content == b"halfway\n"
+
     async def test_output_over_the_limit_keeps_nothing_and_says_so(
         self, database_url: str, keys: Keys, tmp_path: Path
     ) -> None:
@@ -145,6 +155,21 @@ class TestGetOutput:
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "OUTPUT_NOT_FOUND"
         assert not list((tmp_path / "artifacts").rglob("*job_*"))
+
+    async def test_an_unreachable_store_does_not_hold_the_job_back(
+        self, database_url: str, keys: Keys, tmp_path: Path
+    ) -> None:
+        nowhere = {
+            "artifacts_url": "s3://gone/x?endpoint=http://127.0.0.1:9",
+            "aws_access_key_id": ACCESS_KEY,
+            "aws_secret_access_key": SECRET_KEY,
+        }
+        async with gateway(database_url, keys, tmp_path, **nowhere) as (client, _):
+            job = await finished(client, "echo x > /cortex/output/a.txt")
+        assert job["status"] == "completed"
+        assert job["results"]["outputUrl"] is None
+        [event] = [e for e in job["events"] if e["type"] == "output_not_collected"]
+        assert "artifact store" in event["message"]
 
     async def test_a_job_without_output_answers_404(
         self, database_url: str, keys: Keys, tmp_path: Path

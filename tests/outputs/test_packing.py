@@ -73,3 +73,11 @@ class TestPack:
     def test_a_compressed_single_file_is_sent_as_gzip(self) -> None:
         packed, _ = pack(runtime_tar({"output/data.tar.gz": b"\x1f\x8b"}))
         assert packed is not None and packed.content_type == "application/gzip"
+
+    def test_more_files_than_the_limit_raise(self) -> None:
+        entries: dict[str, bytes | None] = {
+            f"output/f{i}": b"" for i in range(packing.MAX_FILES + 1)
+        }
+        with pytest.raises(packing.OutputTooLarge) as raised:
+            pack(runtime_tar(entries))
+        assert raised.value.files == packing.MAX_FILES + 1

@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pydantic
 import pytest
 
 from app.outputs import sigv4
 from app.outputs.s3 import BucketUrl
 from app.outputs.store import ArtifactError, ArtifactMissing, ArtifactStore, open_store
+from app.settings import Settings
 from tests.outputs.conftest import ACCESS_KEY, SECRET_KEY
 
 
@@ -176,3 +178,26 @@ class TestSignatureV4:
         signature = auth.signature(auth.string_to_sign(request, canonical), request)
         assert ours.endswith(f"Signature={signature}")
         assert "SignedHeaders=content-length;host;x-amz-content-sha256;x-amz-date," in ours
+
+
+class TestSettings:
+    @pytest.mark.parametrize(
+        "values",
+        [
+            {"artifacts_url": "http://bucket/x"},
+            {"artifacts_url": "s3://b/p?endpoint=ftp://x", "aws_access_key_id": "a",
+             "aws_secret_access_key": "b"},
+            {"artifacts_url": "s3://b/p"},
+        ],
+    )  # fmt: skip
+    def test_a_bad_store_stops_the_gateway_at_start(self, values: dict[str, str]) -> None:
+        with pytest.raises(pydantic.ValidationError):
+            Settings(**values)
+
+    def test_a_bucket_with_credentials_is_accepted(self) -> None:
+        settings = Settings(
+            artifacts_url="s3://b/p?region=eu-west-1",
+            aws_access_key_id="a",
+            aws_secret_access_key="b",
+        )
+        assert settings.artifacts_url == "s3://b/p?region=eu-west-1"
