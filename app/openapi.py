@@ -111,13 +111,6 @@ def _responses(operation: Operation) -> dict[str, Any]:
         data = _ref(operation.response)
         if operation.list_response:
             data = {"type": "array", "items": data}
-    if operation.download:
-        binary = {"schema": {"type": "string", "format": "binary"}}
-        success: dict[str, Any] = {
-            "description": operation.summary,
-            "content": {"application/octet-stream": binary},
-        }
-        return _add_errors({str(operation.status): success}, operation)
     if operation.status == 204:
         success = {"description": operation.summary}
         responses: dict[str, Any] = {"204": success}

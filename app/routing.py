@@ -47,8 +47,6 @@ class Operation:
     idempotent: bool = False
     # Needs a valid API key, with whatever scopes (when `scopes` is empty).
     any_key: bool = False
-    # Answers a file (its own media type), not the JSON envelope.
-    download: bool = False
     # False only for what the document should not describe.
     documented: bool = True
     # Answers 503 SERVICE_UNAVAILABLE while the database cannot be reached.

@@ -88,7 +88,8 @@ routes = [
             "Download a job's output: its one file as itself, several as a tar.gz. With "
             "`expires` and `signature` (the job's `results.outputUrl`), no API key is needed.",
             scopes=(Scope.JOBS_READ,),
-            download=True,
+            # The file's own media type, or application/gzip for a tar.gz of several.
+            media_types=("*/*",),
             errors=(
                 errors.ValidationError,
                 errors.JobNotFound,
