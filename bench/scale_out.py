@@ -342,63 +342,68 @@ async def processes_run(server: str, workers: int, args: argparse.Namespace) -> 
 
 
 async def cursor_pages(server: str, counts: list[int], samples: int) -> list[dict[str, Any]]:
-    """Seed each count of jobs, then time pages at the start, middle and end of the chain."""
+    """Seed each count of jobs (a database each: seed.py's ids repeat across seedings), then
+    time pages at the start, middle and end of the cursor chain."""
     found = []
-    url = await fresh_database(server)
-    db = database.create_engine(url, pool_size=2)
-    key = await create_admin_key(db)
-    account = await account_of(db)
-    served: Served | None = None
-    have = 0
-    try:
-        for count in counts:
-            if served is not None:
-                served.stop()
+    for count in counts:
+        url = await fresh_database(server)
+        db = database.create_engine(url, pool_size=2)
+        served: Served | None = None
+        try:
+            key = await create_admin_key(db)
+            account = await account_of(db)
             began = time.perf_counter()
-            timings = await seed.seed_jobs(db, account, count - have)
-            have = count
-            print(f"-- seeded to {count:,} jobs in {time.perf_counter() - began:.0f} s", flush=True)
+            timings = await seed.seed_jobs(db, account, count)
+            print(f"-- seeded {count:,} jobs in {time.perf_counter() - began:.0f} s", flush=True)
             served = Served(url, 1, "cursor", CORTEX_ENGINE_ENABLED="false")
             await served.ready()
-            headers = {"Authorization": f"Bearer {key}"}
-            async with httpx.AsyncClient(base_url=served.top + API, headers=headers) as client:
-                first = (await client.get("/jobs")).json()
-                template = Cursor.decode(first["meta"]["pagination"]["nextCursor"])
-                places = {}
-                for name, fraction in (("start", 0.0), ("middle", 0.5), ("end", 0.9999)):
-                    offset = int(count * fraction)
-                    async with database.reading(db) as connection:
-                        await connection.execute(sa.text("SET statement_timeout = 0"))
-                        row = (
-                            await connection.execute(
-                                sa.text(
-                                    "SELECT created_at, id FROM jobs WHERE account_id = :a"
-                                    " ORDER BY created_at DESC, id DESC OFFSET :o LIMIT 1"
-                                ),
-                                {"a": account, "o": offset},
-                            )
-                        ).one()
-                    after = [_cursor_time(row.created_at, template.after[0]), row.id]
-                    cursor = Cursor(template.sort, after, offset // 20 + 2, template.query)
-                    times = []
-                    for _ in range(samples):
-                        t0 = time.perf_counter()
-                        page = await client.get("/jobs", params={"cursor": cursor.encode()})
-                        times.append(time.perf_counter() - t0)
-                        assert page.status_code == 200, page.text
-                    assert page.json()["data"], f"{name}: an empty page"
-                    places[name] = {
-                        "offset": offset,
-                        "p50_ms": round(percentile(times, 50) * 1000, 2),
-                        "p99_ms": round(percentile(times, 99) * 1000, 2),
-                    }
+            places = await time_pages(served, db, key, account, count, samples)
             print(f"   pages {places}", flush=True)
             found.append({"jobs": count, "seed": timings, "pages": places})
-    finally:
-        if served is not None:
-            served.stop()
-        await db.dispose()
+        finally:
+            if served is not None:
+                served.stop()
+            await db.dispose()
+            await _admin(server, f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
     return found
+
+
+async def time_pages(
+    served: Served, db: AsyncEngine, key: str, account: str, count: int, samples: int
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    places = {}
+    async with httpx.AsyncClient(base_url=served.top + API, headers=headers) as client:
+        first = (await client.get("/jobs")).json()
+        template = Cursor.decode(first["meta"]["pagination"]["nextCursor"])
+        for name, fraction in (("start", 0.0), ("middle", 0.5), ("end", 0.9999)):
+            offset = int(count * fraction)
+            async with database.reading(db) as connection:
+                await connection.execute(sa.text("SET statement_timeout = 0"))
+                row = (
+                    await connection.execute(
+                        sa.text(
+                            "SELECT created_at, id FROM jobs WHERE account_id = :a"
+                            " ORDER BY created_at DESC, id DESC OFFSET :o LIMIT 1"
+                        ),
+                        {"a": account, "o": offset},
+                    )
+                ).one()
+            after = [_cursor_time(row.created_at, template.after[0]), row.id]
+            cursor = Cursor(template.sort, after, offset // 20 + 2, template.query)
+            times = []
+            for _ in range(samples):
+                t0 = time.perf_counter()
+                page = await client.get("/jobs", params={"cursor": cursor.encode()})
+                times.append(time.perf_counter() - t0)
+                assert page.status_code == 200, page.text
+            assert page.json()["data"], f"{name}: an empty page"
+            places[name] = {
+                "offset": offset,
+                "p50_ms": round(percentile(times, 50) * 1000, 2),
+                "p99_ms": round(percentile(times, 99) * 1000, 2),
+            }
+    return places
 
 
 def _cursor_time(moment: datetime, example: Any) -> Any:
