@@ -112,7 +112,7 @@ def _responses(operation: Operation) -> dict[str, Any]:
         if operation.list_response:
             data = {"type": "array", "items": data}
     if operation.status == 204:
-        success = {"description": operation.summary}
+        success: dict[str, Any] = {"description": operation.summary}
         responses: dict[str, Any] = {"204": success}
         return _add_errors(responses, operation)
     if operation.enveloped:
