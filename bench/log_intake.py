@@ -332,6 +332,14 @@ async def chatty_part(gateway: Gateway, key: str, db: AsyncEngine, args, probe: 
         ),
         "statuses": statuses,
         "usage": used,
+        # What the machine's load cannot change: CPU seconds per stored line, and the lines
+        # one core of the gateway would store at that cost.
+        "gateway_cpu_us_per_line": 1e6 * used["cores"]["gateway"] * used["seconds"] / total,
+        "postgres_cpu_us_per_line": 1e6
+        * used["cores"].get("postgres", 0)
+        * used["seconds"]
+        / total,
+        "lines_per_gateway_cpu_second": total / (used["cores"]["gateway"] * used["seconds"]),
     }
 
 
@@ -390,6 +398,11 @@ def print_chatty(part: dict[str, Any]) -> None:
     )
     cores = ", ".join(f"{k} {v:.2f}" for k, v in used["cores"].items())
     print(f"  cores used: {cores}; other processes {used['other_cores']:.2f}")
+    print(
+        f"  gateway CPU per line {part['gateway_cpu_us_per_line']:.1f} us "
+        f"({part['lines_per_gateway_cpu_second']:,.0f} lines per gateway CPU second), "
+        f"PostgreSQL {part['postgres_cpu_us_per_line']:.1f} us"
+    )
     print(
         f"target >= {TARGET_LINES_PER_S:,} lines/s: "
         f"{'met' if part['lines_per_second'] >= TARGET_LINES_PER_S else 'NOT met'}"
