@@ -25,7 +25,6 @@ from app.jobs.record import JobRecord
 from app.observability import tracing
 from app.outputs import collect
 from app.outputs import service as outputs_service
-from providers import log_limits
 from providers.base import Provider
 from providers.errors import (
     HandleNotFound,
@@ -62,29 +61,41 @@ async def _read_logs(
 MAX_FINAL_READS = 200
 
 
-async def _final_logs(
-    provider: Provider, handle: Handle, cursor: str | None, room: int
-) -> LogBatch | None:
-    """Everything an ended workload printed after `cursor`, read before the job is closed
-    (and its workload released, taking the log with it). Raises Unavailable when the log
-    cannot be read now: the caller tries again rather than losing the last lines."""
-    batch: LogBatch | None = None
+async def drain_logs(
+    ctx: steps.Context,
+    row: JobRecord,
+    provider: Provider,
+    handle: Handle,
+    *,
+    first: LogBatch | None = None,
+) -> None:
+    """Store everything an ended (or stopping) workload printed after the job's cursor,
+    before its job is closed (and its workload released, taking the log with it): one
+    transaction per read, each advancing the cursor with its lines, so that the intake goes
+    at the runtime's pace and a restart resumes at the last stored batch. `first`: a batch
+    already read from the job's cursor. Raises Unavailable when the log cannot be read now:
+    the caller tries again later, from the stored cursor."""
+    cursor = row.log_cursor
+    batch = first
     for _ in range(MAX_FINAL_READS):
-        try:
-            more = await provider.logs(handle, batch.cursor if batch else cursor)
-        except HandleNotFound:
-            break
-        batch = _merge(batch, more, room)
-        if not more.lines or more.complete:
-            break
-    return batch
+        if batch is None:
+            try:
+                batch = await provider.logs(handle, cursor)
+            except HandleNotFound:
+                return
+        if batch.lines or batch.cursor != cursor:
+            await steps.store_batch(ctx, row.id, cursor, batch)
+            cursor = batch.cursor
+        if not batch.lines or batch.complete:
+            return
+        batch = None
 
 
 async def _collect_output(
     ctx: steps.Context, provider: Provider, handle: Handle, row: JobRecord
 ) -> collect.Outcome | None:
     """The ended workload's output, stored before the job is closed and its workload
-    released (taking its files with it). Raises Unavailable as _final_logs does."""
+    released (taking its files with it). Raises Unavailable as drain_logs does."""
     if ctx.artifacts is None:
         return None
     return await collect.collect(provider, handle, row.id, ctx.artifacts, ctx.output_max_bytes)
@@ -155,10 +166,11 @@ async def follow(
     if auto.fails_over(row, status):
         return await auto.fail_over(ctx, row, provider, handle, status)
     handle = status.handle or handle
+    batch: LogBatch | None = None
     output = None
     if status.state in (WorkloadState.EXITED, WorkloadState.FAILED):
         try:
-            batch = await _final_logs(provider, handle, row.log_cursor, _room(ctx, row))
+            await drain_logs(ctx, row, provider, handle)
             output = await _collect_output(ctx, provider, handle, row)
         except Unavailable as exc:
             logger.warning("final logs or output of %s unavailable, will retry: %s", row.id, exc)
@@ -179,21 +191,18 @@ async def follow(
         and started_at is not None
         and (now - started_at).total_seconds() > row.duration
     ):
-        cursor = batch.cursor if batch else row.log_cursor
         try:
             await steps.stop_quietly(provider, handle)
-            final = await _final_logs(provider, handle, cursor, _room(ctx, row))
+            await drain_logs(ctx, row, provider, handle, first=batch)
             output = await _collect_output(ctx, provider, handle, row)
         except Unavailable as exc:
             logger.warning("stopping %s past its duration failed, will retry: %s", row.id, exc)
             return steps.Progress.QUIET
-        merged = _merge(batch, final, _room(ctx, row))
         await steps.fail(
             ctx,
             row.id,
             FailureReason.TIMEOUT,
             f"Ran past its duration of {row.duration} s and was stopped.",
-            batch=merged,
             output=output,
         )
         return steps.Progress.ENDED
@@ -247,43 +256,6 @@ def _ending(
         "message": status.message,
     }
     return {"results": results, "endpoints": [], **steps.final_cost(row, now)}
-
-
-def _merge(first: LogBatch | None, second: LogBatch | None, room: int) -> LogBatch | None:
-    """Both batches as one; lines past `room` bytes in all are only counted, so that reading
-    whatever a workload printed keeps memory bounded by the job's log cap."""
-    if second is None:
-        return first
-    if first is None:
-        first = LogBatch((), None)
-    held = sum(_stored_size(line.line) for line in first.lines)
-    kept, dropped_lines, dropped_bytes = list(first.lines), first.dropped_lines, first.dropped_bytes
-    for line in second.lines:
-        if dropped_lines == 0 and held + _stored_size(line.line) <= room:
-            kept.append(line)
-            held += _stored_size(line.line)
-        else:
-            dropped_lines += 1
-            dropped_bytes += len(line.line.encode())
-    return LogBatch(
-        tuple(kept),
-        second.cursor,
-        dropped_lines=dropped_lines + second.dropped_lines,
-        dropped_bytes=dropped_bytes + second.dropped_bytes,
-    )
-
-
-def _room(ctx: steps.Context, row: JobRecord) -> int:
-    """Log bytes the job may still store (0 once it has dropped any)."""
-    if row.log_lines_dropped:
-        return 0
-    return max(ctx.log_max_bytes - row.log_bytes_stored, 0)
-
-
-def _stored_size(line: str) -> int:
-    # At most what the line takes once clipped (characters: an overestimate in bytes only
-    # makes the batch keep more, never drop a line that fits).
-    return min(len(line), log_limits.MAX_LINE_BYTES)
 
 
 async def _record_status(
@@ -361,12 +333,11 @@ async def _record_status(
 async def stop(ctx: steps.Context, row: JobRecord, provider: Provider) -> bool:
     """Carry out a cancel request. Returns whether the job is now cancelled."""
     handle: Handle | None = row.handle
-    batch = None
     if handle is not None:
         try:
             with contextlib.suppress(HandleNotFound):
                 await provider.cancel(handle)
-            batch = await _final_logs(provider, handle, row.log_cursor, _room(ctx, row))
+            await drain_logs(ctx, row, provider, handle)
         except Unavailable as exc:
             logger.warning("cancelling %s failed, will retry: %s", row.id, exc)
             return False
@@ -374,9 +345,7 @@ async def stop(ctx: steps.Context, row: JobRecord, provider: Provider) -> bool:
     async def step(connection: AsyncConnection, current: JobRecord) -> None:
         if current.status.is_terminal:
             return
-        changes = await steps.store_logs(
-            connection, current, batch, ctx.log_max_bytes, progress_interval=ctx.progress_interval
-        )
+        changes: dict[str, Any] = {}
         await steps.note_truncation(connection, current, changes)
         changes.update(endpoints=[], **steps.final_cost(current, datetime.now(UTC)))
         if budgets.stopped_for_budget(current):

@@ -269,24 +269,24 @@ async def read(connection: AsyncConnection, job_id: str) -> RowMapping | None:
 async def append_logs(
     connection: AsyncConnection, job_id: str, after_seq: int, lines: Sequence[LogLine]
 ) -> int:
-    """Store lines with the sequence numbers after `after_seq`; returns the last one."""
+    """Store lines with the sequence numbers after `after_seq` with one COPY, and announce
+    them with one NOTIFY (sent at commit); returns the last sequence number."""
     if not lines:
         return after_seq
+    # The NOTIFY goes first: it also opens the driver's transaction, which COPY then joins.
     await jobs_repository.notify_job(connection, job_id)
-    await connection.execute(
-        sa.insert(log_lines),
-        [
-            {
-                "job_id": job_id,
-                "seq": after_seq + index,
-                "timestamp": line.timestamp,
-                "stream": line.stream,
-                "line": line.line,
-            }
-            for index, line in enumerate(lines, start=1)
-        ],
+    raw = await connection.get_raw_connection()
+    records = [
+        (job_id, seq, line.timestamp, line.stream, line.line)
+        for seq, line in enumerate(lines, start=after_seq + 1)
+    ]
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        log_lines.name, records=records, columns=_LOG_COLUMNS
     )
     return after_seq + len(lines)
+
+
+_LOG_COLUMNS = ("job_id", "seq", "timestamp", "stream", "line")
 
 
 async def add_metric(connection: AsyncConnection, job_id: str, sample: MetricSample) -> None:

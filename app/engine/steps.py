@@ -107,6 +107,8 @@ async def store_logs(
         return changes
     stored_bytes, kept = row.log_bytes_stored, []
     dropped_lines, dropped_bytes = 0, 0
+    # Every line a provider reports passes here once, in order, in the transaction that
+    # stores it (or counts it, past the cap): the one place for per-line work.
     for line in batch.lines:
         clipped = LogLine(line.timestamp, log_limits.clip(line.line), line.stream)
         size = len(clipped.line.encode())
@@ -128,6 +130,22 @@ async def store_logs(
             log_bytes_dropped=row.log_bytes_dropped + dropped_bytes,
         )
     return changes
+
+
+async def store_batch(ctx: Context, job_id: str, read_from: str | None, batch: LogBatch) -> None:
+    """Store one batch read from the cursor `read_from` in its own transaction, the job's
+    cursor advanced with its lines (exactly once: a batch read from a cursor the job no
+    longer has is not stored)."""
+
+    async def step(connection: AsyncConnection, row: JobRecord) -> None:
+        if row.status.is_terminal or row.log_cursor != read_from:
+            return
+        changes = await store_logs(
+            connection, row, batch, ctx.log_max_bytes, progress_interval=ctx.progress_interval
+        )
+        await jobs_repository.update_job(connection, row.id, changes)
+
+    await record(ctx, job_id, step)
 
 
 async def note_truncation(

@@ -506,7 +506,7 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
             await old.aclose()
         last_stamp, taken, _ = log_frames.parse_cursor(cursor)
         tail = LogTail(
-            self._client,
+            self.docker_host,
             container_id,
             handle["containerName"],
             cursor,

@@ -18,6 +18,14 @@ logger = logging.getLogger(__name__)
 # How long a death seen on the event stream is remembered for a watch that starts late.
 RECENT_DEATH_SECONDS = 60.0
 MIN_WAKE_SECONDS = 0.05
+# Most jobs that end within their first second are still seen running by the first look, and
+# podman tells of the exit late (its `die` event and the end of the output stream come 0.1-0.5 s
+# after an inspect says so). For this long after a container is first seen running, its watch
+# ends every YOUNG_RECHECK_SECONDS and its status is inspected, not taken from memory; at most
+# MAX_YOUNG containers at once, so a burst of starts costs the runtime a bounded rate.
+YOUNG_SECONDS = 1.0
+YOUNG_RECHECK_SECONDS = 0.025
+MAX_YOUNG = 16
 
 
 class Doorbells:
@@ -44,6 +52,7 @@ class Doorbells:
         self._woken_at: dict[str, float] = {}
         self._log_followers: dict[str, asyncio.Task[None]] = {}
         self._deaths: dict[str, float] = {}
+        self._young: dict[str, float] = {}  # first seen running at (monotonic)
         self._exit_codes: dict[str, int] = {}
         self._events: asyncio.Task[None] | None = None
 
@@ -55,6 +64,11 @@ class Doorbells:
     def running(self, container_id: str) -> None:
         """The container runs: ring when it prints."""
         self._follow_events()
+        if container_id not in self._log_followers:
+            now = time.monotonic()
+            self._young = {c: t for c, t in self._young.items() if now - t < YOUNG_SECONDS}
+            if len(self._young) < MAX_YOUNG:
+                self._young[container_id] = now
         follower = self._log_followers.get(container_id)
         if follower is None or follower.done():
             self._bells.setdefault(container_id, asyncio.Event())
@@ -68,6 +82,7 @@ class Doorbells:
         self._woken_at.pop(container_id, None)
         self._stirred.discard(container_id)
         self._printed.discard(container_id)
+        self._young.pop(container_id, None)
 
     def looking(self, container_id: str) -> int | None:
         """An inspect of the container starts now: returns the event stream's generation
@@ -81,6 +96,7 @@ class Doorbells:
         output rang, and its output is still followed."""
         return (
             self._live == generation
+            and not self._is_young(container_id)
             and container_id not in self._stirred
             and container_id not in self._deaths
             and self._following(container_id)
@@ -100,6 +116,10 @@ class Doorbells:
         followed, so it would have rung)."""
         return container_id not in self._printed and self._following(container_id)
 
+    def _is_young(self, container_id: str) -> bool:
+        first_seen = self._young.get(container_id)
+        return first_seen is not None and time.monotonic() - first_seen < YOUNG_SECONDS
+
     def _following(self, container_id: str) -> bool:
         follower = self._log_followers.get(container_id)
         return follower is not None and not follower.done()
@@ -110,6 +130,8 @@ class Doorbells:
         self._follow_events()
         if running and container_id in self._deaths:
             return
+        if running and self._is_young(container_id):
+            max_wait = min(max_wait, YOUNG_RECHECK_SECONDS)
         bell = self._bells.setdefault(container_id, asyncio.Event())
         try:
             async with asyncio.timeout(max_wait):

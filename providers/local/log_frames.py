@@ -4,7 +4,6 @@ lines, within the limits of providers/log_limits.py."""
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -119,39 +118,59 @@ def whole_lines(
     return Joined(tuple(lines), used, frozenset(still))
 
 
-async def read_frames(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str, int]]:
-    """Docker's multiplexed log stream (8-byte headers: stream, 0, 0, 0, big-endian size), as
-    (stream, text, bytes dropped) per frame. A frame's payload is kept up to a line's worth
-    (and its final newline), so memory stays bounded whatever the runtime sends."""
-    buffer = bytearray()
-    header: tuple[int, int] | None = None
-    kept = bytearray()
-    remaining = 0
-    async for chunk in chunks:
+class FrameReader:
+    """Docker's multiplexed log stream (8-byte headers: stream, 0, 0, 0, big-endian size),
+    fed in pieces as they arrive, as (stream, text, bytes dropped) per frame. A frame's
+    payload is kept up to a line's worth (and its final newline), so memory stays bounded
+    whatever the runtime sends."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._header: tuple[int, int] | None = None
+        self._kept = bytearray()
+        self._remaining = 0
+
+    def feed(self, chunk: bytes) -> list[tuple[str, str, int]]:
+        frames: list[tuple[str, str, int]] = []
+        buffer = self._buffer
         buffer += chunk
+        at, size = 0, len(buffer)
         while True:
-            if header is None:
-                if len(buffer) < 8:
+            if self._header is None:
+                if size - at < 8:
                     break
-                header = struct.unpack(">BxxxI", bytes(buffer[:8]))
-                del buffer[:8]
-                remaining = header[1]
-                kept.clear()
-            take = min(remaining, len(buffer))
-            room = max(_MAX_KEPT_PAYLOAD - len(kept), 0)
-            kept += buffer[: min(take, room)]
-            last = buffer[take - 1 : take]
-            del buffer[:take]
-            remaining -= take
-            if remaining:
+                stream, length = _HEADER.unpack_from(buffer, at)
+                at += 8
+                if not self._kept and size - at >= length and length <= _MAX_KEPT_PAYLOAD:
+                    # The common case: the whole frame is here and within the limit.
+                    text = buffer[at : at + length].decode(errors="replace")
+                    at += length
+                    frames.append((_STREAMS.get(stream, "stdout"), text, 0))
+                    continue
+                self._header = (stream, length)
+                self._remaining = length
+                self._kept.clear()
+            take = min(self._remaining, size - at)
+            room = max(_MAX_KEPT_PAYLOAD - len(self._kept), 0)
+            self._kept += buffer[at : at + min(take, room)]
+            last = buffer[at + take - 1 : at + take]
+            at += take
+            self._remaining -= take
+            if self._remaining:
                 break
-            size = header[1]
-            text = kept.decode(errors="replace")
-            dropped = size - len(kept)
+            length = self._header[1]
+            text = self._kept.decode(errors="replace")
+            dropped = length - len(self._kept)
             if dropped and last == b"\n" and not text.endswith("\n"):
                 text += "\n"
-            yield _STREAMS.get(header[0], "stdout"), text, max(dropped, 0)
-            header = None
+            frames.append((_STREAMS.get(self._header[0], "stdout"), text, max(dropped, 0)))
+            self._header = None
+            self._kept.clear()
+        del buffer[:at]
+        return frames
+
+
+_HEADER = struct.Struct(">BxxxI")
 
 
 def parse_cursor(cursor: str | None) -> tuple[str | None, int, frozenset[str]]:

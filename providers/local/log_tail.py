@@ -12,14 +12,15 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from providers import _http, log_limits
+from providers import log_limits
 from providers.errors import HandleNotFound, ProviderError, Unavailable
-from providers.local import docker_api, log_frames
-from providers.local.docker_api import API, STREAMING
+from providers.local import docker_api, log_frames, log_stream
+from providers.local.docker_api import API
 
 # What one container's buffer holds at most; the runtime's stream is not read meanwhile. The
 # same bounds one read had when each look was its own request.
@@ -38,7 +39,7 @@ class LogTail:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        docker_host: str,
         container_id: str,
         name: str,
         cursor: str | None,
@@ -50,7 +51,7 @@ class LogTail:
     ) -> None:
         self.cursor = cursor
         self.follow = follow
-        self._client = client
+        self._docker_host = docker_host
         self._container_id = container_id
         self._name = name
         self._on_data = on_data
@@ -105,40 +106,41 @@ class LogTail:
         floor = docker_api.parse_time(last_stamp)
         if floor is not None:
             params["since"] = int(floor.timestamp())
+        path = f"{API}/containers/{self._container_id}/logs"
+        # Runtimes stamp many frames alike (podman: whole seconds): each stamp parsed once.
+        stamp_seen: str | None = None
+        moment: datetime | None = None
         try:
-            with _http.map_http_errors("local"):
-                async with self._client.stream(
-                    "GET",
-                    f"{API}/containers/{self._container_id}/logs",
-                    params=params,
-                    timeout=STREAMING,
-                ) as response:
-                    if response.status_code == 404:
-                        raise HandleNotFound(f"container {self._name} no longer exists")
-                    if response.status_code >= 300:
-                        await response.aread()
-                        docker_api.raise_for_server_error(response)
-                        raise Unavailable(
-                            f"reading the log of {self._name} failed: "
-                            f"{docker_api.message(response)}"
-                        )
-                    frames = log_frames.read_frames(response.aiter_bytes())
-                    async for stream, text, dropped in frames:
+            async with log_stream.get(self._docker_host, path, params) as response:
+                if response.status_code == 404:
+                    raise HandleNotFound(f"container {self._name} no longer exists")
+                if response.status_code >= 300:
+                    answer = httpx.Response(response.status_code, content=await response.aread())
+                    docker_api.raise_for_server_error(answer)
+                    raise Unavailable(
+                        f"reading the log of {self._name} failed: {docker_api.message(answer)}"
+                    )
+                reader = log_frames.FrameReader()
+                async for piece in response.aiter_bytes():
+                    for stream, text, dropped in reader.feed(piece):
                         stamp, _, part = text.partition(" ")
                         if stamp == last_stamp and taken > 0:
                             taken -= 1
                             continue
-                        moment = docker_api.parse_time(stamp)
+                        if stamp != stamp_seen:
+                            stamp_seen, moment = stamp, docker_api.parse_time(stamp)
                         if moment is None or (floor is not None and moment < floor):
                             continue
-                        # Backpressure: the socket is not read while the buffer is full.
-                        await self._room.wait()
                         self._frames.append(log_frames.Frame(stream, stamp, moment, part, dropped))
                         self._bytes += len(part)
-                        if self.full:
-                            self._room.clear()
-                        self._news.set()
-                        self._on_data()
+                    # Announced once per piece read; the buffer may pass its bounds by one
+                    # piece (log_stream.READ_SIZE) before the socket stops being read.
+                    self._news.set()
+                    self._on_data()
+                    if self.full:
+                        self._room.clear()
+                        # Backpressure: the socket is not read while the buffer is full.
+                        await self._room.wait()
             self.ended = True
         except ProviderError as exc:
             self.error = exc
