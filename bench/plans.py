@@ -35,7 +35,8 @@ class _StatementCatcher:
     statement: Any = None
 
     async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        self.statement = statement
+        # The repository's statements are built once, with bound parameters: keep the values.
+        self.statement = statement.params(args[0]) if args else statement
         raise _Captured
 
 
