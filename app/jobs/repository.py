@@ -289,7 +289,8 @@ async def list_jobs(
     if after is not None:
         params.update({f"after_{index}": value for index, value in enumerate(after)})
     result = await connection.execute(statement, params)
-    return result.mappings().all()
+    rows: Sequence[RowMapping] = result.mappings().all()
+    return rows
 
 
 # A page's statement is built once per shape (sort, which filters, whether a cursor and
