@@ -73,12 +73,14 @@ async def spend(
 
 
 async def key_budget(connection: AsyncConnection, key_id: str) -> RowMapping | None:
-    result = await connection.execute(
-        sa.select(api_keys.c.budget_usd, api_keys.c.budget_period).where(
-            api_keys.c.id == key_id, api_keys.c.budget_usd.is_not(None)
-        )
-    )
+    result = await connection.execute(_KEY_BUDGET, {"key_id": key_id})
     return result.mappings().one_or_none()
+
+
+# Built once: every submission asks it.
+_KEY_BUDGET = sa.select(api_keys.c.budget_usd, api_keys.c.budget_period).where(
+    api_keys.c.id == sa.bindparam("key_id", type_=sa.Text), api_keys.c.budget_usd.is_not(None)
+)
 
 
 async def active_accounts(connection: AsyncConnection) -> list[str]:

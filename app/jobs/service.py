@@ -98,7 +98,9 @@ def _current_cost(job: JobRecord) -> float:
 
 
 def to_summary(job: JobRecord) -> schemas.JobSummary:
-    return schemas.JobSummary(**_summary_fields(job))
+    # Built from a stored job, whose columns already hold valid values: validating them again
+    # for every listed job would only cost time.
+    return schemas.JobSummary.model_construct(**_summary_fields(job))
 
 
 def to_job(job: JobRecord, events: Sequence[RowMapping]) -> schemas.Job:
