@@ -90,16 +90,15 @@ async def explain_list_queries(
         assert driver is not None
         for name, (job_filter, after) in shapes.items():
             statement = await _list_statement(job_filter, after)
-            compiled = statement.compile(
-                dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
-            )
+            # The expanded state renders IN lists as the driver receives them.
+            compiled = statement.compile(dialect=engine.dialect).construct_expanded_state()
             assert compiled.positiontup is not None
-            args = [compiled.params[key] for key in compiled.positiontup]
-            explain = "EXPLAIN (ANALYZE, BUFFERS) " + compiled.string
+            args = [compiled.parameters[key] for key in compiled.positiontup]
+            explain = "EXPLAIN (ANALYZE, BUFFERS) " + compiled.statement
             # The second run of each is kept: the first one warms the cache.
             for _ in range(2):
                 custom = [row[0] for row in await driver.fetch(explain, *args)]
-            await driver.execute(f"PREPARE bench_plan AS {compiled.string}")
+            await driver.execute(f"PREPARE bench_plan AS {compiled.statement}")
             try:
                 await driver.execute("SET plan_cache_mode = force_generic_plan")
                 execute = f"EXECUTE bench_plan({', '.join(_literal(a) for a in args)})"
@@ -110,7 +109,7 @@ async def explain_list_queries(
                 await driver.execute("RESET plan_cache_mode")
                 await driver.execute("DEALLOCATE bench_plan")
             report[name] = {
-                "sql": compiled.string,
+                "sql": compiled.statement,
                 "custom": _summary(custom),
                 "generic": _summary(generic),
             }

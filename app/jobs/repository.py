@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import job_counts, job_events, jobs
 from app.notify import NOTIFY_CHANNEL
+from app.webhooks import repository as webhooks_repository
+
+CREATED_EVENT_TYPE = "job.created"
 
 # The transaction's start time, as a value: a job's timestamps match its events' exactly.
 NOW = sa.func.now()
@@ -116,13 +119,20 @@ def _insert_job_statement(columns: tuple[str, ...]) -> sa.Select[Any]:
             new_job.c.created_at,
         ),
     )
-    return sa.select(new_job, *notifications(new_job.c.id, new_job.c.account_id)).add_cte(
-        created_event.cte("created_event")
-    )
+    return sa.select(
+        new_job,
+        *notifications(new_job.c.id, new_job.c.account_id),
+        # The webhook outbox needs these next, in the same transaction: asked here, no
+        # separate round trip while the account's submission lock is held.
+        webhooks_repository.subscribed_ids(new_job.c.account_id, CREATED_EVENT_TYPE).label(
+            "webhook_endpoint_ids"
+        ),
+    ).add_cte(created_event.cte("created_event"))
 
 
 async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> RowMapping:
-    """Insert the job and its `created` event in one statement (one round trip)."""
+    """Insert the job and its `created` event in one statement (one round trip); the row
+    also carries `webhook_endpoint_ids`, the endpoints subscribed to job.created (or None)."""
     statement = _insert_job_statement(tuple(sorted(values)))
     result = await connection.execute(statement, values)
     row: RowMapping = result.mappings().one()
