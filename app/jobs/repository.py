@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import database
 from app.models import job_counts, job_events, jobs
 from app.notify import NOTIFY_CHANNEL
 from app.webhooks import repository as webhooks_repository
@@ -291,16 +292,15 @@ async def list_jobs(
     limit: int,
     offset: int = 0,
     after: list[Any] | None = None,
-) -> Sequence[RowMapping]:
-    """One page plus one row, so the caller knows whether another page follows."""
+) -> Sequence[Any]:
+    """One page plus one row, so the caller knows whether another page follows: rows with
+    the summary columns, by name (asyncpg Records on a reading connection)."""
     after_shape = None if after is None else after[0] is None
     statement = _list_statement(sort_field, descending, job_filter.shape(), after_shape)
     params = {**job_filter.params(), "limit": limit + 1, "offset": offset}
     if after is not None:
         params.update({f"after_{index}": value for index, value in enumerate(after)})
-    result = await connection.execute(statement, params)
-    rows: Sequence[RowMapping] = result.mappings().all()
-    return rows
+    return await database.fetch(connection, statement, params)
 
 
 # A page's statement is built once per shape (sort, which filters, whether a cursor and
@@ -345,8 +345,8 @@ async def count_jobs(connection: AsyncConnection, job_filter: JobFilter) -> int:
     if any(shape[2:]):
         result = await connection.execute(_count_statement(shape), params)
         return int(result.scalar_one())
-    result = await connection.execute(_running_total_statement(shape), params)
-    total, rows = cast(tuple[int, int], tuple(result.one()))
+    [running_total] = await database.fetch(connection, _running_total_statement(shape), params)
+    total, rows = cast(tuple[int, int], tuple(running_total.values()))
     if rows > COMPACT_COUNTS_AFTER:
         await compact_counts(connection, job_filter.account_id)
     return int(total)
