@@ -33,6 +33,8 @@ class _StatementCatcher:
     """Stands in for an AsyncConnection: keeps the first statement and stops the caller."""
 
     statement: Any = None
+    # No live connection behind it: app.database.fetch then goes through execute().
+    sync_connection: Any = None
 
     async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
         # The repository's statements are built once, with bound parameters: keep the values.
