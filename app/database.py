@@ -68,18 +68,23 @@ async def fetch(
 
     The rows are asyncpg Records (`row["name"]`, `row.items()`), so only for columns whose
     values need no SQLAlchemy result processing (text, numbers, times, JSONB: the driver's
-    codecs, which the dialect set up, decode them alike). Outside a `reading()` connection
-    it runs through SQLAlchemy as usual, which begins the transaction the statement joins."""
+    codecs, which the dialect set up, decode them alike). On a `reading()` connection, or in
+    a transaction an earlier statement began; otherwise through SQLAlchemy as usual, which
+    begins the transaction (SQLAlchemy's asyncpg adapter begins it with its first statement).
+    """
     sync = connection.sync_connection
-    if sync is None or sync.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if sync is None or not (
+        sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        or driver.is_in_transaction()
+    ):
         result = await connection.execute(statement, dict(params))
         mappings: Sequence[Any] = result.mappings().all()
         return mappings
     compiled = _compiled(statement, connection.dialect)
     expanded = compiled.construct_expanded_state(params)
     args = [expanded.parameters[name] for name in expanded.positiontup or ()]
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
     rows: Sequence[Any] = await driver.fetch(expanded.statement, *args)
     return rows
 

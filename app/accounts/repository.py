@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import database
 from app.models import (
     account_limits,
     accounts,
@@ -74,8 +75,8 @@ async def lock_key(connection: AsyncConnection, key_id: str) -> None:
 
 
 async def count_active_jobs(connection: AsyncConnection, account_id: str) -> int:
-    result = await connection.execute(_COUNT_ACTIVE_JOBS, {"account_id": account_id})
-    return int(result.scalar_one())
+    [row] = await database.fetch(connection, _COUNT_ACTIVE_JOBS, {"account_id": account_id})
+    return int(row[0])
 
 
 # Built once: every submission runs these (building a statement costs more than running it).
