@@ -73,20 +73,18 @@ async def fetch(
     begins the transaction (SQLAlchemy's asyncpg adapter begins it with its first statement).
     """
     sync = connection.sync_connection
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    if sync is None or not (
-        sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-        or driver.is_in_transaction()
-    ):
-        result = await connection.execute(statement, dict(params))
-        mappings: Sequence[Any] = result.mappings().all()
-        return mappings
-    compiled = _compiled(statement, connection.dialect)
-    expanded = compiled.construct_expanded_state(params)
-    args = [expanded.parameters[name] for name in expanded.positiontup or ()]
-    rows: Sequence[Any] = await driver.fetch(expanded.statement, *args)
-    return rows
+    if sync is not None:
+        autocommit = sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        if autocommit or driver.is_in_transaction():
+            compiled = _compiled(statement, connection.dialect)
+            expanded = compiled.construct_expanded_state(params)
+            args = [expanded.parameters[name] for name in expanded.positiontup or ()]
+            rows: Sequence[Any] = await driver.fetch(expanded.statement, *args)
+            return rows
+    result = await connection.execute(statement, dict(params))
+    mappings: Sequence[Any] = result.mappings().all()
+    return mappings
 
 
 @functools.lru_cache(maxsize=256)
