@@ -20,7 +20,10 @@ def utc_iso(moment: datetime | None) -> str | None:
     later than the moment itself (`since` one of them includes that moment)."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # isoformat of the naive UTC time to the second: the same text as strftime, faster.
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 # A time in a response model: serialized by utc_iso, documented as an RFC 3339 date-time.

@@ -33,9 +33,12 @@ class _StatementCatcher:
     """Stands in for an AsyncConnection: keeps the first statement and stops the caller."""
 
     statement: Any = None
+    # No live connection behind it: app.database.fetch then goes through execute().
+    sync_connection: Any = None
 
     async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        self.statement = statement
+        # The repository's statements are built once, with bound parameters: keep the values.
+        self.statement = statement.params(args[0]) if args else statement
         raise _Captured
 
 
@@ -89,16 +92,15 @@ async def explain_list_queries(
         assert driver is not None
         for name, (job_filter, after) in shapes.items():
             statement = await _list_statement(job_filter, after)
-            compiled = statement.compile(
-                dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
-            )
+            # The expanded state renders IN lists as the driver receives them.
+            compiled = statement.compile(dialect=engine.dialect).construct_expanded_state()
             assert compiled.positiontup is not None
-            args = [compiled.params[key] for key in compiled.positiontup]
-            explain = "EXPLAIN (ANALYZE, BUFFERS) " + compiled.string
+            args = [compiled.parameters[key] for key in compiled.positiontup]
+            explain = "EXPLAIN (ANALYZE, BUFFERS) " + compiled.statement
             # The second run of each is kept: the first one warms the cache.
             for _ in range(2):
                 custom = [row[0] for row in await driver.fetch(explain, *args)]
-            await driver.execute(f"PREPARE bench_plan AS {compiled.string}")
+            await driver.execute(f"PREPARE bench_plan AS {compiled.statement}")
             try:
                 await driver.execute("SET plan_cache_mode = force_generic_plan")
                 execute = f"EXECUTE bench_plan({', '.join(_literal(a) for a in args)})"
@@ -109,7 +111,7 @@ async def explain_list_queries(
                 await driver.execute("RESET plan_cache_mode")
                 await driver.execute("DEALLOCATE bench_plan")
             report[name] = {
-                "sql": compiled.string,
+                "sql": compiled.statement,
                 "custom": _summary(custom),
                 "generic": _summary(generic),
             }

@@ -55,7 +55,15 @@ def build_app(kind: str, database_url: str, account_id: str | None) -> timing.Se
         # minus the background job engine where the tree has one: it is not on the request
         # path, and with no container runtime here it would only retry submissions of the
         # seeded pending jobs. (Settings ignores the keyword on trees without an engine.)
-        settings = Settings(engine_enabled=False)
+        # The per-key rate limit and the active-jobs quota are set out of reach (both still
+        # run on every request): at their defaults (100/s, 1,000 active jobs) the load would
+        # measure 429 and 403 answers instead of the API's work.
+        settings = Settings(
+            engine_enabled=False,
+            default_rate_limit=1_000_000,
+            default_rate_burst=1_000_000,
+            default_max_active_jobs=100_000_000,
+        )
         options: dict[str, Any] = {}
         if "extra_providers" in inspect.signature(create_app).parameters:
             options["extra_providers"] = _reachable_local_provider(settings)

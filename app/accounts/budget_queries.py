@@ -3,7 +3,7 @@ must stop because a budget is reached."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import database
 from app.models import api_keys, jobs
 
 _TERMINAL = ("completed", "failed", "cancelled")
@@ -72,13 +73,16 @@ async def spend(
     return Decimal(accrued), Decimal(pending)
 
 
-async def key_budget(connection: AsyncConnection, key_id: str) -> RowMapping | None:
-    result = await connection.execute(
-        sa.select(api_keys.c.budget_usd, api_keys.c.budget_period).where(
-            api_keys.c.id == key_id, api_keys.c.budget_usd.is_not(None)
-        )
-    )
-    return result.mappings().one_or_none()
+async def key_budget(connection: AsyncConnection, key_id: str) -> Mapping[str, Any] | None:
+    """The key's budget columns (`budget_usd`, `budget_period`), if it has a budget."""
+    rows = await database.fetch(connection, _KEY_BUDGET, {"key_id": key_id})
+    return rows[0] if rows else None
+
+
+# Built once: every submission asks it.
+_KEY_BUDGET = sa.select(api_keys.c.budget_usd, api_keys.c.budget_period).where(
+    api_keys.c.id == sa.bindparam("key_id", type_=sa.Text), api_keys.c.budget_usd.is_not(None)
+)
 
 
 async def active_accounts(connection: AsyncConnection) -> list[str]:

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import database
 from app.models import (
     account_limits,
     accounts,
@@ -66,24 +67,34 @@ async def set_overrides(
 async def lock_account(connection: AsyncConnection, account_id: str) -> None:
     """Serialize one account's submissions (their quota and budget checks) until the
     transaction ends, so that two concurrent ones cannot both take the last place or dollar."""
-    await connection.execute(
-        sa.select(sa.func.pg_advisory_xact_lock(_ACCOUNT_LOCK, sa.func.hashtext(account_id)))
-    )
+    await connection.execute(_LOCK_ACCOUNT, {"name": account_id})
 
 
 async def lock_key(connection: AsyncConnection, key_id: str) -> None:
-    await connection.execute(
-        sa.select(sa.func.pg_advisory_xact_lock(_KEY_LOCK, sa.func.hashtext(key_id)))
-    )
+    await connection.execute(_LOCK_KEY, {"name": key_id})
 
 
 async def count_active_jobs(connection: AsyncConnection, account_id: str) -> int:
-    return await _count(
-        connection,
-        sa.select(sa.func.count())
-        .select_from(jobs)
-        .where(jobs.c.account_id == account_id, jobs.c.status.in_(ACTIVE_STATUSES)),
+    [row] = await database.fetch(connection, _COUNT_ACTIVE_JOBS, {"account_id": account_id})
+    return int(row[0])
+
+
+# Built once: every submission runs these (building a statement costs more than running it).
+def _advisory_lock(space: int) -> sa.Select[Any]:
+    name = sa.bindparam("name", type_=sa.Text)
+    return sa.select(sa.func.pg_advisory_xact_lock(space, sa.func.hashtext(name)))
+
+
+_LOCK_ACCOUNT = _advisory_lock(_ACCOUNT_LOCK)
+_LOCK_KEY = _advisory_lock(_KEY_LOCK)
+_COUNT_ACTIVE_JOBS = (
+    sa.select(sa.func.count())
+    .select_from(jobs)
+    .where(
+        jobs.c.account_id == sa.bindparam("account_id", type_=sa.Text),
+        jobs.c.status.in_(ACTIVE_STATUSES),
     )
+)
 
 
 async def count_webhook_endpoints(connection: AsyncConnection, account_id: str) -> int:

@@ -13,8 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import database
 from app.models import job_counts, job_events, jobs
 from app.notify import NOTIFY_CHANNEL
+from app.webhooks import repository as webhooks_repository
+
+CREATED_EVENT_TYPE = "job.created"
 
 # The transaction's start time, as a value: a job's timestamps match its events' exactly.
 NOW = sa.func.now()
@@ -30,6 +34,9 @@ SORT_COLUMNS: dict[str, sa.Column[Any]] = {
     "provider": jobs.c.provider,
 }
 _NULLABLE_SORTS = {"startedAt", "endedAt"}
+
+
+_TIME = jobs.c.created_at.type
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,43 @@ class JobFilter:
             clauses.append(jobs.c.batch_id == self.batch_id)
         return clauses
 
+    # The same conditions as where(), as bound parameters: which filters are given (the
+    # shape) picks a statement built once, params() fills it.
+    def shape(self) -> tuple[bool, ...]:
+        return (
+            bool(self.statuses),
+            bool(self.providers),
+            self.created_from is not None,
+            self.created_to is not None,
+            self.batch_id is not None,
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "statuses": list(self.statuses or ()),
+            "providers": list(self.providers or ()),
+            "created_from": self.created_from,
+            "created_to": self.created_to,
+            "batch_id": self.batch_id,
+        }
+
+    @staticmethod
+    def bound_where(shape: tuple[bool, ...]) -> list[sa.ColumnElement[bool]]:
+        statuses, providers, created_from, created_to, batch_id = shape
+        clauses = [jobs.c.account_id == sa.bindparam("account_id", type_=jobs.c.account_id.type)]
+        if statuses:
+            clauses.append(jobs.c.status.in_(sa.bindparam("statuses", expanding=True)))
+        if providers:
+            clauses.append(jobs.c.provider.in_(sa.bindparam("providers", expanding=True)))
+        if created_from:
+            clauses.append(jobs.c.created_at >= sa.bindparam("created_from", type_=_TIME))
+        if created_to:
+            clauses.append(jobs.c.created_at < sa.bindparam("created_to", type_=_TIME))
+        if batch_id:
+            clauses.append(jobs.c.batch_id == sa.bindparam("batch_id", type_=jobs.c.batch_id.type))
+        return clauses
+
 
 # Statements on the request path are built once: building one (and its cache key) costs more
 # than running it. Values travel as bound parameters.
@@ -76,13 +120,20 @@ def _insert_job_statement(columns: tuple[str, ...]) -> sa.Select[Any]:
             new_job.c.created_at,
         ),
     )
-    return sa.select(new_job, *notifications(new_job.c.id, new_job.c.account_id)).add_cte(
-        created_event.cte("created_event")
-    )
+    return sa.select(
+        new_job,
+        *notifications(new_job.c.id, new_job.c.account_id),
+        # The webhook outbox needs these next, in the same transaction: asked here, no
+        # separate round trip while the account's submission lock is held.
+        webhooks_repository.subscribed_ids(new_job.c.account_id, CREATED_EVENT_TYPE).label(
+            "webhook_endpoint_ids"
+        ),
+    ).add_cte(created_event.cte("created_event"))
 
 
 async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> RowMapping:
-    """Insert the job and its `created` event in one statement (one round trip)."""
+    """Insert the job and its `created` event in one statement (one round trip); the row
+    also carries `webhook_endpoint_ids`, the endpoints subscribed to job.created (or None)."""
     statement = _insert_job_statement(tuple(sorted(values)))
     result = await connection.execute(statement, values)
     row: RowMapping = result.mappings().one()
@@ -184,11 +235,11 @@ def _after(
     the rest with a row comparison that the (account, column, created_at, id) indexes serve.
     """
     rest = sa.tuple_(*sort_key[1:])
-    rest_values = sa.tuple_(*[sa.literal(value) for value in values[1:]])
+    rest_values = sa.tuple_(*[_value(value) for value in values[1:]])
     rest_after = rest < rest_values if descending else rest > rest_values
     if not nullable_first:
         key = sa.tuple_(*sort_key)
-        key_values = sa.tuple_(*[sa.literal(value) for value in values])
+        key_values = sa.tuple_(*[_value(value) for value in values])
         return key < key_values if descending else key > key_values
     column, value = sort_key[0], values[0]
     if value is None:
@@ -197,6 +248,10 @@ def _after(
     ties = sa.and_(column == value, rest_after)
     beyond = column < value if descending else sa.or_(column > value, column.is_(None))
     return sa.or_(beyond, ties)
+
+
+def _value(value: Any) -> sa.ColumnElement[Any]:
+    return value if isinstance(value, sa.BindParameter) else sa.literal(value)
 
 
 # What a listed job shows: decoding config and results for every row would be wasted work.
@@ -237,21 +292,42 @@ async def list_jobs(
     limit: int,
     offset: int = 0,
     after: list[Any] | None = None,
-) -> Sequence[RowMapping]:
-    """One page plus one row, so the caller knows whether another page follows."""
-    sort_key = sort_key_columns(sort_field)
-    statement = sa.select(*_SUMMARY_COLUMNS).where(*job_filter.where())
+) -> Sequence[Any]:
+    """One page plus one row, so the caller knows whether another page follows: rows with
+    the summary columns, by name (asyncpg Records on a reading connection)."""
+    after_shape = None if after is None else after[0] is None
+    statement = _list_statement(sort_field, descending, job_filter.shape(), after_shape)
+    params = {**job_filter.params(), "limit": limit + 1, "offset": offset}
     if after is not None:
+        params.update({f"after_{index}": value for index, value in enumerate(after)})
+    return await database.fetch(connection, statement, params)
+
+
+# A page's statement is built once per shape (sort, which filters, whether a cursor and
+# whether its leading value is NULL); every value is a bound parameter.
+@functools.cache
+def _list_statement(
+    sort_field: str, descending: bool, shape: tuple[bool, ...], after_null: bool | None
+) -> sa.Select[Any]:
+    sort_key = sort_key_columns(sort_field)
+    statement = sa.select(*_SUMMARY_COLUMNS).where(*JobFilter.bound_where(shape))
+    if after_null is not None:
+        values = [
+            None if index == 0 and after_null else sa.bindparam(f"after_{index}", type_=column.type)
+            for index, column in enumerate(sort_key)
+        ]
         statement = statement.where(
-            _after(sort_key, after, descending, sort_field in _NULLABLE_SORTS)
+            _after(sort_key, values, descending, sort_field in _NULLABLE_SORTS)
         )
     order = [
         (column.desc().nulls_first() if descending else column.asc().nulls_last())
         for column in sort_key
     ]
-    statement = statement.order_by(*order).limit(limit + 1).offset(offset)
-    result = await connection.execute(statement)
-    return result.mappings().all()
+    return (
+        statement.order_by(*order)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
+    )
 
 
 def sort_key_columns(sort_field: str) -> list[sa.ColumnElement[Any]]:
@@ -264,27 +340,34 @@ def sort_key_columns(sort_field: str) -> list[sa.ColumnElement[Any]]:
 async def count_jobs(connection: AsyncConnection, job_filter: JobFilter) -> int:
     """The total for a filter: from the running totals when no date bounds and no batch
     are given (a batch is small enough to count)."""
-    if (
-        job_filter.created_from is not None
-        or job_filter.created_to is not None
-        or job_filter.batch_id is not None
-    ):
-        result = await connection.execute(
-            sa.select(sa.func.count()).select_from(jobs).where(*job_filter.where())
-        )
+    shape = job_filter.shape()
+    params = job_filter.params()
+    if any(shape[2:]):
+        result = await connection.execute(_count_statement(shape), params)
         return int(result.scalar_one())
-    clauses = [job_counts.c.account_id == job_filter.account_id]
-    if job_filter.statuses:
-        clauses.append(job_counts.c.status.in_(job_filter.statuses))
-    if job_filter.providers:
-        clauses.append(job_counts.c.provider.in_(job_filter.providers))
-    result = await connection.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(job_counts.c.n), 0), sa.func.count()).where(*clauses)
-    )
-    total, rows = cast(tuple[int, int], tuple(result.one()))
+    [running_total] = await database.fetch(connection, _running_total_statement(shape), params)
+    total, rows = cast(tuple[int, int], tuple(running_total.values()))
     if rows > COMPACT_COUNTS_AFTER:
         await compact_counts(connection, job_filter.account_id)
     return int(total)
+
+
+@functools.cache
+def _count_statement(shape: tuple[bool, ...]) -> sa.Select[Any]:
+    return sa.select(sa.func.count()).select_from(jobs).where(*JobFilter.bound_where(shape))
+
+
+@functools.cache
+def _running_total_statement(shape: tuple[bool, ...]) -> sa.Select[Any]:
+    statuses, providers = shape[:2]
+    clauses = [job_counts.c.account_id == sa.bindparam("account_id", type_=sa.Text)]
+    if statuses:
+        clauses.append(job_counts.c.status.in_(sa.bindparam("statuses", expanding=True)))
+    if providers:
+        clauses.append(job_counts.c.provider.in_(sa.bindparam("providers", expanding=True)))
+    return sa.select(sa.func.coalesce(sa.func.sum(job_counts.c.n), 0), sa.func.count()).where(
+        *clauses
+    )
 
 
 async def compact_counts(connection: AsyncConnection, account_id: str) -> None:

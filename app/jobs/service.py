@@ -98,7 +98,9 @@ def _current_cost(job: JobRecord) -> float:
 
 
 def to_summary(job: JobRecord) -> schemas.JobSummary:
-    return schemas.JobSummary(**_summary_fields(job))
+    # Built from a stored job, whose columns already hold valid values: validating them again
+    # for every listed job would only cost time.
+    return schemas.JobSummary.model_construct(**_summary_fields(job))
 
 
 def to_job(job: JobRecord, events: Sequence[RowMapping]) -> schemas.Job:
@@ -210,7 +212,13 @@ async def create_job(
             **(price_changes(admitted.quote, spec.duration) if admitted.quote else {}),
         },
     )
-    await _publish(connection, row, EVENT_FOR[JobStatus.PENDING], row["created_at"])
+    await _publish(
+        connection,
+        row,
+        EVENT_FOR[JobStatus.PENDING],
+        row["created_at"],
+        subscribed=row["webhook_endpoint_ids"] or [],
+    )
     created = {
         "type": EVENT_FOR[JobStatus.PENDING],
         "timestamp": row["created_at"],
@@ -317,10 +325,15 @@ def without_secrets(document: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _publish(
-    connection: AsyncConnection, row: RowMapping, event: str, occurred_at: datetime
+    connection: AsyncConnection,
+    row: RowMapping,
+    event: str,
+    occurred_at: datetime,
+    *,
+    subscribed: Sequence[str] | None = None,
 ) -> None:
     """Webhook deliveries of a job event, written in the same transaction as the event, with
-    the event's own time."""
+    the event's own time (to the `subscribed` endpoints when the caller read them already)."""
 
     async def document() -> Any:
         events = await repository.list_events(connection, row["id"])
@@ -334,6 +347,7 @@ async def _publish(
         event=event,
         job_document=document,
         occurred_at=occurred_at,
+        subscribed=subscribed,
     )
     observability_metrics.job_event(connection, row, event)
 

@@ -105,6 +105,22 @@ _SUBSCRIBED = sa.select(webhook_endpoints.c.id).where(
 )
 
 
+def subscribed_ids(account_id: sa.ColumnElement[Any], event_type: str) -> sa.ScalarSelect[Any]:
+    """The ids of the account's endpoints subscribed to `event_type` (NULL for none), as an
+    expression: a statement writing a job event returns them too, saving a round trip."""
+    return (
+        sa.select(sa.func.array_agg(webhook_endpoints.c.id))
+        .where(
+            webhook_endpoints.c.account_id == account_id,
+            webhook_endpoints.c.active,
+            webhook_endpoints.c.events.overlap(
+                sa.literal([event_type, "*"], type_=webhook_endpoints.c.events.type)
+            ),
+        )
+        .scalar_subquery()
+    )
+
+
 async def subscribed_endpoints(
     connection: AsyncConnection, account_id: str, event_type: str
 ) -> list[str]:

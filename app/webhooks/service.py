@@ -195,14 +195,20 @@ async def publish_job_event(
     event: str,
     job_document: Callable[[], Awaitable[Any]],
     occurred_at: datetime | None = None,
+    subscribed: Sequence[str] | None = None,
 ) -> None:
     """Queue deliveries of a job event to every endpoint subscribed to it, in the caller's
     transaction: they commit with the change that caused them, or not at all. `occurred_at`
-    is the event's recorded time (now when not given)."""
+    is the event's recorded time (now when not given); `subscribed`, the subscribed endpoints
+    when the caller's statement already read them in this transaction (looked up if None)."""
     event_type = JOB_EVENT_TYPES.get(event)
     if event_type is None:
         return
-    endpoint_ids = await repository.subscribed_endpoints(connection, account_id, event_type)
+    endpoint_ids = (
+        list(subscribed)
+        if subscribed is not None
+        else await repository.subscribed_endpoints(connection, account_id, event_type)
+    )
     if not endpoint_ids:
         return
     await repository.enqueue(
