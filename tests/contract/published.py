@@ -1,6 +1,7 @@
-"""The example requests of the published Jobs API documentation
-(shared/reference/jobs-api.md, beside the repository), read from its code blocks so that the
-replay follows the document as it is, never a copy of it.
+"""The example requests of the published Jobs API documentation, read from its code blocks so
+that the replay follows the document as it is. The repository carries it as
+docs/reference/jobs-api.md (CI runs on a clone with nothing beside it); a test checks that copy
+against shared/reference/jobs-api.md whenever that is beside the repository.
 
 In each `## ` section, the example requests are its `curl` commands; a section without any has
 its endpoint blocks (``` GET /api/plugin-core/... ```) as requests instead, each with the JSON
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DOCUMENT = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "jobs-api.md"
+REPOSITORY = Path(__file__).resolve().parents[2]
+DOCUMENT = REPOSITORY / "docs" / "reference" / "jobs-api.md"
+# Where the team keeps the published original, when the repository sits beside it.
+ORIGINAL = REPOSITORY.parent / "shared" / "reference" / "jobs-api.md"
 PREFIX = "/api/plugin-core"
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
@@ -147,7 +151,5 @@ def examples(text: str) -> list[Example]:
 
 def published() -> list[Example]:
     if not DOCUMENT.exists():
-        raise FileNotFoundError(
-            f"The published documentation is not at {DOCUMENT} (shared/ beside the repository)."
-        )
+        raise FileNotFoundError(f"The published documentation is not at {DOCUMENT}.")
     return examples(DOCUMENT.read_text())
