@@ -68,6 +68,11 @@ async def take_control_lines(
     """Apply the control lines among a job's new log lines (stdout only), folded into one
     update: a batch of a thousand lines costs one write and at most one event. The lines
     themselves stay in the log as printed."""
+    lines = tuple(lines)
+    if lines and job.started_at is None and job.status_message and not _has_printed(job):
+        # The workload prints, so it runs: the gateway's waiting message ends before the
+        # workload's own messages (these lines may be stored before the job is seen running).
+        job = await apply(connection, job, {"status_message": None}, interval, announce=False)
     update = control_lines.parse_control_lines(
         line.line for line in lines if line.stream == "stdout"
     )
@@ -88,7 +93,7 @@ async def note_waiting(
     """The gateway's status message from what the network says while the job waits
     (`status.waiting`: "waiting for bids: 3 so far, ..."), kept current until the workload
     runs; then cleared, once, for the workload's own messages."""
-    if job.started_at is not None:
+    if job.started_at is not None or _has_printed(job):
         return job
     if status.state in (WorkloadState.PENDING, WorkloadState.STARTING):
         return await apply(connection, job, {"status_message": _waiting(status)}, interval)
@@ -114,10 +119,16 @@ async def flush_due(connection: AsyncConnection, job_id: str, interval: float) -
 
 def waiting_changed(job: JobRecord, status: WorkloadStatus) -> bool:
     """Whether `note_waiting` has something to write for this status."""
-    if job.started_at is not None:
+    if job.started_at is not None or _has_printed(job):
         return False
     if status.state in (WorkloadState.PENDING, WorkloadState.STARTING):
         return _waiting(status) != job.status_message
     return status.state in (WorkloadState.RUNNING, WorkloadState.EXITED) and bool(
         job.status_message
     )
+
+
+def _has_printed(job: JobRecord) -> bool:
+    """Whether the workload's output has reached the gateway: its waiting is over, and any
+    status message from then on is the workload's own."""
+    return job.log_bytes_stored > 0 or job.log_lines_dropped > 0
