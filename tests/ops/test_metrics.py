@@ -59,7 +59,10 @@ class TestMetrics:
         assert (
             after.value("cortex_provider_calls_total", outcome="image_pull_failed", **submits) == 1
         )
-        assert after.value("cortex_provider_call_duration_seconds_count", **submits) == 3
+        # Every call is timed once; a submission the runtime fails transiently is tried again.
+        submit_calls = after.value("cortex_provider_calls_total", **submits)
+        assert submit_calls >= 3
+        assert after.value("cortex_provider_call_duration_seconds_count", **submits) == submit_calls
         assert after.value("cortex_provider_calls_total", operation="status", outcome="ok") >= 2
         assert after.value("cortex_webhook_deliveries_total", outcome="succeeded") == 1
         assert after.value("cortex_webhook_deliveries_total", outcome="failed") == 0
