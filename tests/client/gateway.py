@@ -61,7 +61,8 @@ class GatewayProcess:
     def start(self) -> None:
         with self.log.open("a") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve", "--port", str(self.port)],
+                # One process, as the tests reason about one (serve's default is one per core).
+                [sys.executable, "-m", "app", "serve", "--port", str(self.port), "--workers", "1"],
                 env=self.env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
