@@ -83,6 +83,8 @@ async def test_without_a_runtime_it_serves_anyway_and_the_provider_says_what_to_
     serve = _serve(env, port, log)
     try:
         said = await asyncio.to_thread(_wait_for, log, "Uvicorn running", serve)
+        # Its workers listen a moment after the supervisor says so.
+        await asyncio.to_thread(_wait_until_answering, port, serve)
         assert "podman cannot be installed here" in said
         assert "serve: no container runtime: the gateway starts" in said
 
@@ -133,3 +135,17 @@ def _wait_for(log: Path, text: str, process: subprocess.Popen[bytes]) -> str:
             raise AssertionError(f"scripts/serve exited early:\n{said}")
         time.sleep(0.2)
     raise AssertionError(f"scripts/serve never said {text!r}:\n{log.read_text()}")
+
+
+def _wait_until_answering(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{API}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise AssertionError("scripts/serve exited early")
+        time.sleep(0.2)
+    raise AssertionError(f"scripts/serve did not answer on port {port}")
