@@ -96,8 +96,9 @@ class TestFairShares:
             default_max_engine_slots=1,
         ) as clients:
             capped, other = clients["capped"], clients["other"]
-            mine = [await submit(capped, busybox("sleep 0.5")) for _ in range(3)]
-            theirs = await submit(other, busybox("sleep 0.5"))
+            # Longer than a second: job times are whole seconds.
+            mine = [await submit(capped, busybox("sleep 1.5")) for _ in range(3)]
+            theirs = await submit(other, busybox("sleep 1.5"))
             jobs = [await wait_for(capped, job_id) for job_id in mine]
             their_job = await wait_for(other, theirs)
 

@@ -208,12 +208,12 @@ class TestThrottle:
     ) -> None:
         script = (
             """echo '::cortex {"progress": 10}'; sleep 0.2; """
-            """echo '::cortex {"progress": 20}'; sleep 4"""
+            """echo '::cortex {"progress": 20}'; sleep 10"""
         )
         job_id = await submit(gateway, busybox(script))
 
         await wait_for(gateway, job_id, {"running"})
-        for _ in range(100):
+        for _ in range(80):
             reported = progress_events(await job_events(gateway, job_id))
             if reported and reported[-1]["data"]["progress"] == 20:
                 break

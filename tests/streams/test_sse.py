@@ -245,8 +245,10 @@ class TestStreamTokens:
         assert issued.json()["data"]["expiresAt"].endswith("Z")
 
         async with httpx.AsyncClient(base_url=server, timeout=STREAM_TIMEOUT) as browser:
-            received = await collect(browser, f"{API}/jobs/{job_id}/logs?follow=true&token={token}")
+            # The events first: this module's tokens live 2 s, and following the logs lasts
+            # until the job ends, which can take longer on a loaded machine.
             plain = await browser.get(f"{API}/jobs/{job_id}/events?token={token}")
+            received = await collect(browser, f"{API}/jobs/{job_id}/logs?follow=true&token={token}")
             job = await browser.get(f"{API}/jobs/{job_id}?token={token}")
             listing = await browser.get(f"{API}/jobs?token={token}")
 
