@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -161,6 +162,12 @@ def text_of(driver: WebDriver, css: str) -> str:
 
 
 def texts_of(driver: WebDriver, css: str) -> list[str]:
+    # A live page may re-render between finding the elements and reading them: read again.
+    for _ in range(4):
+        try:
+            return [element.text for element in driver.find_elements(By.CSS_SELECTOR, css)]
+        except StaleElementReferenceException:
+            time.sleep(0.1)
     return [element.text for element in driver.find_elements(By.CSS_SELECTOR, css)]
 
 
