@@ -20,7 +20,9 @@ from typing import IO, cast
 MAX_FILES = 10_000
 COPY_CHUNK = 256 * 1024
 TAR_GZ_TYPE = "application/gzip"
-# The runtime's archive names its entries after the directory: `output/...`.
+# The runtime's archive names its entries after the directory: `output/...`; podman names
+# those of a directory that is a volume's mount point after the volume's root instead (the
+# directory itself "", its files "/a.txt"), which the archive's first entry tells apart.
 TOP = "output"
 
 
@@ -43,12 +45,17 @@ class Packed:
     sha256: str
 
 
-def _relative(name: str) -> str | None:
-    """`output/a/b.txt` -> `a/b.txt`; None for the directory itself, or a name outside it."""
+def _relative(name: str, top: str) -> str | None:
+    """`output/a/b.txt` -> `a/b.txt` (with `top` "output"; with "", `/a/b.txt` -> `a/b.txt`);
+    None for the directory itself, or a name outside it."""
     parts = [part for part in name.split("/") if part not in ("", ".")]
-    if len(parts) < 2 or parts[0] != TOP or ".." in parts or name.startswith("/"):
+    if ".." in parts:
         return None
-    return posixpath.join(*parts[1:])
+    if top:
+        if len(parts) < 2 or parts[0] != top or name.startswith("/"):
+            return None
+        parts = parts[1:]
+    return posixpath.join(*parts) if parts else None
 
 
 def pack(archive: IO[bytes], packed: IO[bytes], store_key: str, max_bytes: int) -> Packed | None:
@@ -56,11 +63,16 @@ def pack(archive: IO[bytes], packed: IO[bytes], store_key: str, max_bytes: int) 
     into `packed`; None when it holds no file. Raises OutputTooLarge past `max_bytes` of file
     content or MAX_FILES files."""
     total, files, dirs = 0, [], []
+    names: dict[str, str] = {}
+    top = TOP
     with tarfile.open(fileobj=archive, mode="r:") as tar:
-        for member in tar:
-            name = _relative(member.name)
+        for index, member in enumerate(tar):
+            if index == 0 and not member.name.strip("/."):
+                top = ""
+            name = _relative(member.name, top)
             if name is None:
                 continue
+            names[member.name] = name
             if member.isdir():
                 dirs.append(member)
             elif member.isreg():
@@ -78,13 +90,12 @@ def pack(archive: IO[bytes], packed: IO[bytes], store_key: str, max_bytes: int) 
             return None
         digest = hashlib.sha256()
         out = _Hashing(packed, digest)
-        single = len(files) == 1 and "/" not in (_relative(files[0].name) or "/")
+        single = len(files) == 1 and "/" not in names[files[0].name]
         if single:
             source = tar.extractfile(files[0])
             assert source is not None, "a regular member has content"
             shutil.copyfileobj(source, out, COPY_CHUNK)
-            name = _relative(files[0].name)
-            assert name is not None
+            name = names[files[0].name]
             content_type = _content_type(name)
         else:
             name, content_type = None, TAR_GZ_TYPE
@@ -92,7 +103,7 @@ def pack(archive: IO[bytes], packed: IO[bytes], store_key: str, max_bytes: int) 
                 fileobj=cast(IO[bytes], out), mode="w:gz", format=tarfile.PAX_FORMAT
             ) as gz:
                 for member in sorted(dirs + files, key=lambda m: m.name):
-                    info = tarfile.TarInfo(_relative(member.name) or "")
+                    info = tarfile.TarInfo(names[member.name])
                     info.mtime = member.mtime
                     if member.isdir():
                         info.type, info.mode = tarfile.DIRTYPE, 0o755

@@ -28,6 +28,8 @@ async def read_output(
 
     Right after a container exits, podman may answer 200 with an empty body while it cleans
     the container up: such an answer (nothing was written yet) is asked again."""
+    if await _left_nothing(client, handle):
+        return False
     for _ in range(EMPTY_ARCHIVE_RETRIES):
         received = await _read_once(client, handle, write)
         if received is None:
@@ -36,6 +38,34 @@ async def read_output(
             return True
         await asyncio.sleep(EMPTY_ARCHIVE_PAUSE)
     raise Rejected("the container runtime handed over an empty archive of the output")
+
+
+async def _left_nothing(client: httpx.AsyncClient, handle: Handle) -> bool:
+    """True when the container's own filesystem layer proves the workload left nothing in
+    OUTPUT_PATH: the gateway added the directory there before the start, no mount covers it,
+    and no path beneath it changed since. Most jobs leave nothing, and reading an archive
+    costs podman 100-250 ms (it mounts the stopped container) where these two answers cost a
+    few. Whenever they prove nothing, the archive is read."""
+    container = f"{API}/containers/{handle['containerId']}"
+    inspected, changed = await asyncio.gather(
+        client.get(f"{container}/json"), client.get(f"{container}/changes")
+    )
+    if inspected.status_code != 200 or changed.status_code != 200:
+        return False  # the archive read says what is wrong
+    try:
+        mounts = [str(mount["Destination"]) for mount in inspected.json().get("Mounts") or ()]
+        paths = {str(change["Path"]) for change in changed.json() or ()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return False
+    beneath = OUTPUT_PATH + "/"
+    if any(_covers(mount, OUTPUT_PATH) or mount.startswith(beneath) for mount in mounts):
+        return False  # a volume's files are not in the container's layer
+    return OUTPUT_PATH in paths and not any(path.startswith(beneath) for path in paths)
+
+
+def _covers(mount: str, path: str) -> bool:
+    mount = mount.rstrip("/") or "/"
+    return path == mount or path.startswith(mount if mount == "/" else mount + "/")
 
 
 async def _read_once(

@@ -182,6 +182,32 @@ class TestGetOutput:
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "OUTPUT_NOT_FOUND"
 
+    async def test_a_volume_mounted_at_the_output_directory_is_collected(
+        self, database_url: str, keys: Keys, tmp_path: Path
+    ) -> None:
+        # A volume's files are not in the container's own layer, where the gateway first
+        # looks for a sign of output: it must read the directory itself then.
+        spec = busybox(
+            "echo kept > /cortex/output/result.txt",
+            volumes=[{"name": "results", "mountPath": "/cortex/output"}],
+        )
+        async with gateway(database_url, keys, tmp_path) as (client, _):
+            job = await wait_for(client, await submit(client, spec))
+            response = await client.get(f"{API}/jobs/{job['id']}/output")
+        assert job["status"] == "completed", job["events"]
+        assert response.status_code == 200, response.text
+        assert response.content == b"kept\n"
+
+    async def test_an_emptied_output_directory_is_no_output(
+        self, database_url: str, keys: Keys, tmp_path: Path
+    ) -> None:
+        async with gateway(database_url, keys, tmp_path) as (client, _):
+            job = await finished(client, "echo x > /cortex/output/tmp && rm /cortex/output/tmp")
+            response = await client.get(f"{API}/jobs/{job['id']}/output")
+        assert job["status"] == "completed"
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "OUTPUT_NOT_FOUND"
+
     async def test_another_accounts_output_is_invisible(
         self, database_url: str, keys: Keys, tmp_path: Path
     ) -> None:

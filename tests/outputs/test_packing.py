@@ -11,11 +11,14 @@ import pytest
 from app.outputs import packing
 
 
-def runtime_tar(entries: dict[str, bytes | None], *, symlink: str | None = None) -> io.BytesIO:
-    """A tar as the runtime hands it over: the directory itself, then entries under it."""
+def runtime_tar(
+    entries: dict[str, bytes | None], *, symlink: str | None = None, top: str = "output"
+) -> io.BytesIO:
+    """A tar as the runtime hands it over: the directory itself (named `top`), then entries
+    under it."""
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as tar:
-        for name, content in {"output": None, **entries}.items():
+        for name, content in {top: None, **entries}.items():
             info = tarfile.TarInfo(name)
             if content is None:
                 info.type = tarfile.DIRTYPE
@@ -62,6 +65,16 @@ class TestPack:
         )
         packed, body = pack(source)
         assert packed is not None and packed.file_name == "ok.txt" and body == b"ok"
+
+    def test_podmans_names_for_a_volume_directory_are_read_as_relative(self) -> None:
+        # podman names a volume mount point "" and its files "/a.txt": not absolute paths.
+        source = runtime_tar(
+            {"/sub": None, "/sub/a.txt": b"a", "/b.txt": b"b", "/../evil": b"x"}, top=""
+        )
+        packed, body = pack(source)
+        assert packed is not None and packed.file_count == 2
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+            assert tar.getnames() == ["b.txt", "sub", "sub/a.txt"]
 
     def test_an_empty_directory_is_no_output(self) -> None:
         assert pack(runtime_tar({}))[0] is None
