@@ -7,11 +7,14 @@ with a gateway that is already running there) or DATABASE_URL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -25,7 +28,7 @@ from app.accounts import limits as account_limits
 from app.accounts import service as accounts_service
 from app.accounts.limits import BudgetPeriod
 from app.auth import scopes, service
-from app.observability import logs
+from app.observability import logs, metrics
 from app.settings import MAX_WORKERS, Settings
 
 T = TypeVar("T")
@@ -524,13 +527,27 @@ def _serve(
             # this process resolved (and keeps running) and the role chosen here.
             os.environ["DATABASE_URL"] = url
             os.environ["CORTEX_ROLE"] = settings.role
-            uvicorn.run("app.workers:worker_app", factory=True, workers=count, **options)
+            with _shared_metrics():
+                uvicorn.run("app.workers:worker_app", factory=True, workers=count, **options)
     except _Stopped:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
     say("Gateway stopped.")
     return 0
+
+
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """A directory where the workers keep their metrics, so that a scrape answered by any
+    one of them covers all (app/observability/metrics.py); gone when they are."""
+    shared = tempfile.mkdtemp(prefix="cortex-metrics-")
+    os.environ[metrics.MULTIPROCESS_DIR] = shared
+    try:
+        yield
+    finally:
+        os.environ.pop(metrics.MULTIPROCESS_DIR, None)
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 class _Stopped(Exception):

@@ -176,6 +176,7 @@ class Engine:
                     self._pokes[job_id] = asyncio.Event()
                     self._drivers[job_id] = asyncio.create_task(self._drive(job_id, row))
                 if fresh:
+                    observability_metrics.engine_driving(len(self._drivers))
                     continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -232,6 +233,7 @@ class Engine:
         finally:
             self._drivers.pop(job_id, None)
             self._pokes.pop(job_id, None)
+            observability_metrics.engine_driving(len(self._drivers))
             # A job that ended may free a turn of its batch: claim the next one now.
             self._wake.set()
 

@@ -2,9 +2,12 @@
 
 Counters and histograms live in a registry of the app's own (tests build many apps in one
 process), and count what happened in this process: a Prometheus server sums them over the
-processes it scrapes. Job totals by status are different: they are read at scrape time from
-the running totals the database's triggers keep (`job_counts`), so every process reports the
-same truth however many there are.
+processes it scrapes. The workers of `serve --workers N` share one port, so a scrape reaches
+one of them at random: there every worker writes its values to files in a directory the
+parent made (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR), and whichever
+worker answers a scrape sums them all. Job totals by status are different: they are read at
+scrape time from the running totals the database's triggers keep (`job_counts`), so every
+process reports the same truth however many there are.
 
 Code that records something finds the app's metrics through a context variable: the lifespan
 binds it before it starts the background loops (whose tasks inherit it) and the request
@@ -14,11 +17,13 @@ calling a service) finds none, and records nothing.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -29,6 +34,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -53,6 +59,8 @@ from providers.types import (
 )
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Set by `serve --workers N` for its workers (see the module's docstring).
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 # Seconds. A claim normally follows a submission within one poll interval; minutes mean the
 # engines are saturated (CORTEX_ENGINE_MAX_JOBS) or none is running.
@@ -135,14 +143,26 @@ class GatewayMetrics:
             buckets=HTTP_BUCKETS,
             registry=registry,
         )
+        # Gauges of what is open now: with several workers, the sum over the living ones.
         self.sse_streams = Gauge(
             "cortex_sse_streams_open",
-            "Server-Sent Event streams open in this process.",
+            "Server-Sent Event streams open in this gateway's processes.",
             registry=registry,
+            multiprocess_mode="livesum",
         )
-        Gauge("cortex_build_info", "The gateway's version.", ["version"], registry=registry).labels(
-            __version__
-        ).set(1)
+        self.engine_driving = Gauge(
+            "cortex_engine_jobs_driving",
+            "Jobs the engines of this gateway's processes are driving now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        Gauge(
+            "cortex_build_info",
+            "The gateway's version.",
+            ["version"],
+            registry=registry,
+            multiprocess_mode="max",
+        ).labels(__version__).set(1)
         # Series that exist from the start read 0 rather than missing, so rate() and alerts
         # work before the first event.
         for outcome in WEBHOOK_OUTCOMES.values():
@@ -165,8 +185,34 @@ class GatewayMetrics:
             self.http_latency.labels(method, route).observe(seconds)
 
     def render(self, *collectors: Collector) -> bytes:
-        """The text exposition of this app's metrics and of per-scrape `collectors`."""
-        return generate_latest(_Scrape(self.registry, collectors))
+        """The text exposition of this app's metrics (of every worker's, when there are
+        several) and of per-scrape `collectors`."""
+        shared = os.environ.get(MULTIPROCESS_DIR)
+        if not shared:
+            return generate_latest(_Scrape(self.registry, collectors))
+        _forget_dead_workers(Path(shared))
+        workers = CollectorRegistry()
+        multiprocess.MultiProcessCollector(workers, path=shared)  # type: ignore[no-untyped-call]
+        return generate_latest(_Scrape(workers, collectors))
+
+
+def _forget_dead_workers(shared: Path) -> None:
+    """Drop the "now" gauges of workers that died (SIGKILL, and the supervisor replaced
+    them): what a dead worker had open is not open any more. Its counters stay counted."""
+    for path in shared.glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), str(shared))  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def job_event(connection: AsyncConnection, row: RowMapping, event: str) -> None:
@@ -191,6 +237,13 @@ def job_claimed(row: RowMapping) -> None:
         return
     waited = (datetime.now(UTC) - row["created_at"]).total_seconds()
     metrics.claim_lag.observe(max(waited, 0.0))
+
+
+def engine_driving(count: int) -> None:
+    """The engine of this process drives `count` jobs now."""
+    metrics = _current.get()
+    if metrics is not None:
+        metrics.engine_driving.set(count)
 
 
 def webhook_attempted(status: str) -> None:
@@ -224,14 +277,6 @@ def database_collector(reachable: bool) -> Collector:
         "1 when this process reached its database for this scrape, 0 when it could not.",
     )
     family.add_metric([], 1 if reachable else 0)
-    return _Families([family])
-
-
-def engine_collector(driving: int | None) -> Collector:
-    family = GaugeMetricFamily(
-        "cortex_engine_jobs_driving", "Jobs this process's engine is driving now (0: no engine)."
-    )
-    family.add_metric([], driving or 0)
     return _Families([family])
 
 

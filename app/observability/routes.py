@@ -32,15 +32,10 @@ async def get_metrics(request: Request) -> Response:
     except exception_handlers.DATABASE_ERRORS as exc:
         if not exception_handlers.is_database_outage(exc):
             raise
-    engine = request.state.engine
     found = (
         [] if totals is None else [metrics.jobs_collector(totals, registry.available_providers())]
     )
-    body = app_metrics.render(
-        metrics.database_collector(totals is not None),
-        *found,
-        metrics.engine_collector(engine.driving if engine is not None else None),
-    )
+    body = app_metrics.render(metrics.database_collector(totals is not None), *found)
     return Response(body, media_type=metrics.CONTENT_TYPE)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.test_gateway_process import KEY, STARTUP_SECONDS, postgres_running
 from tests.factories import API, job_spec
+from tests.ops.metrics_text import Scrape
 from tests.servers import free_port
 
 WORKER = re.compile(r"Started server process \[(\d+)\]")
@@ -128,7 +129,7 @@ def test_two_workers_share_the_port_and_the_jobs_and_stop_with_the_database(
         first, second = gateway.workers()
         assert first != second
 
-        spec = job_spec(command=["sh", "-c", "sleep 4; echo done"])
+        spec = job_spec(command=["sh", "-c", "sleep 6; echo done"])
         ids = []
         for _ in range(4):
             created = httpx.post(f"{gateway.url}/jobs", json=spec, headers=headers)
@@ -142,6 +143,12 @@ def test_two_workers_share_the_port_and_the_jobs_and_stop_with_the_database(
         assert owners.returncode == 0, owners.stderr
         pids = {owner.split(":")[1] for owner in owners.stdout.split()}
         assert pids == {str(first), str(second)}, owners.stdout
+        # Whichever worker answers a scrape, it counts for both.
+        for _ in range(6):
+            scraped = Scrape(httpx.get(f"{gateway.top}/metrics").text)
+            assert scraped.value("cortex_job_submissions_total", provider="local") == 4
+            assert scraped.value("cortex_engine_jobs_driving") == 4
+            assert scraped.value("cortex_http_requests_total", method="POST") >= 4
         for job_id in ids:
             done = wait_for_status(gateway.url, headers, job_id, "completed")
             assert done["results"]["exitCode"] == 0
@@ -154,6 +161,11 @@ def test_two_workers_share_the_port_and_the_jobs_and_stop_with_the_database(
         replacement = gateway.workers()[2]
         gateway.wait_until_ready(workers=3)
         assert httpx.get(f"{gateway.url}/jobs", headers=headers).status_code == 200
+        # The dead worker's counts stay counted; what it had open is not open any more.
+        for _ in range(6):
+            scraped = Scrape(httpx.get(f"{gateway.top}/metrics").text)
+            assert scraped.value("cortex_job_submissions_total", provider="local") == 4
+            assert scraped.value("cortex_engine_jobs_driving") == 0
 
         assert gateway.stop(signal.SIGINT) == 0
         assert "Gateway stopped." in gateway.text()
