@@ -893,9 +893,10 @@ async def latency_part(
         if gateway["count"] and directs[side]["count"]
     }
     phases = {}
-    for phase in ("scheduled", "started", "completed"):
-        phases[f"server: created -> {phase}"] = summary_ms(
-            [r["server"][phase] for r in ok["gateway"] if phase in r["server"]]
+    # Events carry whole-second times, so the phases are when the follower saw each event.
+    for phase in ("created", "scheduled", "started", "completed"):
+        phases[f"client: POST -> `{phase}` on SSE"] = summary_ms(
+            [r["client_seen"][phase] for r in ok["gateway"] if phase in r["client_seen"]]
         )
     phases["client: POST /jobs answered"] = summary_ms([r["post_seconds"] for r in ok["gateway"]])
     for side in SIDES[1:]:
