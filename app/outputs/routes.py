@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -89,6 +89,13 @@ class OutputUpload(BaseModel):
 
     job_id: str
     size_bytes: int
+
+
+class UploadLinkQuery(BaseModel):
+    """The upload link's own parameters, both required (the handler checks them)."""
+
+    expires: str = Field(description="Unix seconds after which the link is refused.")
+    signature: str = Field(description="The gateway's signature of the job and the expiry.")
 
 
 async def put_output_upload(request: Request) -> Response:
@@ -172,6 +179,7 @@ routes = [
             "No API key.",
             response=OutputUpload,
             status=201,
+            query=UploadLinkQuery,
             body_media_types=("application/octet-stream",),
             errors=(
                 errors.ValidationError,
