@@ -90,6 +90,24 @@ async def collect_uploaded(
     Raises Unavailable when the network cannot be asked now (the engine looks again)."""
     if upload_links is None or not provider.uploads_outputs:
         return Outcome()
+    try:
+        return await _ask_and_keep(provider, handle, job_id, store, max_bytes, upload_links)
+    except ArtifactError as exc:
+        return collect.not_collected(job_id, f"the artifact store is unreachable: {exc}")
+    finally:
+        for key in (staged_key(job_id), refusal_key(job_id)):
+            with contextlib.suppress(ArtifactError):
+                await store.delete(key)
+
+
+async def _ask_and_keep(
+    provider: Provider,
+    handle: Handle,
+    job_id: str,
+    store: ArtifactStore,
+    max_bytes: int,
+    upload_links: UploadLinks,
+) -> Outcome:
     failure: str | None = None
     if not await exists(store, staged_key(job_id)):  # else: sent before a restart
         try:
@@ -97,23 +115,18 @@ async def collect_uploaded(
                 return Outcome()
         except HandleNotFound:
             return Outcome()
-        except Unavailable:
-            raise
         except ProviderError as exc:
+            if isinstance(exc, Unavailable):
+                raise
             failure = str(exc)
-    try:
-        refusal = await _read_refusal(store, job_id)
-        if refusal is not None:
-            return collect.too_large(max_bytes, **refusal)
-        if not await exists(store, staged_key(job_id)):
-            if failure is None:
-                return Outcome()
-            return collect.not_collected(job_id, f"the provider could not send it: {failure}")
-        return await collect.keep(_read_staged(store, job_id), job_id, store, max_bytes)
-    finally:
-        for key in (staged_key(job_id), refusal_key(job_id)):
-            with contextlib.suppress(ArtifactError):
-                await store.delete(key)
+    refusal = await _read_refusal(store, job_id)
+    if refusal is not None:
+        return collect.too_large(max_bytes, **refusal)
+    if not await exists(store, staged_key(job_id)):
+        if failure is None:
+            return Outcome()
+        return collect.not_collected(job_id, f"the provider could not send it: {failure}")
+    return await collect.keep(_read_staged(store, job_id), job_id, store, max_bytes)
 
 
 async def exists(store: ArtifactStore, key: str) -> bool:
