@@ -1,7 +1,8 @@
 """Collecting a job's output when its workload ends: the adapter hands over the tar of
-/cortex/output/, spooled to a temporary file (never held in memory) up to the job's cap,
-packed (app/outputs/packing.py) and streamed into the artifact store. The engine then writes
-the `job_outputs` row, and an event saying what happened, in the transaction that ends the job.
+/cortex/output/ (or the network uploaded it, and app/outputs/uploads.py reads it back),
+spooled to a temporary file (never held in memory) up to the job's cap, packed
+(app/outputs/packing.py) and streamed into the artifact store. The engine then writes the
+`job_outputs` row, and an event saying what happened, in the transaction that ends the job.
 
 Over `CORTEX_OUTPUT_MAX_BYTES` nothing is kept (a cut tar, or some files and not others,
 would look complete and be wrong) and an `output_too_large` event says so.
