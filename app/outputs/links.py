@@ -61,7 +61,9 @@ def verify(
     """Whether the link's signature is this job's, for `purpose`, and it has not expired."""
     if expires is None or signature is None or not expires.isdigit() or len(expires) > 12:
         return False
-    if not hmac.compare_digest(_signature(key, job_id, int(expires), purpose), signature):
+    # As bytes: compare_digest refuses (TypeError) a str that is not ASCII.
+    expected = _signature(key, job_id, int(expires), purpose).encode()
+    if not hmac.compare_digest(expected, signature.encode()):
         return False
     return int(expires) >= time.time()
 

@@ -52,6 +52,7 @@ class TestVerify:
         expires, signature = signed("job_a", 60)
         assert not links.verify(KEY, "job_a", None, signature)
         assert not links.verify(KEY, "job_a", expires, None)
+        assert not links.verify(KEY, "job_a", expires, "é" * 43)  # not ASCII: refused, not a 500
 
 
 class TestOutputUrlFor:
