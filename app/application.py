@@ -272,7 +272,11 @@ def create_app(
             Middleware(RequestContextMiddleware, metrics=metrics),
             # Preflights are answered before anything counts or checks a request.
             Middleware(CORSMiddleware, origins=settings.cors_origin_list, prefix=openapi.PREFIX),
-            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_body_bytes=settings.max_body_bytes,
+                unbounded=output_routes.UNBOUNDED_BODIES,
+            ),
             Middleware(RateLimitHeadersMiddleware),
         ],
         lifespan=lifespan,

@@ -6,6 +6,8 @@ other error, before reading a byte when Content-Length already says too much.
 
 from __future__ import annotations
 
+import re
+
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,12 +15,16 @@ from app import envelope, errors
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, unbounded: re.Pattern[str] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths whose handler bounds the body itself (an output upload, by its own limit).
+        self.unbounded = unbounded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.unbounded and self.unbounded.match(scope["path"])):
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length", "")

@@ -84,6 +84,13 @@ class OutputLinkInvalid(GatewayError):
     code = "OUTPUT_LINK_INVALID"
 
 
+class OutputAlreadyUploaded(GatewayError):
+    """This job's output was already uploaded; an upload link takes one."""
+
+    status_code = 409
+    code = "OUTPUT_ALREADY_UPLOADED"
+
+
 class WebhookNotFound(GatewayError):
     """Webhook endpoint not found."""
 
@@ -236,6 +243,7 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     JobNotFound,
     OutputNotFound,
     OutputLinkInvalid,
+    OutputAlreadyUploaded,
     WebhookNotFound,
     DeliveryNotFound,
     TemplateNotFound,

@@ -105,6 +105,9 @@ def _query_parameters(model: type[BaseModel], definitions: dict[str, Any]) -> li
     ]
 
 
+_BINARY = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+
+
 def _responses(operation: Operation) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if operation.response is not None:
@@ -129,8 +132,7 @@ def _responses(operation: Operation) -> dict[str, Any]:
         body = data
     content: dict[str, Any] = {"application/json": {"schema": body}}
     if operation.media_types:
-        binary = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
-        content = {media_type: binary for media_type in operation.media_types}
+        content = {media_type: _BINARY for media_type in operation.media_types}
     success = {"description": operation.summary, "content": content}
     if operation.query is not None and "follow" in operation.query.model_fields:
         success["content"]["text/event-stream"] = {"schema": _SERVER_SENT_EVENT}
@@ -220,6 +222,11 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             spec["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": _ref(operation.request)}},
+            }
+        elif operation.body_media_types:
+            spec["requestBody"] = {
+                "required": True,
+                "content": {media_type: _BINARY for media_type in operation.body_media_types},
             }
         paths.setdefault(PREFIX + path, {})[operation.method.lower()] = spec
     definitions["Error"] = _ERROR_SCHEMA

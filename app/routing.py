@@ -56,6 +56,8 @@ class Operation:
     # The success answer's media types when it is not JSON (a download): each documented as
     # bytes, e.g. ("text/plain", "application/gzip"); `response` is then left unset.
     media_types: tuple[str, ...] = ()
+    # The request body's media types when it is bytes, not a JSON `request` (an upload).
+    body_media_types: tuple[str, ...] = ()
 
 
 class ApiRoute(Route):

@@ -39,6 +39,9 @@ class Provider(ABC):
 
     # Whether `output()` can fetch the files a workload left in /cortex/output/.
     collects_outputs: ClassVar[bool] = False
+    # Whether `upload_output()` can have the network itself send them to a URL (networks
+    # that cannot be read from but can push, like Golem's ExeScript `transfer`).
+    uploads_outputs: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -118,6 +121,16 @@ class Provider(ABC):
         chunk by chunk to `write`, which may raise to stop the transfer. Returns False when
         there is no such directory. The engine calls it after the last logs and before
         `release`."""
+        return False
+
+    async def upload_output(self, handle: Handle, url: str) -> bool:
+        """Optional, for adapters with `uploads_outputs`: have the network PUT a tar of the
+        ended workload's OUTPUT_PATH (entries under `output/`, as `output()` hands over) to
+        `url`, and return once it did (True) or when there is nothing to send (False: the
+        workload never ran, or the spec did not ask for it, see WorkloadSpec.upload_output).
+        Raises Rejected with the network's words when the upload failed, HandleNotFound when
+        the workload is gone, Unavailable when the network cannot be asked now. The engine
+        calls it where it would call `output()`."""
         return False
 
     async def watch(self, handle: Handle, max_wait: float) -> None:

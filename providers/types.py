@@ -58,6 +58,10 @@ class WorkloadSpec:
     gpu: GpuSpec | None = None
     # The full job document as the API shows it; placed at /cortex/spec/job.json where possible.
     document: dict[str, Any] = field(default_factory=dict)
+    # The gateway will ask for /cortex/output/ by upload when the workload ends (it has a
+    # public URL to receive it): an adapter that must prepare at start does so (Golem
+    # declares a volume there, since only volumes can be transferred).
+    upload_output: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def uvicorn_server(app: Any) -> AsyncIterator[str]:
-    """Serve `app` on a loopback port for the duration; yields its base URL."""
-    port = free_port()
+async def uvicorn_server(app: Any, port: int | None = None) -> AsyncIterator[str]:
+    """Serve `app` on a loopback port (`port`, or a free one) for the duration; yields its
+    base URL."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

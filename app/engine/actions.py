@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.accounts import budgets
-from app.admission.workload import workload_spec
 from app.engine import auto, repository, retry, steps
 from app.jobs import progress
 from app.jobs import repository as jobs_repository
@@ -23,7 +22,7 @@ from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.record import JobRecord
 from app.observability import tracing
-from app.outputs import collect
+from app.outputs import collect, uploads
 from app.outputs import service as outputs_service
 from providers.base import Provider
 from providers.errors import (
@@ -98,13 +97,17 @@ async def _collect_output(
     released (taking its files with it). Raises Unavailable as drain_logs does."""
     if ctx.artifacts is None:
         return None
+    if provider.uploads_outputs:
+        return await uploads.collect_uploaded(
+            provider, handle, row.id, ctx.artifacts, ctx.output_max_bytes, ctx.upload_links
+        )
     return await collect.collect(provider, handle, row.id, ctx.artifacts, ctx.output_max_bytes)
 
 
 @tracing.engine_step("start")
 async def start(ctx: steps.Context, row: JobRecord, provider: Provider) -> float | None:
     """Submit a pending job. Returns seconds to wait before trying again, or None."""
-    spec = workload_spec(jobs_service.spec_document(row))
+    spec = ctx.spec_of(row)
     refusals = provider.check(spec)
     if refusals:
         message = "; ".join(f"{r.field}: {r.message}" for r in refusals)

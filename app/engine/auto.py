@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.admission import placement
-from app.admission.workload import workload_spec
 from app.engine import steps
 from app.jobs import repository as jobs_repository
 from app.jobs import service as jobs_service
@@ -68,7 +67,7 @@ def _tried(row: JobRecord) -> list[dict[str, str]]:
 @tracing.engine_step("place")
 async def place(ctx: steps.Context, row: JobRecord) -> float | None:
     """One placement step. Returns seconds to wait before the next, or None."""
-    spec = workload_spec(jobs_service.spec_document(row))
+    spec = ctx.spec_of(row)
     if row.provider == AUTO:
         await _choose(ctx, row, spec)
         return None

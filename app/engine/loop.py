@@ -27,6 +27,7 @@ from app.jobs.record import JobRecord
 from app.observability import logs
 from app.observability import metrics as observability_metrics
 from app.outputs.store import ArtifactStore
+from app.outputs.uploads import UploadLinks
 from app.settings import Settings
 from providers.types import FailureReason
 
@@ -76,6 +77,7 @@ class Engine:
             progress_interval=settings.progress_event_interval,
             artifacts=artifacts,
             output_max_bytes=settings.output_max_bytes,
+            upload_links=UploadLinks(db, settings.public_url) if settings.public_url else None,
         )
         # Renewals on a pool of their own: with hundreds of drivers waiting for the shared
         # pool (a large backlog), renewals queued behind them let leases lapse and other

@@ -6,6 +6,7 @@ both the plain actions (actions.py) and `auto` placement (auto.py) record.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import database
 from app.admission.providers import ProviderSet
+from app.admission.workload import workload_spec
 from app.engine import repository
 from app.jobs import progress
 from app.jobs import repository as jobs_repository
@@ -25,10 +27,11 @@ from app.jobs.record import JobRecord
 from app.outputs import collect
 from app.outputs import service as outputs_service
 from app.outputs.store import ArtifactStore
+from app.outputs.uploads import UploadLinks
 from providers import log_limits
 from providers.base import Provider
 from providers.errors import HandleNotFound
-from providers.types import FailureReason, Handle, LogBatch, LogLine
+from providers.types import FailureReason, Handle, LogBatch, LogLine, WorkloadSpec
 
 T = TypeVar("T")
 
@@ -51,6 +54,15 @@ class Context:
     # Where ended jobs' outputs go (None: they are not collected), and how much one may hold.
     artifacts: ArtifactStore | None = None
     output_max_bytes: int = 100 * 1024 * 1024
+    # Upload links for networks that send outputs themselves (None: no public URL to give).
+    upload_links: UploadLinks | None = None
+
+    def spec_of(self, row: JobRecord) -> WorkloadSpec:
+        """The job as its provider sees it, saying whether its output will be asked for by
+        upload (an adapter may need to prepare for that at start)."""
+        spec = workload_spec(jobs_service.spec_document(row))
+        wanted = self.upload_links is not None and self.artifacts is not None
+        return dataclasses.replace(spec, upload_output=wanted)
 
 
 async def record(

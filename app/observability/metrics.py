@@ -321,6 +321,7 @@ class MeteredProvider(Provider):
         self.name = adapter.name  # type: ignore[misc]
         self.capabilities = adapter.capabilities  # type: ignore[misc]
         self.collects_outputs = adapter.collects_outputs  # type: ignore[misc]
+        self.uploads_outputs = adapter.uploads_outputs  # type: ignore[misc]
         self.options = adapter.options
 
     async def aclose(self) -> None:
@@ -355,6 +356,9 @@ class MeteredProvider(Provider):
 
     async def output(self, handle: Handle, write: Callable[[bytes], Awaitable[None]]) -> bool:
         return await self._call("output", self.adapter.output(handle, write))
+
+    async def upload_output(self, handle: Handle, url: str) -> bool:
+        return await self._call("upload_output", self.adapter.upload_output(handle, url))
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
         # Waiting is not a network call worth timing: it lasts as long as asked.

@@ -1,7 +1,8 @@
 """Collecting a job's output when its workload ends: the adapter hands over the tar of
-/cortex/output/, spooled to a temporary file (never held in memory) up to the job's cap,
-packed (app/outputs/packing.py) and streamed into the artifact store. The engine then writes
-the `job_outputs` row, and an event saying what happened, in the transaction that ends the job.
+/cortex/output/ (or the network uploaded it, and app/outputs/uploads.py reads it back),
+spooled to a temporary file (never held in memory) up to the job's cap, packed
+(app/outputs/packing.py) and streamed into the artifact store. The engine then writes the
+`job_outputs` row, and an event saying what happened, in the transaction that ends the job.
 
 Over `CORTEX_OUTPUT_MAX_BYTES` nothing is kept (a cut tar, or some files and not others,
 would look complete and be wrong) and an `output_too_large` event says so.
@@ -12,8 +13,9 @@ from __future__ import annotations
 import logging
 import tarfile
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -60,15 +62,29 @@ async def collect(
     everything else ends in an Outcome."""
     if not provider.collects_outputs:
         return Outcome()
-    limit = max_bytes + ARCHIVE_OVERHEAD
-    too_large = Outcome(
+    return await keep(partial(provider.output, handle), job_id, store, max_bytes)
+
+
+def too_large(max_bytes: int, **seen: int) -> Outcome:
+    return Outcome(
         event="output_too_large",
         message=(
             f"The files in /cortex/output/ hold more than the limit of {max_bytes} bytes per job"
             f" (or more than {packing.MAX_FILES} files): none were kept."
         ),
-        data={"limitBytes": max_bytes, "limitFiles": packing.MAX_FILES},
+        data={"limitBytes": max_bytes, "limitFiles": packing.MAX_FILES, **seen},
     )
+
+
+async def keep(
+    fetch: Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[bool]],
+    job_id: str,
+    store: ArtifactStore,
+    max_bytes: int,
+) -> Outcome:
+    """Spool the tar of /cortex/output/ that `fetch` streams into the writer it is given
+    (False: there is none), pack it and put it in the store: the Outcome to record."""
+    limit = max_bytes + ARCHIVE_OVERHEAD
     with tempfile.TemporaryFile() as raw_spool, tempfile.TemporaryFile() as packed_spool:
         archive = anyio.wrap_file(raw_spool)
         received = 0
@@ -81,15 +97,17 @@ async def collect(
             await archive.write(chunk)
 
         try:
-            found = await provider.output(handle, write)
+            found = await fetch(write)
         except _ArchiveTooLarge:
-            return too_large
+            return too_large(max_bytes)
         except HandleNotFound:
             return Outcome()
         except Unavailable:
             raise
         except ProviderError as exc:
-            return _not_collected(job_id, f"the provider could not hand it over: {exc}")
+            return not_collected(job_id, f"the provider could not hand it over: {exc}")
+        except ArtifactError as exc:
+            return not_collected(job_id, f"the upload could not be read back: {exc}")
         if not found:
             return Outcome()
         raw_spool.seek(0)
@@ -98,20 +116,16 @@ async def collect(
                 packing.pack, raw_spool, packed_spool, store_key(job_id), max_bytes
             )
         except packing.OutputTooLarge as exc:
-            return Outcome(
-                event=too_large.event,
-                message=too_large.message,
-                data={**too_large.data, "seenBytes": exc.seen_bytes, "seenFiles": exc.files},
-            )
+            return too_large(max_bytes, seenBytes=exc.seen_bytes, seenFiles=exc.files)
         except (tarfile.TarError, OSError, EOFError) as exc:  # cut short, or unreadable
-            return _not_collected(job_id, f"its archive could not be read: {exc}")
+            return not_collected(job_id, f"its archive could not be read: {exc}")
         if packed is None:
             return Outcome()
         packed_spool.seek(0)
         try:
             await store.put(packed.store_key, _chunks(packed_spool), packed.size_bytes)
         except ArtifactError as exc:
-            return _not_collected(job_id, f"the artifact store refused it: {exc}")
+            return not_collected(job_id, f"the artifact store refused it: {exc}")
     what = packed.file_name or f"{packed.file_count} files as a tar.gz"
     return Outcome(
         packed,
@@ -126,7 +140,7 @@ async def collect(
     )
 
 
-def _not_collected(job_id: str, why: str) -> Outcome:
+def not_collected(job_id: str, why: str) -> Outcome:
     logger.warning("output of %s not collected: %s", job_id, why)
     return Outcome(event="output_not_collected", message=f"The output was not collected: {why}.")
 

@@ -5,6 +5,9 @@ The signature is an HMAC-SHA256 over the job id and the expiry, with a key every
 process on the database shares (kept in `gateway_secrets`, so links survive restarts and work
 on every replica). Anyone holding a link can download that one job's output until it expires;
 each read of the job issues a fresh one.
+
+The same key signs the upload links a network that pushes outputs is given
+(app/outputs/uploads.py), over a different text: neither kind of link works as the other.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.auth import repository as auth_repository
 
 KEY_NAME = "output-link-key"
+# What a signature allows: downloading a job's output, or uploading it once.
+DOWNLOAD, UPLOAD = "output", "output-upload"
 
 
 async def load_key(connection: AsyncConnection) -> bytes:
@@ -28,21 +33,37 @@ async def load_key(connection: AsyncConnection) -> bytes:
     return await auth_repository.get_or_create_secret(connection, KEY_NAME, secrets.token_bytes(32))
 
 
-def _signature(key: bytes, job_id: str, expires: int) -> str:
-    mac = hmac.new(key, f"output:{job_id}:{expires}".encode(), hashlib.sha256).digest()
+def _signature(key: bytes, job_id: str, expires: int, purpose: str) -> str:
+    mac = hmac.new(key, f"{purpose}:{job_id}:{expires}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
-def signed_query(key: bytes, job_id: str, ttl_seconds: float, now: float | None = None) -> str:
+def signed_query(
+    key: bytes,
+    job_id: str,
+    ttl_seconds: float,
+    now: float | None = None,
+    *,
+    purpose: str = DOWNLOAD,
+) -> str:
     expires = int((time.time() if now is None else now) + ttl_seconds)
-    return urlencode({"expires": expires, "signature": _signature(key, job_id, expires)})
+    return urlencode({"expires": expires, "signature": _signature(key, job_id, expires, purpose)})
 
 
-def verify(key: bytes, job_id: str, expires: str | None, signature: str | None) -> bool:
-    """Whether the link's signature is this job's and it has not expired."""
+def verify(
+    key: bytes,
+    job_id: str,
+    expires: str | None,
+    signature: str | None,
+    *,
+    purpose: str = DOWNLOAD,
+) -> bool:
+    """Whether the link's signature is this job's, for `purpose`, and it has not expired."""
     if expires is None or signature is None or not expires.isdigit() or len(expires) > 12:
         return False
-    if not hmac.compare_digest(_signature(key, job_id, int(expires)), signature):
+    # As bytes: compare_digest refuses (TypeError) a str that is not ASCII.
+    expected = _signature(key, job_id, int(expires), purpose).encode()
+    if not hmac.compare_digest(expected, signature.encode()):
         return False
     return int(expires) >= time.time()
 

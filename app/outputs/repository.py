@@ -62,3 +62,10 @@ async def due_for_removal(
 
 async def delete(connection: AsyncConnection, job_id: str) -> None:
     await connection.execute(sa.delete(job_outputs).where(job_outputs.c.job_id == job_id))
+
+
+async def job_status(connection: AsyncConnection, job_id: str) -> str | None:
+    """The job's status; None when there is no such job."""
+    result = await connection.execute(sa.select(jobs.c.status).where(jobs.c.id == job_id))
+    status: str | None = result.scalar_one_or_none()
+    return status

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app import errors
 from app.jobs import repository as jobs_repository
 from app.jobs import schemas
+from app.jobs.lifecycle import JobStatus
 from app.outputs import links, repository
 from app.outputs.collect import Outcome
 
@@ -48,6 +49,21 @@ async def for_link(
     if row is None:
         raise errors.OutputNotFound()
     return row
+
+
+async def open_upload(
+    connection: AsyncConnection, key: bytes, job_id: str, expires: str | None, signature: str | None
+) -> None:
+    """Whether a network may upload this job's output now: 403 OUTPUT_LINK_INVALID for a
+    tampered or expired upload link, 404 for a job that is gone, 409 JOB_ALREADY_FINISHED once
+    the job has ended (its output was settled with its end)."""
+    if not links.verify(key, job_id, expires, signature, purpose=links.UPLOAD):
+        raise errors.OutputLinkInvalid("This upload link is invalid or has expired.")
+    status = await repository.job_status(connection, job_id)
+    if status is None:
+        raise errors.JobNotFound()
+    if JobStatus(status).is_terminal:
+        raise errors.JobAlreadyFinished("The job has ended; its output can no longer be uploaded.")
 
 
 async def with_output_url(

@@ -30,7 +30,7 @@ from providers.errors import (
     Rejected,
     Unavailable,
 )
-from providers.golem import capability, cleanup, market, phases
+from providers.golem import capability, cleanup, market, outputs, phases
 from providers.golem.negotiation import Negotiator
 from providers.golem.options import GolemOptions
 from providers.golem.payments import PaymentDesk
@@ -72,6 +72,7 @@ HEALTH_CACHE_SECONDS = 5.0
 class GolemProvider(Provider):
     name = "golem"
     options_model = GolemOptions
+    uploads_outputs = True
     capabilities: ClassVar[Capabilities] = Capabilities(
         exposed_ports=False,
         command_override=True,
@@ -245,9 +246,7 @@ class GolemProvider(Provider):
                 "entryPoint": spec.command[0],
                 "args": [*spec.command[1:], *(spec.args or ())],
                 "env": {**spec.env, **spec_env(spec)},
-                "volumes": {
-                    v.mount_path: {"storage": {"size": v.size_bytes}} for v in spec.volumes
-                },
+                "volumes": outputs.volumes(spec),
             },
             "deadline": phases.now() + phases.NO_OFFERS_POLLS * self.poll,
             "offers": {},
@@ -430,6 +429,8 @@ class GolemProvider(Provider):
                 started_at=started,
             )
         code = outcome.code
+        # The command ran: its output directory may hold something to upload.
+        handle["ranCommand"] = True
         return WorkloadStatus(
             WorkloadState.EXITED,
             exit_code=code,
@@ -508,6 +509,11 @@ class GolemProvider(Provider):
             datetime.now(UTC),
             cpu_millicores=round(millicores, 3) if millicores is not None else None,
         )
+
+    async def upload_output(self, handle: Handle, url: str) -> bool:
+        """A second batch on the job's activity: `tar` of /cortex/output, then `transfer`
+        of the archive to `url` (providers/golem/outputs.py says what yagna allows)."""
+        return await outputs.upload(self._yagna, handle, url, self.poll)
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
         if handle.get("phase") in phases.IMMEDIATE:

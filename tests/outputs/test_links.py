@@ -41,10 +41,18 @@ class TestVerify:
             expires = "9" * 40
         assert not links.verify(key, job_id, expires, signature)
 
+    def test_an_upload_link_and_a_download_link_do_not_stand_in_for_each_other(self) -> None:
+        query = parse_qs(links.signed_query(KEY, "job_a", 60, purpose=links.UPLOAD))
+        upload = query["expires"][0], query["signature"][0]
+        assert links.verify(KEY, "job_a", *upload, purpose=links.UPLOAD)
+        assert not links.verify(KEY, "job_a", *upload)
+        assert not links.verify(KEY, "job_a", *signed("job_a", 60), purpose=links.UPLOAD)
+
     def test_missing_parts_are_refused(self) -> None:
         expires, signature = signed("job_a", 60)
         assert not links.verify(KEY, "job_a", None, signature)
         assert not links.verify(KEY, "job_a", expires, None)
+        assert not links.verify(KEY, "job_a", expires, "é" * 43)  # not ASCII: refused, not a 500
 
 
 class TestOutputUrlFor:

@@ -21,6 +21,7 @@ from tests.fakes.golem.records import (
     new_id,
     now_iso,
 )
+from tests.fakes.golem.transfer import PREFIX, TransferFailed, VmFiles, transfer
 
 
 class Activities(Daemon):
@@ -66,6 +67,8 @@ class Activities(Daemon):
         if activity.ended is None:
             activity.ended = time.time()
         await self._kill(activity)
+        if activity.files is not None:
+            activity.files.remove()
         for batch in activity.batches.values():
             for queue in batch.subscribers:
                 queue.put_nowait(None)
@@ -169,6 +172,9 @@ class Activities(Daemon):
             if sha3 not in self.images.values():
                 return 1, f"Deploy failed: cannot download image {package}", {}
             activity.env = {str(k): str(v) for k, v in ((body or {}).get("env") or {}).items()}
+            if (body or {}).get("volumes"):
+                activity.files = activity.files or VmFiles()
+                activity.files.deploy(body["volumes"])
             activity.state, activity.deployed_package = "Deployed", package
             return 0, None, {}
         if name == "start":
@@ -182,6 +188,18 @@ class Activities(Daemon):
             if activity.state != "Ready":
                 return 1, "Run: the activity is not started", {}
             return await self._run(activity, batch, index, body or {})
+        if name == "transfer":
+            if activity.state != "Ready":
+                return -1, "Local service error: State error: the activity is not started", {}
+            try:
+                await transfer(
+                    activity.files or VmFiles(volumes={}),
+                    body or {},
+                    self.timing.transfer_retry_seconds,
+                )
+            except TransferFailed as exc:
+                return -1, PREFIX + str(exc), {}
+            return 0, None, {}
         if name == "terminate":
             return 0, None, {}
         return 1, f"unsupported command {name!r}", {}
@@ -190,6 +208,8 @@ class Activities(Daemon):
         self, activity: Activity, batch: Batch, index: int, body: dict[str, Any]
     ) -> tuple[int, str | None, dict[str, str]]:
         entry_point, args = body.get("entry_point"), body.get("args") or []
+        if activity.files is not None:
+            args = [activity.files.rewrite(str(a)) for a in args]
         if not isinstance(entry_point, str) or not entry_point.startswith("/"):
             return 1, "run: entry_point must be an absolute path in the image", {}
         capture = body.get("capture") or {}

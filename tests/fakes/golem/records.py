@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.fakes.golem.transfer import VmFiles
+
 REQUESTOR_ID = "0x" + "a1" * 20
 DURATION_SEC = "golem.usage.duration_sec"
 CPU_SEC = "golem.usage.cpu_sec"
@@ -124,6 +126,8 @@ class Timing:
     idle_agreement_seconds: float = 90.0
     ping_seconds: float = 15.0
     invoice_seconds: float = 0.05
+    # A failed upload's retries (yagna's transfer Retry::default: two, after 2 s then 4 s).
+    transfer_retry_seconds: tuple[float, ...] = (2.0, 4.0)
 
 
 @dataclass
@@ -239,6 +243,8 @@ class Activity:
     batches: dict[str, Batch] = field(default_factory=dict)
     process: asyncio.subprocess.Process | None = None
     deployed_package: str | None = None
+    # Its VM's filesystem, made by a deploy that declared volumes (tests/fakes/golem/transfer.py).
+    files: VmFiles | None = None
 
     def usage(self) -> dict[str, float]:
         end = self.ended or time.time()

@@ -29,6 +29,7 @@ def fast_timing() -> Timing:
         approve_seconds=0.3,
         debit_note_interval=0.5,
         ping_seconds=1.0,
+        transfer_retry_seconds=(0.1, 0.2),
     )
 
 

@@ -10,9 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from tests.fakes.golem import APP_KEY, RunningFake, running_fake
 from tests.providers.conformance.harness_golem import fast_timing
+from tests.servers import uvicorn_server
 
 
 @pytest.fixture
@@ -181,3 +186,64 @@ class TestWireFormat:
         again = await client.post("/activity-api/v1/activity", json={"agreementId": agreement})
         assert again.status_code == 500
         assert "already has an activity" in again.json()["message"]
+
+
+class TestTransfer:
+    """`transfer` as yagna's ExeUnit does it (tests/fakes/golem/transfer.py cites the code)."""
+
+    async def run_script(
+        self, client: httpx.AsyncClient, activity: str, script: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        batch = (
+            await client.post(
+                f"/activity-api/v1/activity/{activity}/exec", json={"text": json.dumps(script)}
+            )
+        ).json()
+        path = f"/activity-api/v1/activity/{activity}/exec/{batch}"
+        while True:
+            results: list[dict[str, Any]] = (await client.get(path, params={"timeout": 5})).json()
+            if results and results[-1]["isBatchFinished"]:
+                return results
+
+    async def test_a_file_in_a_host_volume_is_put_chunked_and_others_are_not_found(
+        self, client: httpx.AsyncClient, fake: RunningFake
+    ) -> None:
+        received: list[tuple[str, dict[str, str], bytes]] = []
+
+        async def receive_upload(request: Request) -> Response:
+            body = b"".join([chunk async for chunk in request.stream()])
+            received.append((request.method, dict(request.headers), body))
+            return Response(status_code=413 if request.url.path == "/full" else 201)
+
+        receiver = Starlette(routes=[Route("/{path:path}", receive_upload, methods=["PUT"])])
+        activity = await approved_activity(client, fake)
+        deploy = {"deploy": {"volumes": {"/work/out": {"host": {}}}}}
+        run = {"run": {"entry_point": "/bin/sh", "args": ["-c", "echo hi > /work/out/a.txt"]}}
+        await self.run_script(client, activity, [deploy, {"start": {}}, run])
+        async with uvicorn_server(receiver) as url:
+            sent = await self.run_script(
+                client, activity, [{"transfer": {"from": "container:/work/out/a.txt", "to": url}}]
+            )
+            assert sent[-1]["result"] == "Ok"
+            [(method, headers, body)] = received
+            assert (method, body) == ("PUT", b"hi\n")
+            assert headers.get("transfer-encoding") == "chunked"
+            assert "content-length" not in headers and "content-type" not in headers
+
+            refused = await self.run_script(
+                client,
+                activity,
+                [{"transfer": {"from": "container:/work/out/a.txt", "to": url + "/full"}}],
+            )
+            assert refused[-1]["message"] == (
+                "Local service error: Transfer error: HTTP error: client error: "
+                "413 Payload Too Large"
+            )
+            outside = await self.run_script(
+                client, activity, [{"transfer": {"from": "container:/etc/hostname", "to": url}}]
+            )
+            assert outside[-1]["message"] == (
+                "Local service error: Transfer error: IO error: "
+                "path not found in container: /etc/hostname"
+            )
+            assert len(received) == 2  # the refused one once: a 4xx is not retried
