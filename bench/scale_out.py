@@ -53,6 +53,7 @@ from app.webhooks import repository as webhooks_repository
 
 import loadgen
 import seed
+from cpu_load import Load, between, postmaster_pid
 from engine_latency import (
     API,
     ROOT,
@@ -341,9 +342,11 @@ async def processes_run(server: str, workers: int, args: argparse.Namespace) -> 
         await _admin(server, f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
 
 
-async def cursor_pages(server: str, counts: list[int], samples: int) -> list[dict[str, Any]]:
+async def cursor_pages(
+    server: str, counts: list[int], samples: int, load: Load
+) -> list[dict[str, Any]]:
     """Seed each count of jobs (a database each: seed.py's ids repeat across seedings), then
-    time pages at the start, middle and end of the cursor chain."""
+    time the first page and pages at the start, middle and end of the cursor chain."""
     found = []
     for count in counts:
         url = await fresh_database(server)
@@ -352,14 +355,20 @@ async def cursor_pages(server: str, counts: list[int], samples: int) -> list[dic
         try:
             key = await create_admin_key(db)
             account = await account_of(db)
+            before = load.sample()
             began = time.perf_counter()
             timings = await seed.seed_jobs(db, account, count)
-            print(f"-- seeded {count:,} jobs in {time.perf_counter() - began:.0f} s", flush=True)
+            seeding = {
+                "seconds": round(time.perf_counter() - began, 1),
+                **between(before, load.sample()),
+            }
+            print(f"-- seeded {count:,} jobs: {seeding}", flush=True)
             served = Served(url, 1, "cursor", CORTEX_ENGINE_ENABLED="false")
             await served.ready()
-            places = await time_pages(served, db, key, account, count, samples)
-            print(f"   pages {places}", flush=True)
-            found.append({"jobs": count, "seed": timings, "pages": places})
+            places = await time_pages(served, db, key, account, count, samples, load)
+            for name, place in places.items():
+                print(f"   {name} {place}", flush=True)
+            found.append({"jobs": count, "seed": timings, "seeding": seeding, "pages": places})
         finally:
             if served is not None:
                 served.stop()
@@ -368,40 +377,75 @@ async def cursor_pages(server: str, counts: list[int], samples: int) -> list[dic
     return found
 
 
+# The gateway's page query (app/jobs/repository.py, default sort) for EXPLAIN: the same
+# index, condition and limit; `SELECT *` reads the same heap pages as its summary columns.
+_PAGE_SQL = (
+    "SELECT * FROM jobs WHERE account_id = :a {after} ORDER BY created_at DESC, id DESC LIMIT 21"
+)
+
+
+async def explain_page(db: AsyncEngine, account: str, after: tuple[Any, str] | None) -> list[str]:
+    condition = "AND (created_at, id) < (:c, :i)" if after else ""
+    params: dict[str, Any] = {"a": account}
+    if after:
+        params |= {"c": after[0], "i": after[1]}
+    async with database.reading(db) as connection:
+        result = await connection.execute(
+            sa.text("EXPLAIN (ANALYZE, BUFFERS) " + _PAGE_SQL.format(after=condition)), params
+        )
+        return [row[0] for row in result]
+
+
 async def time_pages(
-    served: Served, db: AsyncEngine, key: str, account: str, count: int, samples: int
+    served: Served,
+    db: AsyncEngine,
+    key: str,
+    account: str,
+    count: int,
+    samples: int,
+    load: Load,
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"}
     places = {}
     async with httpx.AsyncClient(base_url=served.top + API, headers=headers) as client:
         first = (await client.get("/jobs")).json()
         template = Cursor.decode(first["meta"]["pagination"]["nextCursor"])
-        for name, fraction in (("start", 0.0), ("middle", 0.5), ("end", 0.9999)):
-            offset = int(count * fraction)
-            async with database.reading(db) as connection:
-                await connection.execute(sa.text("SET statement_timeout = 0"))
-                row = (
-                    await connection.execute(
-                        sa.text(
-                            "SELECT created_at, id FROM jobs WHERE account_id = :a"
-                            " ORDER BY created_at DESC, id DESC OFFSET :o LIMIT 1"
-                        ),
-                        {"a": account, "o": offset},
-                    )
-                ).one()
-            after = [_cursor_time(row.created_at, template.after[0]), row.id]
-            cursor = Cursor(template.sort, after, offset // 20 + 2, template.query)
+        for name, fraction in (("first", None), ("start", 0.0), ("middle", 0.5), ("end", 0.9999)):
+            params: dict[str, str] = {}
+            row = None
+            offset = 0
+            if fraction is not None:
+                offset = int(count * fraction)
+                async with database.reading(db) as connection:
+                    await connection.execute(sa.text("SET statement_timeout = 0"))
+                    row = (
+                        await connection.execute(
+                            sa.text(
+                                "SELECT created_at, id FROM jobs WHERE account_id = :a"
+                                " ORDER BY created_at DESC, id DESC OFFSET :o LIMIT 1"
+                            ),
+                            {"a": account, "o": offset},
+                        )
+                    ).one()
+                after = [_cursor_time(row.created_at, template.after[0]), row.id]
+                cursor = Cursor(template.sort, after, offset // 20 + 2, template.query)
+                params = {"cursor": cursor.encode()}
             times = []
+            before = load.sample()
             for _ in range(samples):
                 t0 = time.perf_counter()
-                page = await client.get("/jobs", params={"cursor": cursor.encode()})
+                page = await client.get("/jobs", params=params)
                 times.append(time.perf_counter() - t0)
                 assert page.status_code == 200, page.text
+            cores = between(before, load.sample())
             assert page.json()["data"], f"{name}: an empty page"
+            plan = await explain_page(db, account, (row.created_at, row.id) if row else None)
             places[name] = {
                 "offset": offset,
                 "p50_ms": round(percentile(times, 50) * 1000, 2),
                 "p99_ms": round(percentile(times, 99) * 1000, 2),
+                "load": cores,
+                "explain": plan,
             }
     return places
 
@@ -430,12 +474,14 @@ def main() -> None:
     args = parse_args(sys.argv[1:])
     directory = Path(os.environ.get("CORTEX_BENCH_DIR", "/tmp")) / f"cortex-scale-{os.getpid()}"
     server = embedded_postgres.start(directory)
+    load = Load(postmaster_pid(directory))
     try:
         if args.cursor_jobs:
             counts = [int(part) for part in args.cursor_jobs.split(",")]
             document: dict[str, Any] = {
                 "machine": machine(),
-                "cursor_pages": asyncio.run(cursor_pages(server, counts, args.samples)),
+                "settings": vars(args),
+                "cursor_pages": asyncio.run(cursor_pages(server, counts, args.samples, load)),
             }
         else:
             runs = []
