@@ -65,6 +65,7 @@ from engine_latency import (
     percentile,
     write_results,
 )
+from scale_followers import followers_part
 from webhook_throughput import Receiver
 
 # `instant` (bench/plugin) builds on the Acme test plugin.
@@ -324,19 +325,48 @@ async def webhook_part(
     }
 
 
-async def processes_run(server: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
+async def followers_run(
+    url: str, db: AsyncEngine, workers: int, key: str, load: Load, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    served = Served(
+        url,
+        workers,
+        f"followers-{workers}",
+        CORTEX_ENGINE_ENABLED="false",
+        CORTEX_WEBHOOKS_ENABLED="false",
+    )
+    try:
+        await served.ready()
+        return await followers_part(served, db, url, key, load, INSTANT_JOB, args)
+    finally:
+        served.stop()
+
+
+async def processes_run(
+    server: str, workers: int, args: argparse.Namespace, load: Load
+) -> dict[str, Any]:
     url = await fresh_database(server)
     db = database.create_engine(url, pool_size=2)
+    parts = args.parts.split(",")
+    found: dict[str, Any] = {"processes": workers}
     try:
         key = await create_admin_key(db)
         print(f"-- {workers} process(es)", flush=True)
-        api = await api_part(url, workers, key, args.duration)
-        print(f"   api {api}", flush=True)
-        engine = await engine_part(url, db, workers, args.queued, args.engine_seconds)
-        print(f"   engine {engine}", flush=True)
-        hooks = await webhook_part(url, db, workers, key, args.deliveries)
-        print(f"   webhooks {hooks}", flush=True)
-        return {"processes": workers, "api": api, "engine": engine, "webhooks": hooks}
+        for part in parts:
+            before = load.sample()
+            if part == "api":
+                result: Any = await api_part(url, workers, key, args.duration)
+            elif part == "engine":
+                result = await engine_part(url, db, workers, args.queued, args.engine_seconds)
+            elif part == "webhooks":
+                result = await webhook_part(url, db, workers, key, args.deliveries)
+            else:
+                result = {"levels": await followers_run(url, db, workers, key, load, args)}
+            result["load"] = between(before, load.sample())
+            result["load"].pop("watched_cores")
+            print(f"   {part} {result if part != 'followers' else result['load']}", flush=True)
+            found[part] = result
+        return found
     finally:
         await db.dispose()
         await _admin(server, f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
@@ -465,6 +495,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--queued", type=int, default=10_000, help="jobs for the engine part")
     parser.add_argument("--engine-seconds", type=float, default=45.0, help="engine window")
     parser.add_argument("--deliveries", type=int, default=5_000, help="webhook deliveries")
+    parser.add_argument(
+        "--parts", default="api,engine,webhooks,followers", help="comma list of parts to run"
+    )
+    parser.add_argument(
+        "--followers",
+        type=lambda text: [int(part) for part in text.split(",") if part],
+        default=[100, 500, 1000, 2000],
+        help="stream followers, opened in steps (connections are kept between steps)",
+    )
+    parser.add_argument("--stream-jobs", type=int, default=4, help="jobs the followers share")
+    parser.add_argument("--line-rate", type=float, default=10.0, help="lines/s per job")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds per follower step")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before a window")
+    parser.add_argument("--grace", type=float, default=3.0, help="seconds for late lines")
     parser.add_argument("--cursor-jobs", default="", help="comma list of job counts to seed")
     parser.add_argument("--samples", type=int, default=200, help="pages timed per place")
     return parser.parse_args(argv)
@@ -486,7 +530,7 @@ def main() -> None:
         else:
             runs = []
             for workers in [int(part) for part in args.processes.split(",")]:
-                runs.append(asyncio.run(processes_run(server, workers, args)))
+                runs.append(asyncio.run(processes_run(server, workers, args, load)))
             document = {"machine": machine(), "settings": vars(args), "runs": runs}
     finally:
         embedded_postgres.stop_all()
