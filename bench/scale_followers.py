@@ -255,7 +255,8 @@ async def followers_part(
 def print_level(level: dict[str, Any]) -> None:
     delay = level["delay_ms"]
     print(
-        f"   F={level['followers']}: open {level['open']}, stored -> received p50 "
+        f"   F={level['followers']}: open {level['open']} (errors {level['errors']}"
+        f" {level['error_examples']}), stored -> received p50 "
         f"{delay.get('p50', '-')} p95 {delay.get('p95', '-')} p99 {delay.get('p99', '-')} ms,"
         f" {level['delivered_per_s']:.0f} lines/s, {level['lines_missing']} of "
         f"{level['lines_expected']} missing; per worker {level['followers_per_worker']} "

@@ -334,6 +334,8 @@ async def followers_run(
         f"followers-{workers}",
         CORTEX_ENGINE_ENABLED="false",
         CORTEX_WEBHOOKS_ENABLED="false",
+        # All followers use one key; the default quota is 100 streams per key.
+        CORTEX_DEFAULT_MAX_STREAMS_PER_KEY="0",
     )
     try:
         await served.ready()
