@@ -190,8 +190,10 @@ async def followers_part(
             response = await client.post("/jobs", json=job)
             response.raise_for_status()
             job_ids.append(response.json()["data"]["id"])
-    per_level = args.window + args.settle + args.grace + 60  # 60 s for connecting
-    writer = Writer(url, job_ids, args.line_rate, per_level * len(args.followers) + 30)
+    # Stopped at the end of the part; the bound only ends a writer left behind. Connecting
+    # a step's followers can take minutes on a loaded machine.
+    bound = (args.window + args.settle + args.grace + 300) * len(args.followers)
+    writer = Writer(url, job_ids, args.line_rate, bound)
     writer_pid = await writer.start()
     workers = worker_pids(served.process.pid)
     crowd = Crowd(served.port, key)

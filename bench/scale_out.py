@@ -38,7 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ from engine_latency import (
     API,
     ROOT,
     _admin,
+    code_fingerprint,
     create_admin_key,
     free_port,
     log_file,
@@ -519,6 +520,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main() -> None:
     args = parse_args(sys.argv[1:])
     directory = Path(os.environ.get("CORTEX_BENCH_DIR", "/tmp")) / f"cortex-scale-{os.getpid()}"
+    # Taken before anything runs: the package may be edited while a run goes on.
+    code = code_fingerprint()
+    started = datetime.now(UTC).isoformat()
     server = embedded_postgres.start(directory)
     load = Load(postmaster_pid(directory))
     try:
@@ -537,6 +541,13 @@ def main() -> None:
     finally:
         embedded_postgres.stop_all()
         shutil.rmtree(directory, ignore_errors=True)
+    document = {
+        "started": started,
+        "finished": datetime.now(UTC).isoformat(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "code": code,
+        **document,
+    }
     path = write_results("scale_out", document)
     print(f"results: {path}")
 
