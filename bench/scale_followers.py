@@ -202,6 +202,9 @@ async def followers_part(
         for count in args.followers:
             connect_seconds = await crowd.grow(job_ids, count)
             await asyncio.sleep(args.settle)
+            # Only lines written from the window on are measured: keep memory bounded.
+            for follower in crowd.followers:
+                follower.lines.clear()
             watched = (*workers, os.getpid(), writer_pid)
             window_start = time.time()
             first = load.sample(watched)
