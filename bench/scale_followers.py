@@ -107,7 +107,8 @@ class Writer:
             self.process.kill()
             await self.process.wait()
             return None
-        with contextlib.suppress(ValueError):
+        # Nothing printed when it was stopped before its signal handler was installed.
+        with contextlib.suppress(ValueError, IndexError):
             return int(out.decode().strip().splitlines()[-1])
         return None
 
@@ -171,6 +172,22 @@ async def connections(db: AsyncEngine) -> dict[str, int]:
     return {"database_connections": int(row[0]), "listening": int(row[1])}
 
 
+async def first_lines(db: AsyncEngine, job_ids: Sequence[str], within: float = 120.0) -> None:
+    """Until the writer has stored a line for every job (it needs seconds to start on a
+    loaded machine)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        async with database.reading(db) as connection:
+            started = await connection.scalar(
+                sa.text("SELECT count(DISTINCT job_id) FROM log_lines WHERE job_id = ANY(:ids)"),
+                {"ids": list(job_ids)},
+            )
+        if started == len(job_ids):
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the writer stored no line for some jobs in {within:.0f} s")
+
+
 async def followers_part(
     served: Any,
     db: AsyncEngine,
@@ -195,6 +212,7 @@ async def followers_part(
     bound = (args.window + args.settle + args.grace + 300) * len(args.followers)
     writer = Writer(url, job_ids, args.line_rate, bound)
     writer_pid = await writer.start()
+    await first_lines(db, job_ids)
     workers = worker_pids(served.process.pid)
     crowd = Crowd(served.port, key)
     levels = []
