@@ -1,6 +1,7 @@
 """Scale-out (issue 20, item 5): 1, 2 and 4 gateway processes sharing one database.
 
     .venv/bin/python bench/scale_out.py                          # 1, 2, 4 processes
+    .venv/bin/python bench/scale_out.py --parts followers        # stream followers only
     .venv/bin/python bench/scale_out.py --processes 1,2 --duration 5 --queued 2000
     .venv/bin/python bench/scale_out.py --cursor-jobs 1000000,3000000   # cursor pages only
 
@@ -17,11 +18,18 @@ as `cortex-gateway serve --workers N` (the shape users run: N workers on one por
    completed and released: several transactions);
 3. webhooks: --deliveries deliveries are written to the outbox in one transaction (as the
    gateway's own enqueue does), the gateway starts with only the dispatcher on, and the
-   clock runs until a receiver on 127.0.0.1 has them all: deliveries per second.
+   clock runs until a receiver on 127.0.0.1 has them all: deliveries per second;
+4. followers: --followers clients follow the logs of --stream-jobs jobs over SSE while a
+   writer stores their lines (bench/scale_followers.py): delay stored -> received, lines/s,
+   followers and CPU per worker, database connections.
+
+`--parts` picks some of them. Each part records the other sessions' load on the machine
+(bench/cpu_load.py).
 
 `--cursor-jobs` instead seeds one account with each count of jobs (bench/seed.py, INSERT ...
-SELECT over generate_series) and times GET /jobs pages with cursors at the start, the middle
-and the end of the history, one request at a time.
+SELECT over generate_series) and times GET /jobs pages (the first, then with cursors at the
+start, the middle and the end of the history), one request at a time, with EXPLAIN
+(ANALYZE, BUFFERS) of the page query at each place.
 
 Results: bench/results/scale_out-<time>.json and stdout; figures in bench/README.md.
 """
@@ -504,7 +512,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--followers",
         type=lambda text: [int(part) for part in text.split(",") if part],
-        default=[100, 500, 1000, 2000],
+        default=[100, 500, 1000],
         help="stream followers, opened in steps (connections are kept between steps)",
     )
     parser.add_argument("--stream-jobs", type=int, default=4, help="jobs the followers share")
