@@ -1,6 +1,7 @@
 """Scale-out (issue 20, item 5): 1, 2 and 4 gateway processes sharing one database.
 
     .venv/bin/python bench/scale_out.py                          # 1, 2, 4 processes
+    .venv/bin/python bench/scale_out.py --parts followers        # stream followers only
     .venv/bin/python bench/scale_out.py --processes 1,2 --duration 5 --queued 2000
     .venv/bin/python bench/scale_out.py --cursor-jobs 1000000,3000000   # cursor pages only
 
@@ -17,11 +18,18 @@ as `cortex-gateway serve --workers N` (the shape users run: N workers on one por
    completed and released: several transactions);
 3. webhooks: --deliveries deliveries are written to the outbox in one transaction (as the
    gateway's own enqueue does), the gateway starts with only the dispatcher on, and the
-   clock runs until a receiver on 127.0.0.1 has them all: deliveries per second.
+   clock runs until a receiver on 127.0.0.1 has them all: deliveries per second;
+4. followers: --followers clients follow the logs of --stream-jobs jobs over SSE while a
+   writer stores their lines (bench/scale_followers.py): delay stored -> received, lines/s,
+   followers and CPU per worker, database connections.
+
+`--parts` picks some of them. Each part records the other sessions' load on the machine
+(bench/cpu_load.py).
 
 `--cursor-jobs` instead seeds one account with each count of jobs (bench/seed.py, INSERT ...
-SELECT over generate_series) and times GET /jobs pages with cursors at the start, the middle
-and the end of the history, one request at a time.
+SELECT over generate_series) and times GET /jobs pages (the first, then with cursors at the
+start, the middle and the end of the history), one request at a time, with EXPLAIN
+(ANALYZE, BUFFERS) of the page query at each place.
 
 Results: bench/results/scale_out-<time>.json and stdout; figures in bench/README.md.
 """
@@ -38,7 +46,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +61,12 @@ from app.webhooks import repository as webhooks_repository
 
 import loadgen
 import seed
+from cpu_load import Load, between, postmaster_pid
 from engine_latency import (
     API,
     ROOT,
     _admin,
+    code_fingerprint,
     create_admin_key,
     free_port,
     log_file,
@@ -64,6 +74,7 @@ from engine_latency import (
     percentile,
     write_results,
 )
+from scale_followers import followers_part
 from webhook_throughput import Receiver
 
 # `instant` (bench/plugin) builds on the Acme test plugin.
@@ -323,27 +334,60 @@ async def webhook_part(
     }
 
 
-async def processes_run(server: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
+async def followers_run(
+    url: str, db: AsyncEngine, workers: int, key: str, load: Load, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    served = Served(
+        url,
+        workers,
+        f"followers-{workers}",
+        CORTEX_ENGINE_ENABLED="false",
+        CORTEX_WEBHOOKS_ENABLED="false",
+        # All followers use one key; the default quota is 100 streams per key.
+        CORTEX_DEFAULT_MAX_STREAMS_PER_KEY="0",
+    )
+    try:
+        await served.ready()
+        return await followers_part(served, db, url, key, load, INSTANT_JOB, args)
+    finally:
+        served.stop()
+
+
+async def processes_run(
+    server: str, workers: int, args: argparse.Namespace, load: Load
+) -> dict[str, Any]:
     url = await fresh_database(server)
     db = database.create_engine(url, pool_size=2)
+    parts = args.parts.split(",")
+    found: dict[str, Any] = {"processes": workers}
     try:
         key = await create_admin_key(db)
         print(f"-- {workers} process(es)", flush=True)
-        api = await api_part(url, workers, key, args.duration)
-        print(f"   api {api}", flush=True)
-        engine = await engine_part(url, db, workers, args.queued, args.engine_seconds)
-        print(f"   engine {engine}", flush=True)
-        hooks = await webhook_part(url, db, workers, key, args.deliveries)
-        print(f"   webhooks {hooks}", flush=True)
-        return {"processes": workers, "api": api, "engine": engine, "webhooks": hooks}
+        for part in parts:
+            before = load.sample()
+            if part == "api":
+                result: Any = await api_part(url, workers, key, args.duration)
+            elif part == "engine":
+                result = await engine_part(url, db, workers, args.queued, args.engine_seconds)
+            elif part == "webhooks":
+                result = await webhook_part(url, db, workers, key, args.deliveries)
+            else:
+                result = {"levels": await followers_run(url, db, workers, key, load, args)}
+            result["load"] = between(before, load.sample())
+            result["load"].pop("watched_cores")
+            print(f"   {part} {result if part != 'followers' else result['load']}", flush=True)
+            found[part] = result
+        return found
     finally:
         await db.dispose()
         await _admin(server, f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
 
 
-async def cursor_pages(server: str, counts: list[int], samples: int) -> list[dict[str, Any]]:
+async def cursor_pages(
+    server: str, counts: list[int], samples: int, load: Load
+) -> list[dict[str, Any]]:
     """Seed each count of jobs (a database each: seed.py's ids repeat across seedings), then
-    time pages at the start, middle and end of the cursor chain."""
+    time the first page and pages at the start, middle and end of the cursor chain."""
     found = []
     for count in counts:
         url = await fresh_database(server)
@@ -352,14 +396,20 @@ async def cursor_pages(server: str, counts: list[int], samples: int) -> list[dic
         try:
             key = await create_admin_key(db)
             account = await account_of(db)
+            before = load.sample()
             began = time.perf_counter()
             timings = await seed.seed_jobs(db, account, count)
-            print(f"-- seeded {count:,} jobs in {time.perf_counter() - began:.0f} s", flush=True)
+            seeding = {
+                "seconds": round(time.perf_counter() - began, 1),
+                **between(before, load.sample()),
+            }
+            print(f"-- seeded {count:,} jobs: {seeding}", flush=True)
             served = Served(url, 1, "cursor", CORTEX_ENGINE_ENABLED="false")
             await served.ready()
-            places = await time_pages(served, db, key, account, count, samples)
-            print(f"   pages {places}", flush=True)
-            found.append({"jobs": count, "seed": timings, "pages": places})
+            places = await time_pages(served, db, key, account, count, samples, load)
+            for name, place in places.items():
+                print(f"   {name} {place}", flush=True)
+            found.append({"jobs": count, "seed": timings, "seeding": seeding, "pages": places})
         finally:
             if served is not None:
                 served.stop()
@@ -368,40 +418,75 @@ async def cursor_pages(server: str, counts: list[int], samples: int) -> list[dic
     return found
 
 
+# The gateway's page query (app/jobs/repository.py, default sort) for EXPLAIN: the same
+# index, condition and limit; `SELECT *` reads the same heap pages as its summary columns.
+_PAGE_SQL = (
+    "SELECT * FROM jobs WHERE account_id = :a {after} ORDER BY created_at DESC, id DESC LIMIT 21"
+)
+
+
+async def explain_page(db: AsyncEngine, account: str, after: tuple[Any, str] | None) -> list[str]:
+    condition = "AND (created_at, id) < (:c, :i)" if after else ""
+    params: dict[str, Any] = {"a": account}
+    if after:
+        params |= {"c": after[0], "i": after[1]}
+    async with database.reading(db) as connection:
+        result = await connection.execute(
+            sa.text("EXPLAIN (ANALYZE, BUFFERS) " + _PAGE_SQL.format(after=condition)), params
+        )
+        return [row[0] for row in result]
+
+
 async def time_pages(
-    served: Served, db: AsyncEngine, key: str, account: str, count: int, samples: int
+    served: Served,
+    db: AsyncEngine,
+    key: str,
+    account: str,
+    count: int,
+    samples: int,
+    load: Load,
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"}
     places = {}
     async with httpx.AsyncClient(base_url=served.top + API, headers=headers) as client:
         first = (await client.get("/jobs")).json()
         template = Cursor.decode(first["meta"]["pagination"]["nextCursor"])
-        for name, fraction in (("start", 0.0), ("middle", 0.5), ("end", 0.9999)):
-            offset = int(count * fraction)
-            async with database.reading(db) as connection:
-                await connection.execute(sa.text("SET statement_timeout = 0"))
-                row = (
-                    await connection.execute(
-                        sa.text(
-                            "SELECT created_at, id FROM jobs WHERE account_id = :a"
-                            " ORDER BY created_at DESC, id DESC OFFSET :o LIMIT 1"
-                        ),
-                        {"a": account, "o": offset},
-                    )
-                ).one()
-            after = [_cursor_time(row.created_at, template.after[0]), row.id]
-            cursor = Cursor(template.sort, after, offset // 20 + 2, template.query)
+        for name, fraction in (("first", None), ("start", 0.0), ("middle", 0.5), ("end", 0.9999)):
+            params: dict[str, str] = {}
+            row = None
+            offset = 0
+            if fraction is not None:
+                offset = int(count * fraction)
+                async with database.reading(db) as connection:
+                    await connection.execute(sa.text("SET statement_timeout = 0"))
+                    row = (
+                        await connection.execute(
+                            sa.text(
+                                "SELECT created_at, id FROM jobs WHERE account_id = :a"
+                                " ORDER BY created_at DESC, id DESC OFFSET :o LIMIT 1"
+                            ),
+                            {"a": account, "o": offset},
+                        )
+                    ).one()
+                after = [_cursor_time(row.created_at, template.after[0]), row.id]
+                cursor = Cursor(template.sort, after, offset // 20 + 2, template.query)
+                params = {"cursor": cursor.encode()}
             times = []
+            before = load.sample()
             for _ in range(samples):
                 t0 = time.perf_counter()
-                page = await client.get("/jobs", params={"cursor": cursor.encode()})
+                page = await client.get("/jobs", params=params)
                 times.append(time.perf_counter() - t0)
                 assert page.status_code == 200, page.text
+            cores = between(before, load.sample())
             assert page.json()["data"], f"{name}: an empty page"
+            plan = await explain_page(db, account, (row.created_at, row.id) if row else None)
             places[name] = {
                 "offset": offset,
                 "p50_ms": round(percentile(times, 50) * 1000, 2),
                 "p99_ms": round(percentile(times, 99) * 1000, 2),
+                "load": cores,
+                "explain": plan,
             }
     return places
 
@@ -421,6 +506,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--queued", type=int, default=10_000, help="jobs for the engine part")
     parser.add_argument("--engine-seconds", type=float, default=45.0, help="engine window")
     parser.add_argument("--deliveries", type=int, default=5_000, help="webhook deliveries")
+    parser.add_argument(
+        "--parts", default="api,engine,webhooks,followers", help="comma list of parts to run"
+    )
+    parser.add_argument(
+        "--followers",
+        type=lambda text: [int(part) for part in text.split(",") if part],
+        default=[100, 500, 1000],
+        help="stream followers, opened in steps (connections are kept between steps)",
+    )
+    parser.add_argument("--stream-jobs", type=int, default=4, help="jobs the followers share")
+    parser.add_argument("--line-rate", type=float, default=10.0, help="lines/s per job")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds per follower step")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before a window")
+    parser.add_argument("--grace", type=float, default=3.0, help="seconds for late lines")
     parser.add_argument("--cursor-jobs", default="", help="comma list of job counts to seed")
     parser.add_argument("--samples", type=int, default=200, help="pages timed per place")
     return parser.parse_args(argv)
@@ -429,22 +528,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main() -> None:
     args = parse_args(sys.argv[1:])
     directory = Path(os.environ.get("CORTEX_BENCH_DIR", "/tmp")) / f"cortex-scale-{os.getpid()}"
+    # Taken before anything runs: the package may be edited while a run goes on.
+    code = code_fingerprint()
+    started = datetime.now(UTC).isoformat()
     server = embedded_postgres.start(directory)
+    load = Load(postmaster_pid(directory))
     try:
         if args.cursor_jobs:
             counts = [int(part) for part in args.cursor_jobs.split(",")]
             document: dict[str, Any] = {
                 "machine": machine(),
-                "cursor_pages": asyncio.run(cursor_pages(server, counts, args.samples)),
+                "settings": vars(args),
+                "cursor_pages": asyncio.run(cursor_pages(server, counts, args.samples, load)),
             }
         else:
             runs = []
             for workers in [int(part) for part in args.processes.split(",")]:
-                runs.append(asyncio.run(processes_run(server, workers, args)))
+                runs.append(asyncio.run(processes_run(server, workers, args, load)))
             document = {"machine": machine(), "settings": vars(args), "runs": runs}
     finally:
         embedded_postgres.stop_all()
         shutil.rmtree(directory, ignore_errors=True)
+    document = {
+        "started": started,
+        "finished": datetime.now(UTC).isoformat(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "code": code,
+        **document,
+    }
     path = write_results("scale_out", document)
     print(f"results: {path}")
 
