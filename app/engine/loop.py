@@ -190,10 +190,12 @@ class Engine:
             await asyncio.sleep(self.lease_seconds / 3)
             held = list(self._drivers)
             async with database.transaction(self.lease_db) as connection:
-                kept = await repository.renew(
+                taken = await repository.renew(
                     connection, self.owner, held, lease_seconds=self.lease_seconds
                 )
-            for job_id in set(held) - kept:
+            # A job whose driver let it go (finished) between `held` and the renewal is no
+            # one's: only a job another engine took must stop being driven here.
+            for job_id in taken:
                 logger.warning("lost the lease on %s; another engine drives it now", job_id)
                 task = self._drivers.get(job_id)
                 if task is not None:

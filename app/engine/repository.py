@@ -231,16 +231,23 @@ async def _account_room(
 async def renew(
     connection: AsyncConnection, owner: str, job_ids: Sequence[str], *, lease_seconds: float
 ) -> set[str]:
-    """Extend the leases this engine still holds; returns the ids it still owns."""
+    """Extend the leases this engine still holds; returns the ids another engine owns now
+    (a job this engine let go, being finished with it, is no one's and not among them)."""
     if not job_ids:
         return set()
-    result = await connection.execute(
+    renewed = await connection.execute(
         sa.update(jobs)
         .where(jobs.c.id.in_(job_ids), jobs.c.engine_owner == owner)
         .values(lease_expires_at=_lease(lease_seconds))
         .returning(jobs.c.id)
     )
-    return {row[0] for row in result}
+    missing = set(job_ids) - {row[0] for row in renewed}
+    if not missing:
+        return set()
+    taken = await connection.execute(
+        sa.select(jobs.c.id).where(jobs.c.id.in_(missing), jobs.c.engine_owner.is_not(None))
+    )
+    return {row[0] for row in taken}
 
 
 async def let_go(connection: AsyncConnection, owner: str, job_ids: Sequence[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -76,3 +77,48 @@ async def test_leases_are_renewed_while_drivers_hold_every_pooled_connection(
 
     assert held.engine_owner == engine.owner
     assert held.live, "the lease lapsed while the pool was busy"
+
+
+async def test_only_a_job_another_engine_took_stops_being_driven(
+    database_url: str, db: AsyncEngine, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    api_only = engine_settings(database_url, engine_enabled=False)
+    async with lifespan_app(create_app(api_only)) as app:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            client.headers["Authorization"] = f"Bearer {await keys.create()}"
+            let_go, taken = [await submit(client, busybox("sleep 30")) for _ in range(2)]
+
+            pool = database.create_engine(database_url, pool_size=1)
+            settings = engine_settings(database_url, engine_lease_seconds=LEASE)
+            engine = Engine(pool, ProviderSet(settings), settings)
+            # Between the lease loop's look at its drivers and the renewal, one driver let
+            # its finished job go, and another engine took the other job over.
+            async with db.begin() as connection:
+                await connection.execute(
+                    sa.text("UPDATE jobs SET engine_owner = :owner WHERE id = :id"),
+                    {"owner": "vm:1:other", "id": taken},
+                )
+            drivers = {job: asyncio.create_task(asyncio.sleep(3600)) for job in (let_go, taken)}
+            engine._drivers.update(drivers)
+            renewing = asyncio.create_task(engine._lease_loop())
+            try:
+                await asyncio.sleep(LEASE * 0.7)
+                cancelled = {job for job, task in drivers.items() if task.cancelled()}
+            finally:
+                renewing.cancel()
+                for task in drivers.values():
+                    task.cancel()
+                await engine.lease_db.dispose()
+                await pool.dispose()
+                async with db.begin() as connection:
+                    await connection.execute(
+                        sa.text("UPDATE jobs SET engine_owner = NULL WHERE id = ANY(:ids)"),
+                        {"ids": [let_go, taken]},
+                    )
+                for job in (let_go, taken):
+                    await client.post(f"{API}/jobs/{job}/cancel")
+
+    assert cancelled == {taken}
+    lost = [r.getMessage() for r in caplog.records if "lost the lease" in r.getMessage()]
+    assert set(lost) == {f"lost the lease on {taken}; another engine drives it now"}
