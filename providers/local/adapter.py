@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -26,13 +25,20 @@ from providers.errors import (
     Rejected,
     Unavailable,
 )
-from providers.local import containers, docker_api, log_frames, outputs, sandbox
-from providers.local.containers import JOB_LABEL, MANAGED_LABEL
+from providers.local import (
+    containers,
+    creation,
+    docker_api,
+    images,
+    log_frames,
+    outputs,
+    sandbox,
+    stats,
+)
 from providers.local.docker_api import API
 from providers.local.followers import Doorbells
 from providers.local.log_tail import LogTail
 from providers.local.options import LocalOptions
-from providers.local.spec_archive import spec_archive
 from providers.types import (
     Capabilities,
     FailureReason,
@@ -60,6 +66,10 @@ CONCURRENT_CREATES, CONCURRENT_REMOVALS = 4, 1
 # A running container that the streams say is unchanged is still inspected, and its log
 # read, at least this often: a safety net should a stream stall without breaking.
 QUIET_RECHECK_SECONDS = 30.0
+# A submission whose image is missing waits this long for its pull: a pull that fails at once
+# (no such registry) fails the submission as before, and a small image needs no waiting
+# state; a longer pull goes on in the background while the job shows its progress.
+PULL_GRACE_SECONDS = 1.0
 
 
 class LocalProvider(outputs.ArchiveOutputs, Provider):
@@ -96,8 +106,6 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         )
         self.allowed_registries = sandbox.parse_registries(allowed_registries)
         self.writable_layer_limit = writable_layer_limit
-        # Learnt from the runtime's first refusal, when the option leaves it to the driver.
-        self._layer_limit_works = writable_layer_limit != "off"
         base, transport = docker_api.transport(docker_host, MAX_CONNECTIONS)
         self._client = _http.client(base, transport=transport)
         # Health checks get their own connections: a saturated job pool must not make the
@@ -105,7 +113,7 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         base, transport = docker_api.transport(docker_host, 4)
         self._health_client = _http.client(base, transport=transport)
         self._health: tuple[float, Health] | None = None
-        self._cpu_seen: dict[str, tuple[int, float]] = {}
+        self._cpu = stats.CpuSamples()
         self._running: set[str] = set()
         self._started_at: dict[str, datetime] = {}
         # The last status of each running container, the event stream's generation when it
@@ -123,8 +131,13 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         self._removing = asyncio.Semaphore(CONCURRENT_REMOVALS)
         self._starting: dict[str, asyncio.Task[None]] = {}
         self._networks = sandbox.Networks(self._client)
+        self._containers = creation.ContainerCreate(
+            self._request, self.sandbox, publish_host, writable_layer_limit
+        )
+        self._pulls = images.Pulls(self._client, self.name)
 
     async def aclose(self) -> None:
+        await self._pulls.aclose()
         starts = list(self._starting.values())
         for start in starts:
             start.cancel()
@@ -182,13 +195,26 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
     async def submit(self, spec: WorkloadSpec) -> Handle:
         """Create the container and place the job spec in it, then start it in the
         background: the engine records the job `scheduled` while the runtime starts it (the
-        slowest step), and the first status call waits for the start's outcome."""
+        slowest step), and the first status call waits for the start's outcome.
+
+        Without its image, the job's handle is a pulling one (providers/local/images.py) while
+        the image is pulled, and a status look creates the container once it is here."""
+        return await self._place(spec)
+
+    async def _place(self, spec: WorkloadSpec, *, pulled: bool = False) -> Handle:
         await self._creating.acquire()
         try:
-            handle = await self._create(spec)
+            handle = await self._create(spec, pulled=pulled)
         except BaseException:
             self._creating.release()
             raise
+        if images.is_pulling(handle):
+            # A pull may take minutes: it holds no create slot meanwhile.
+            self._creating.release()
+            pull = self._pulls.start(spec.image)
+            if await self._pulls.finished(pull, PULL_GRACE_SECONDS, spec.job_id):
+                return await self._place(spec, pulled=True)
+            return handle
         container_id = handle["containerId"]
         self._doorbells.expect(container_id)
         start = asyncio.create_task(self._start(handle))
@@ -221,7 +247,9 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         with contextlib.suppress(ProviderError):
             await self._start_outcome(container_id)
 
-    async def _create(self, spec: WorkloadSpec) -> Handle:
+    async def _create(self, spec: WorkloadSpec, *, pulled: bool) -> Handle:
+        """The job's container (created, holding its spec file), or a pulling handle when the
+        runtime lacks its image (and `pulled` is False)."""
         if not sandbox.image_allowed(spec.image, self.allowed_registries):
             # Admission refuses these; a job admitted before the list changed ends here.
             logger.warning(
@@ -234,17 +262,19 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         network = self.sandbox.network_for(exposes)
         # Published ports need a routed bridge; everything else gets the internal network.
         await self._networks.ensure(network, internal=not exposes)
-        volumes = [await self._create_volume(spec, volume.name) for volume in spec.volumes]
+        volumes = [
+            await creation.create_volume(self._request, spec, volume.name)
+            for volume in spec.volumes
+        ]
         name = f"cortex-{spec.job_id}"
-        response = await self._create_container(spec, name, volumes)
-        if response.status_code == 404:
-            # No such image: pull it and create again (as `docker run` does). Asking first
+        response = await self._containers.create(spec, name, volumes)
+        if response.status_code == 404 and not pulled:
+            # No such image: pull it, then create again (as `docker run` does). Asking first
             # would cost every job a request for what is nearly always there.
-            await self._pull(spec)
-            response = await self._create_container(spec, name, volumes)
+            return images.pulling_handle(spec, name, volumes)
         if response.status_code == 409 or docker_api.name_in_use(response):
             # Created by an earlier attempt that died before the handle was stored.
-            container_id = await self._own_container(name, spec.job_id)
+            container_id = await creation.own_container(self._request, name, spec.job_id)
         elif response.status_code in (200, 201):
             container_id = response.json()["Id"]
         elif response.status_code == 404:
@@ -259,102 +289,8 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
             docker_api.raise_for_server_error(response)
             raise Rejected(f"the container runtime refused the job: {docker_api.message(response)}")
         handle: Handle = {"containerId": container_id, "containerName": name, "volumes": volumes}
-        await self._put_spec_file(container_id, spec)
+        await creation.put_spec_file(self._request, container_id, spec)
         return handle
-
-    async def _create_container(
-        self, spec: WorkloadSpec, name: str, volumes: list[str]
-    ) -> httpx.Response:
-        limit = self._layer_limit_works and spec.storage_bytes > 0
-        config = containers.container_config(
-            spec, volumes, self.publish_host, self.sandbox, limit_writable_layer=limit
-        )
-        path = f"/containers/create?name={name}"
-        response = await self._request("POST", path, json=config)
-        if limit and sandbox.storage_opt_unsupported(response):
-            if self.writable_layer_limit == "required":
-                raise Rejected(
-                    "the container runtime cannot limit the writable layer's size "
-                    f"(writable_layer_limit is required): {docker_api.message(response)}"
-                )
-            logger.warning(
-                "the storage driver cannot limit a container's writable layer; local jobs "
-                "run without that limit: %s",
-                docker_api.message(response),
-            )
-            self._layer_limit_works = False
-            config = containers.container_config(
-                spec, volumes, self.publish_host, self.sandbox, limit_writable_layer=False
-            )
-            response = await self._request("POST", path, json=config)
-        return response
-
-    async def _pull(self, spec: WorkloadSpec) -> None:
-        try:
-            await self._pull_image(spec.image)
-        except ImagePullFailed as exc:
-            logger.warning("job %s: %s", spec.job_id, exc)
-            raise ImagePullFailed(sandbox.pull_failed(spec.image)) from None
-
-    async def _pull_image(self, image: str) -> None:
-        name, tag = docker_api.split_image(image)
-        params = {"fromImage": name}
-        if tag:
-            params["tag"] = tag
-        try:
-            with _http.map_http_errors(self.name):
-                async with self._client.stream(
-                    "POST", API + "/images/create", params=params, timeout=httpx.Timeout(600.0)
-                ) as response:
-                    body = await response.aread()
-        except Unavailable as exc:
-            raise ImagePullFailed(f"pulling {image} failed: {exc}") from exc
-        error = None
-        for line in body.decode(errors="replace").splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            error = event.get("error") or error
-        if response.status_code != 200 or error:
-            raise ImagePullFailed(
-                f"pulling {image} failed: {error or body.decode(errors='replace')}"
-            )
-
-    async def _create_volume(self, spec: WorkloadSpec, name: str) -> str:
-        volume_name = f"cortex-{spec.job_id}-{name}"
-        response = await self._request(
-            "POST",
-            "/volumes/create",
-            json={"Name": volume_name, "Labels": {JOB_LABEL: spec.job_id, MANAGED_LABEL: "true"}},
-        )
-        if response.status_code not in (200, 201, 409):
-            docker_api.raise_for_server_error(response)
-            raise Rejected(f"cannot create volume {name}: {docker_api.message(response)}")
-        return volume_name
-
-    async def _own_container(self, name: str, job_id: str) -> str:
-        response = await self._request("GET", f"/containers/{name}/json")
-        if response.status_code != 200:
-            raise Unavailable(f"container {name} exists but cannot be inspected")
-        info = response.json()
-        if (info.get("Config", {}).get("Labels") or {}).get(JOB_LABEL) != job_id:
-            raise Rejected(f"a container named {name} exists and is not this job's")
-        return str(info["Id"])
-
-    async def _put_spec_file(self, container_id: str, spec: WorkloadSpec) -> None:
-        response = await self._request(
-            "PUT",
-            f"/containers/{container_id}/archive",
-            params={"path": "/"},
-            content=spec_archive(spec.document),
-            headers={"Content-Type": "application/x-tar"},
-        )
-        if response.status_code != 200:
-            docker_api.raise_for_server_error(response)
-            raise Rejected(
-                f"cannot place the job spec in the container: {docker_api.message(response)}"
-            )
 
     async def _inspect(self, handle: Handle) -> dict[str, Any]:
         response = await self._request("GET", f"/containers/{handle['containerId']}/json")
@@ -368,6 +304,8 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         """The container's state. A running container the streams have nothing new about
         (no event, no output, no broken stream) is as it was: answered without a request,
         so hundreds of quiet jobs cost the runtime nothing between their events."""
+        if images.is_pulling(handle):
+            return await self._pulling_status(handle)
         container_id = handle["containerId"]
         refused = await self._start_outcome(container_id)
         if refused is not None:
@@ -394,6 +332,33 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         else:
             self._quiet_status.pop(container_id, None)
         return status
+
+    async def _pulling_status(self, handle: Handle) -> WorkloadStatus:
+        """While the image is pulled: PENDING, saying how far the pull is. Then the container
+        is created (and started), and its handle replaces the pulling one."""
+        spec = images.spec_of(handle)
+        pull = self._pulls.get(spec.image)
+        try:
+            if pull is not None and not await self._pulls.finished(pull, 0, spec.job_id):
+                return WorkloadStatus(containers.STATES["pulling"], waiting=pull.message)
+            # Pulled; or no pull in this process (a restart mid-pull): the image may be here,
+            # else its pull starts again.
+            placed = await self._place(spec, pulled=pull is not None)
+        except ImagePullFailed as exc:
+            return WorkloadStatus(
+                WorkloadState.FAILED, reason=FailureReason.IMAGE_PULL, message=str(exc)
+            )
+        except Rejected as exc:
+            return WorkloadStatus(
+                WorkloadState.FAILED, reason=FailureReason.REJECTED, message=str(exc)
+            )
+        if images.is_pulling(placed):
+            pull = self._pulls.get(spec.image)
+            waiting = pull.message if pull is not None else containers.WAITING["pulling"]
+            return WorkloadStatus(containers.STATES["pulling"], handle=placed, waiting=waiting)
+        return WorkloadStatus(
+            containers.STATES["created"], handle=placed, waiting=containers.WAITING["created"]
+        )
 
     async def _inspected_status(self, handle: Handle) -> WorkloadStatus:
         info = await self._inspect(handle)
@@ -452,6 +417,8 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         timestamps coarser than they filter by (podman prints whole seconds), so a tail starts
         at that second and skips the frames already taken.
         """
+        if images.is_pulling(handle):
+            return LogBatch((), cursor, complete=True)  # no container: nothing printed yet
         container_id = handle["containerId"]
         if container_id not in self._running and container_id not in self._ended:
             # Not seen yet by this process (a restart, or a direct call): a created container
@@ -519,41 +486,23 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         return tail
 
     async def metrics(self, handle: Handle) -> MetricSample | None:
+        if images.is_pulling(handle):
+            return None
         container_id = handle["containerId"]
         response = await self._request(
             "GET", f"/containers/{container_id}/stats", params={"stream": "false"}
         )
         try:
-            stats = response.json() if response.status_code == 200 else None
+            answer = response.json() if response.status_code == 200 else None
         except ValueError:
-            stats = None  # podman answers an empty body for a stopped container
-        if not stats:
+            answer = None  # podman answers an empty body for a stopped container
+        if not answer:
             return None
-        now = datetime.now(UTC)
-        total = int(((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0)
-        cpu = None
-        previous = self._cpu_seen.get(container_id)
-        wall = time.monotonic()
-        if previous is not None and wall > previous[1] and total >= previous[0]:
-            cpu = (total - previous[0]) / ((wall - previous[1]) * 1e9) * 1000
-        elif container_id in self._started_at:
-            # No earlier sample (the runtime's one-shot stats carry none): average since start.
-            elapsed = (now - self._started_at[container_id]).total_seconds()
-            cpu = total / (elapsed * 1e9) * 1000 if elapsed > 0 else None
-        self._cpu_seen[container_id] = (total, wall)
-        memory = (stats.get("memory_stats") or {}).get("usage")
-        networks = stats.get("networks") or {}
-        rx = sum(int(n.get("rx_bytes", 0)) for n in networks.values()) if networks else None
-        tx = sum(int(n.get("tx_bytes", 0)) for n in networks.values()) if networks else None
-        return MetricSample(
-            now,
-            cpu_millicores=round(cpu, 3) if cpu is not None else None,
-            memory_bytes=int(memory) if memory is not None else None,
-            network_rx_bytes=rx,
-            network_tx_bytes=tx,
-        )
+        return self._cpu.sample(container_id, answer, self._started_at.get(container_id))
 
     async def cancel(self, handle: Handle) -> None:
+        if images.is_pulling(handle):
+            return  # nothing runs yet; the pull may serve other jobs (release removes the rest)
         # A start still on its way would undo the stop.
         await self._settle_start(handle["containerId"])
         response = await self._request(
@@ -568,13 +517,17 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         self._quiet_status.pop(handle["containerId"], None)
 
     async def release(self, handle: Handle) -> None:
-        await self._settle_start(handle["containerId"])
+        if not images.is_pulling(handle):
+            await self._settle_start(handle["containerId"])
         async with self._removing:
             await self._release(handle)
 
     async def _release(self, handle: Handle) -> None:
+        # A pulling handle's container, by its name: a look may have created it just before
+        # the job ended, without its handle being stored.
+        container = handle.get("containerId") or handle["containerName"]
         response = await self._request(
-            "DELETE", f"/containers/{handle['containerId']}", params={"force": "true", "v": "true"}
+            "DELETE", f"/containers/{container}", params={"force": "true", "v": "true"}
         )
         if response.status_code not in (200, 204, 404):
             docker_api.raise_for_server_error(response)
@@ -582,10 +535,11 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
             removed = await self._request("DELETE", f"/volumes/{volume}", params={"force": "true"})
             if removed.status_code not in (204, 404):
                 docker_api.raise_for_server_error(removed)
-        self._forget(handle["containerId"])
+        if not images.is_pulling(handle):
+            self._forget(handle["containerId"])
 
     def _forget(self, container_id: str) -> None:
-        self._cpu_seen.pop(container_id, None)
+        self._cpu.forget(container_id)
         self._started_at.pop(container_id, None)
         self._running.discard(container_id)
         self._quiet_status.pop(container_id, None)
@@ -596,5 +550,8 @@ class LocalProvider(outputs.ArchiveOutputs, Provider):
         self._doorbells.forget(container_id)
 
     async def watch(self, handle: Handle, max_wait: float) -> None:
+        if images.is_pulling(handle):
+            await self._pulls.wait(handle[images.PULLING], max_wait)
+            return
         container_id = handle["containerId"]
         await self._doorbells.wait(container_id, max_wait, running=container_id in self._running)

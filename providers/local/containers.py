@@ -14,6 +14,8 @@ JOB_LABEL = "cortex.job"
 MANAGED_LABEL = "cortex.managed"
 
 STATES = {
+    # Not the runtime's: a job whose image is being pulled has no container yet.
+    "pulling": WorkloadState.PENDING,
     "created": WorkloadState.STARTING,
     "configured": WorkloadState.STARTING,
     "initialized": WorkloadState.STARTING,
@@ -27,7 +29,10 @@ STATES = {
     "dead": WorkloadState.FAILED,
 }
 # The job's status message in the states before the container runs.
-WAITING = dict.fromkeys(("created", "configured", "initialized"), "starting container")
+WAITING = {
+    "pulling": "pulling image",
+    **dict.fromkeys(("created", "configured", "initialized"), "starting container"),
+}
 _STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
 # SIGKILL's exit code. Under cgroup v1, podman reports an OOM kill as 137 with OOMKilled false.
 _KILLED = 137

@@ -13,7 +13,7 @@ import httpx
 from providers import _http
 from providers.base import OUTPUT_PATH
 from providers.errors import HandleNotFound, Rejected
-from providers.local import docker_api
+from providers.local import docker_api, images
 from providers.local.docker_api import API
 from providers.types import Handle
 
@@ -110,5 +110,7 @@ class ArchiveOutputs:
     _client: httpx.AsyncClient
 
     async def output(self, handle: Handle, write: Callable[[bytes], Awaitable[None]]) -> bool:
+        if images.is_pulling(handle):
+            return False  # ended before its container was created
         with _http.map_http_errors(self.name):
             return await read_output(self._client, handle, write)
