@@ -256,8 +256,13 @@ def _value(value: Any) -> sa.ColumnElement[Any]:
 
 
 # What a listed job shows (every sort key among them): decoding config and results for every
-# row would be wasted work.
-_SUMMARY_COLUMNS = tuple(jobs.c[name] for name in summary.COLUMNS)
+# row would be wasted work. Money as float8: the summary shows floats, the driver decodes a
+# float8 for a fraction of a numeric's Decimal, and PostgreSQL's cast rounds as float() does.
+_AS_FLOAT = frozenset({"cost_current", "cost_projected", "usd_per_hour"})
+_SUMMARY_COLUMNS = tuple(
+    sa.cast(jobs.c[name], sa.Double()).label(name) if name in _AS_FLOAT else jobs.c[name]
+    for name in summary.COLUMNS
+)
 
 
 async def list_jobs(
