@@ -27,15 +27,21 @@ from typing import Any
 
 import asyncpg
 from pydantic_core import to_json
+from sqlalchemy.dialects import postgresql
 
 from app import database, embedded_postgres, migrate
-from app.jobs import summary
+from app.jobs import repository, summary
 
 import jobs_api
 import seed
 
 _WHERE = "FROM jobs WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT 21"
-_ROWS = f"SELECT {', '.join(summary.COLUMNS)} {_WHERE}"
+# The gateway's own statement for the default page ($1 account, $2 limit, $3 offset).
+_ROWS = str(
+    repository._list_statement("createdAt", True, (False,) * 5, None).compile(
+        dialect=postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+    )
+)
 _TIME = """to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 _PG_JSON = f"""
 SELECT json_build_object(
@@ -61,7 +67,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def _rows_page(connection: asyncpg.Connection, account_id: str) -> bytes:
-    rows = await connection.fetch(_ROWS, account_id)
+    rows = await connection.fetch(_ROWS, account_id, 21, 0)
     now = datetime.now(UTC)
     page = [summary.job_summary(row, now) for row in rows[:20]]
     return to_json({"success": True, "data": page})
