@@ -39,7 +39,7 @@ _WHERE = "FROM jobs WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMI
 # The gateway's own statement for the default page ($1 account, $2 limit, $3 offset).
 _ROWS = str(
     repository._list_statement("createdAt", True, (False,) * 5, None).compile(
-        dialect=postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+        dialect=postgresql.asyncpg.dialect()
     )
 )
 _TIME = """to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
