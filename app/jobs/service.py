@@ -42,7 +42,7 @@ def spec_document(job: JobRecord) -> dict[str, Any]:
     }
 
 
-def summary_columns(job: JobRecord) -> dict[str, Any]:
+def _summary_columns(job: JobRecord) -> dict[str, Any]:
     """The stored columns a summary reads, from a job read whole."""
     return {name: getattr(job, name) for name in summary.COLUMNS}
 
@@ -50,7 +50,7 @@ def summary_columns(job: JobRecord) -> dict[str, Any]:
 def to_job(job: JobRecord, events: Sequence[RowMapping]) -> schemas.Job:
     return schemas.Job.model_validate(
         {
-            **summary.job_summary(summary_columns(job), datetime.now(UTC)),
+            **summary.job_summary(_summary_columns(job), datetime.now(UTC)),
             "config": schemas.JobConfig.model_validate(job.config, strict=False),
             "results": schemas.Results.model_validate(_results(job)),
             "events": [

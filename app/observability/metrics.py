@@ -182,10 +182,11 @@ class GatewayMetrics:
     def request_answered(
         self, method: str, route: str, status: int, seconds: float, *, stream: bool
     ) -> None:
+        # Normalized first: a client's made-up methods must not grow the cache.
+        method = method if method in HTTP_METHODS else "OTHER"
         key = (method, route, status)
         series = self._answered.get(key)
         if series is None:
-            method = method if method in HTTP_METHODS else "OTHER"
             series = (
                 self.http_requests.labels(method, route, str(status)),
                 self.http_latency.labels(method, route),
