@@ -75,7 +75,9 @@ async def fetch(
     sync = connection.sync_connection
     if sync is not None:
         autocommit = sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-        driver: Any = (await connection.get_raw_connection()).driver_connection
+        # The pooled connection without a greenlet round trip, unless it must reconnect.
+        raw = sync.connection if not sync.invalidated else await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
         if autocommit or driver.is_in_transaction():
             compiled = _compiled(statement, connection.dialect)
             expanded = compiled.construct_expanded_state(params)

@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 
 from app.jobs.lifecycle import JobStatus
 
-# A summary read (the job list) leaves these out; they then keep their defaults.
+# A read of some columns only may leave these out; they then keep their defaults.
 _NOT_IN_SUMMARIES = (
     "config",
     "results",

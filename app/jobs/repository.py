@@ -14,6 +14,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import database
+from app.jobs import summary
 from app.models import job_counts, job_events, jobs
 from app.notify import NOTIFY_CHANNEL
 from app.webhooks import repository as webhooks_repository
@@ -254,32 +255,13 @@ def _value(value: Any) -> sa.ColumnElement[Any]:
     return value if isinstance(value, sa.BindParameter) else sa.literal(value)
 
 
-# What a listed job shows: decoding config and results for every row would be wasted work.
+# What a listed job shows (every sort key among them): decoding config and results for every
+# row would be wasted work. Money as float8: the summary shows floats, the driver decodes a
+# float8 for a fraction of a numeric's Decimal, and PostgreSQL's cast rounds as float() does.
+_AS_FLOAT = frozenset({"cost_current", "cost_projected", "usd_per_hour"})
 _SUMMARY_COLUMNS = tuple(
-    jobs.c[name]
-    for name in (
-        "id",
-        "account_id",
-        "provider",
-        "status",
-        "image",
-        "cpu",
-        "memory",
-        "storage",
-        "duration",
-        "cost_current",
-        "cost_projected",
-        "usd_per_hour",
-        "native_price",
-        "created_at",
-        "started_at",
-        "ended_at",
-        "endpoints",
-        "template_id",
-        "batch_id",
-        "progress",
-        "status_message",
-    )
+    sa.cast(jobs.c[name], sa.Double()).label(name) if name in _AS_FLOAT else jobs.c[name]
+    for name in summary.COLUMNS
 )
 
 

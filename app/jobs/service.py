@@ -15,7 +15,7 @@ from app.accounts import service as accounts
 from app.accounts.limits import AccountLimits
 from app.admission import Admission, ProviderSet, workload_spec
 from app.envelope import utc_iso
-from app.jobs import repository, schemas
+from app.jobs import repository, schemas, summary
 from app.jobs.lifecycle import EVENT_FOR, IllegalTransition, JobStatus, can_move
 from app.jobs.record import JobRecord
 from app.observability import metrics as observability_metrics
@@ -25,28 +25,6 @@ from providers.registry import AUTO
 from providers.types import Quote
 
 _TIMESTAMP_SORT_KEYS = {"createdAt", "startedAt", "endedAt"}
-
-
-def _summary_fields(job: JobRecord) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "provider": job.provider,
-        "status": job.status,
-        "image": job.image,
-        "cpu": job.cpu,
-        "memory": job.memory,
-        "storage": job.storage,
-        "duration": job.duration,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "ended_at": job.ended_at,
-        "cost": _cost(job),
-        "endpoints": [schemas.JobEndpoint(**endpoint) for endpoint in job.endpoints],
-        "template_id": job.template_id,
-        "batch_id": job.batch_id,
-        "progress": job.progress,
-        "status_message": job.status_message,
-    }
 
 
 def spec_document(job: JobRecord) -> dict[str, Any]:
@@ -64,54 +42,22 @@ def spec_document(job: JobRecord) -> dict[str, Any]:
     }
 
 
-def _cost(job: JobRecord) -> schemas.Cost:
-    current, projected = _current_cost(job), float(job.cost_projected)
-    return schemas.Cost(current=current, projected=projected, native=_native_cost(job, current))
-
-
-def _native_cost(job: JobRecord, current_usd: float) -> schemas.NativeCost | None:
-    """The same costs in the network's unit, at the accepted price's exchange rate (USD and
-    native amounts accrue over the same time)."""
-    price = job.native_price
-    usd_per_hour = float(job.usd_per_hour)
-    if not price:
-        return None
-    per_hour = Decimal(price["amount"]) * Decimal(str(price["unitsPerHour"]))
-    hours = Decimal(str(current_usd / usd_per_hour)) if usd_per_hour else Decimal(0)
-    quantum = Decimal("0.000001")
-    return schemas.NativeCost(
-        denom=price["denom"],
-        amount=str((per_hour * hours).quantize(quantum)),
-        projected=str((per_hour * job.duration / 3600).quantize(quantum)),
-        price=price["amount"],
-        unit=price["unit"],
-    )
-
-
-def _current_cost(job: JobRecord) -> float:
-    """Accrued cost: stored once a job ends; while it runs, the quote's rate times the time
-    since it started (computed here, so that the engine need not write it every second)."""
-    if job.status in (JobStatus.RUNNING, JobStatus.CANCELLING) and job.started_at:
-        hours = (datetime.now(UTC) - job.started_at).total_seconds() / 3600
-        return round(float(job.usd_per_hour) * max(hours, 0.0), 6)
-    return float(job.cost_current)
-
-
-def to_summary(job: JobRecord) -> schemas.JobSummary:
-    # Built from a stored job, whose columns already hold valid values: validating them again
-    # for every listed job would only cost time.
-    return schemas.JobSummary.model_construct(**_summary_fields(job))
+def _summary_columns(job: JobRecord) -> dict[str, Any]:
+    """The stored columns a summary reads, from a job read whole."""
+    return {name: getattr(job, name) for name in summary.COLUMNS}
 
 
 def to_job(job: JobRecord, events: Sequence[RowMapping]) -> schemas.Job:
-    return schemas.Job(
-        **_summary_fields(job),
-        config=schemas.JobConfig.model_validate(job.config, strict=False),
-        results=schemas.Results.model_validate(_results(job)),
-        events=[
-            schemas.JobEvent(type=e["type"], timestamp=e["timestamp"], message=e["message"])
-            for e in events
-        ],
+    return schemas.Job.model_validate(
+        {
+            **summary.job_summary(_summary_columns(job), datetime.now(UTC)),
+            "config": schemas.JobConfig.model_validate(job.config, strict=False),
+            "results": schemas.Results.model_validate(_results(job)),
+            "events": [
+                schemas.JobEvent(type=e["type"], timestamp=e["timestamp"], message=e["message"])
+                for e in events
+            ],
+        }
     )
 
 
@@ -377,7 +323,8 @@ async def request_cancel(connection: AsyncConnection, job: JobRecord) -> JobReco
 
 async def list_jobs(
     connection: AsyncConnection, account_id: str, query: schemas.JobListQuery
-) -> tuple[list[schemas.JobSummary], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A page of job summaries (JSON values, app.jobs.summary) and its pagination meta."""
     sort = pagination.parse_sort(query.sort, schemas.SORT_FIELDS)
     job_filter = repository.JobFilter(
         account_id=account_id,
@@ -431,7 +378,8 @@ async def list_jobs(
             "nextCursor": next_cursor,
         }
     }
-    return [to_summary(JobRecord.from_row(row)) for row in rows], meta
+    now = datetime.now(UTC)
+    return [summary.job_summary(row, now) for row in rows], meta
 
 
 def _sort_key_names(sort_field: str) -> list[str]:

@@ -136,6 +136,9 @@ class GatewayMetrics:
             ["method", "route", "status"],
             registry=registry,
         )
+        # Each request's two series, found once per (method, route template, status): a
+        # labels() lookup takes a lock and builds the key, on every request otherwise.
+        self._answered: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.http_latency = Histogram(
             "cortex_http_request_duration_seconds",
             "Time to answer HTTP requests (event streams excluded), by method and route.",
@@ -179,10 +182,20 @@ class GatewayMetrics:
     def request_answered(
         self, method: str, route: str, status: int, seconds: float, *, stream: bool
     ) -> None:
+        # Normalized first: a client's made-up methods must not grow the cache.
         method = method if method in HTTP_METHODS else "OTHER"
-        self.http_requests.labels(method, route, str(status)).inc()
+        key = (method, route, status)
+        series = self._answered.get(key)
+        if series is None:
+            series = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_latency.labels(method, route),
+            )
+            self._answered[key] = series
+        counter, latency = series
+        counter.inc()
         if not stream:
-            self.http_latency.labels(method, route).observe(seconds)
+            latency.observe(seconds)
 
     def render(self, *collectors: Collector) -> bytes:
         """The text exposition of this app's metrics (of every worker's, when there are
