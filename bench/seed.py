@@ -136,6 +136,30 @@ SELECT EXISTS (
 )
 
 
+# Active jobs hold places in their account's active-jobs quota (jobs.quota_slot, from
+# migration 0016 on): the seeded ones get places 0, 1, 2... as that migration gives them. A job
+# without one would send every submission of the account down the quota's exact path.
+JOBS_HAVE_QUOTA_PLACES = sa.text(
+    """
+SELECT EXISTS (
+    SELECT 1 FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = 'jobs'
+      AND column_name = 'quota_slot'
+)
+"""
+)
+GIVE_QUOTA_PLACES = sa.text(
+    """
+UPDATE jobs SET quota_slot = numbered.place
+FROM (
+    SELECT id, row_number() OVER (ORDER BY created_at, id) - 1 AS place
+    FROM jobs WHERE account_id = :account_id AND status IN ('pending', 'scheduled', 'running')
+) AS numbered
+WHERE jobs.id = numbered.id
+"""
+)
+
+
 async def seed_jobs(
     engine: AsyncEngine,
     account_id: str,
@@ -183,6 +207,8 @@ async def seed_jobs(
 
         async with connection.begin():
             await repository.compact_counts(connection, account_id)
+            if await connection.scalar(JOBS_HAVE_QUOTA_PLACES):
+                await connection.execute(GIVE_QUOTA_PLACES, {"account_id": account_id})
         # VACUUM, not just ANALYZE: it also sets the visibility map, as autovacuum would have
         # long ago on a real year-old table, and it keeps autovacuum from waking up on the
         # fresh million rows in the middle of a measurement.

@@ -45,7 +45,16 @@ def _reachable_local_provider(settings: Any) -> list[Any]:
     return [ReachableLocalProvider(**settings.provider_options("local"))]
 
 
-def build_app(kind: str, database_url: str, account_id: str | None) -> timing.ServerTimings:
+# The active-jobs quota the gateway runs with unless told otherwise: out of reach (below).
+OUT_OF_REACH_ACTIVE_JOBS = 100_000_000
+
+
+def build_app(
+    kind: str,
+    database_url: str,
+    account_id: str | None,
+    max_active_jobs: int = OUT_OF_REACH_ACTIVE_JOBS,
+) -> timing.ServerTimings:
     if kind == "gateway":
         from app.application import create_app
         from app.settings import Settings
@@ -67,7 +76,7 @@ def build_app(kind: str, database_url: str, account_id: str | None) -> timing.Se
             engine_enabled=False,
             default_rate_limit=1_000_000,
             default_rate_burst=1_000_000,
-            default_max_active_jobs=100_000_000,
+            default_max_active_jobs=max_active_jobs,
         )
         options: dict[str, Any] = {}
         if "extra_providers" in inspect.signature(create_app).parameters:
@@ -89,8 +98,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--account-id")
+    parser.add_argument("--max-active-jobs", type=int, default=OUT_OF_REACH_ACTIVE_JOBS)
     args = parser.parse_args()
-    app = build_app(args.kind, args.database_url, args.account_id)
+    app = build_app(args.kind, args.database_url, args.account_id, args.max_active_jobs)
     uvicorn.run(
         app,
         host="127.0.0.1",

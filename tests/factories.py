@@ -110,5 +110,6 @@ async def seed_jobs(db: AsyncEngine, account: str, rows: Sequence[dict[str, Any]
                     **values,
                 },
             )
+            assert row is not None, "a job stored without a quota place conflicts with none"
             job_ids.append(row["id"])
     return job_ids

@@ -171,11 +171,17 @@ async def _projected(providers: ProviderSet, admitted: Admission, duration: int)
     return (Decimal(str(rate)) * duration / 3600).quantize(_CENTS)
 
 
+def applies(payer: Payer) -> bool:
+    """Whether the account or the key has a budget (a submission then takes the account's
+    lock, which reserve() needs)."""
+    return payer.account_budget is not None or payer.key_budget is not None
+
+
 async def reserve(connection: AsyncConnection, payer: Payer, projected: Decimal) -> None:
     """Refuse (402) jobs costing `projected` in all that do not fit in what is left of the
     account's or the key's budget. Holds the account's budget lock to the end of the caller's
     transaction, which must store the jobs with their reservations (cost_reserved)."""
-    if payer.account_budget is None and payer.key_budget is None:
+    if not applies(payer):
         return
     await repository.lock_account(connection, payer.account_id)
     for kind, budget, key_id in (

@@ -3,8 +3,10 @@
 `limits_for` answers from a per-process cache for a few seconds; `cortex-gateway accounts set`
 notifies every process (app.notify.ACCOUNTS_CHANGED), which empties it, so a change is
 effective everywhere within a notification's delay, and within TTL_SECONDS at the latest.
-Quota checks take the account's lock first and count inside the caller's transaction, so two
-submissions racing for the last place are serialized and the second is refused.
+The active-jobs quota is kept by places each active job holds (app.accounts.active_jobs), so
+an account's submissions do not wait on one another; the other quota checks take the account's
+lock first and count inside the caller's transaction, so two requests racing for the last
+place are serialized and the second is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors
 from app.accounts import budgets, repository, schemas
+from app.accounts.active_jobs import Places
 from app.accounts.limits import AccountLimits, BudgetPeriod
 
 # The lookup is part of the service's surface: routes and the CLI reach it through here.
@@ -39,20 +42,6 @@ def _refuse(quota: str, limit: int, current: int, what: str) -> errors.QuotaExce
     )
 
 
-async def check_active_jobs(
-    connection: AsyncConnection, account_id: str, limits: AccountLimits, adding: int = 1
-) -> None:
-    """Before inserting `adding` jobs, in the same transaction: holds the account's lock."""
-    if limits.max_active_jobs is None:
-        return
-    await repository.lock_account(connection, account_id)
-    current = await repository.count_active_jobs(connection, account_id)
-    if current + adding > limits.max_active_jobs:
-        raise _refuse(
-            "max_active_jobs", limits.max_active_jobs, current, "jobs pending, scheduled or running"
-        )
-
-
 async def take_places(
     connection: AsyncConnection,
     limits: AccountLimits,
@@ -60,12 +49,17 @@ async def take_places(
     *,
     jobs: int,
     projected: Decimal,
-) -> None:
-    """In the transaction that stores `jobs` new jobs costing `projected` in all: the account's
-    active-jobs quota, then its and the key's budgets, under the account's lock. Either refuses,
-    and the caller's transaction stores nothing."""
-    await check_active_jobs(connection, payer.account_id, limits, adding=jobs)
+) -> Places:
+    """In the transaction that stores `jobs` new jobs costing `projected` in all: their places
+    in the account's active-jobs quota (taken as each job is stored, app.accounts.active_jobs),
+    and the account's and the key's budgets. Either refuses, and the caller's transaction
+    stores nothing. The account's lock is taken only when a budget applies, or when several
+    jobs need places under a limit."""
+    places = Places(payer.account_id, limits.max_active_jobs, jobs)
+    if budgets.applies(payer) or (places.limit is not None and jobs > 1):
+        await places.lock(connection)
     await budgets.reserve(connection, payer, projected)
+    return places
 
 
 def check_batch_size(limits: AccountLimits, size: int) -> None:

@@ -41,11 +41,11 @@ async def create_batch(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            await accounts.take_places(
+            places = await accounts.take_places(
                 connection, limits, payer, jobs=len(data.jobs), projected=sum(projected, Decimal(0))
             )
             batch = await service.create_batch(
-                connection, auth, data, admitted, cost_reserved=projected
+                connection, auth, data, admitted, places, cost_reserved=projected
             )
             return envelope.ok(batch, status_code=201)
 

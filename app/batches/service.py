@@ -11,6 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors, ids, pagination
+from app.accounts.active_jobs import Places
 from app.admission import Admission, ProviderSet
 from app.auth.service import AuthContext
 from app.batches import repository, schemas
@@ -64,11 +65,13 @@ async def create_batch(
     auth: AuthContext,
     body: schemas.BatchCreate,
     admitted: Sequence[Admission],
+    places: Places,
     *,
     cost_reserved: Sequence[Decimal] | None = None,
 ) -> schemas.BatchSubmitted:
-    """Store an admitted batch and its jobs (admit_batch's answers, in the same order) with
-    the cost each reserves from its budgets."""
+    """Store an admitted batch and its jobs (admit_batch's answers, in the same order) at
+    `places` in the account's active-jobs quota, with the cost each reserves from its
+    budgets."""
     account_id = auth.account_id
     reserved = list(cost_reserved) if cost_reserved is not None else [Decimal(0)] * len(admitted)
     batch = await repository.insert_batch(
@@ -86,6 +89,7 @@ async def create_batch(
             account_id,
             spec,
             admission,
+            places=places,
             batch_id=batch["id"],
             batch_index=index,
             api_key_id=auth.key_id,

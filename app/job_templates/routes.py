@@ -100,9 +100,11 @@ async def create_job_from_template(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            await accounts.take_places(connection, limits, payer, jobs=1, projected=projected)
+            places = await accounts.take_places(
+                connection, limits, payer, jobs=1, projected=projected
+            )
             job = await service.create_job(
-                connection, auth, template_id, spec, admitted, cost_reserved=projected
+                connection, auth, template_id, spec, admitted, places, cost_reserved=projected
             )
             return envelope.ok(job, status_code=201)
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import errors, ids, pagination, validation
+from app.accounts.active_jobs import Places
 from app.admission import Admission, ProviderSet
 from app.auth.service import AuthContext
 from app.job_templates import repository, schemas
@@ -214,15 +215,18 @@ async def create_job(
     template_id: str,
     spec: job_schemas.JobSpec,
     admitted: Admission,
+    places: Places,
     *,
     cost_reserved: Decimal = Decimal(0),
 ) -> job_schemas.Job:
-    """Store the admitted job, linked to its template, with the cost it reserves."""
+    """Store the admitted job at one of `places`, linked to its template, with the cost it
+    reserves."""
     return await jobs_service.create_job(
         connection,
         auth.account_id,
         spec,
         admitted,
+        places=places,
         template_id=template_id,
         api_key_id=auth.key_id,
         cost_reserved=cost_reserved,

@@ -10,12 +10,15 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import database
+from app.accounts import repository as accounts_repository
 from app.jobs import summary
 from app.models import job_counts, job_events, jobs
+from app.models.jobs import is_active
 from app.notify import NOTIFY_CHANNEL
 from app.webhooks import repository as webhooks_repository
 
@@ -104,10 +107,24 @@ class JobFilter:
 # Statements on the request path are built once: building one (and its cache key) costs more
 # than running it. Values travel as bound parameters.
 @functools.cache
-def _insert_job_statement(columns: tuple[str, ...]) -> sa.Select[Any]:
+def _insert_job_statement(columns: tuple[str, ...], guarded: bool) -> sa.Select[Any]:
+    values = sa.select(*(sa.bindparam(name, type_=jobs.c[name].type) for name in columns))
+    if guarded:
+        values = values.where(
+            ~accounts_repository.holds_places_from(
+                sa.bindparam("account_id", type_=sa.Text),
+                sa.bindparam("places_below", type_=sa.BigInteger),
+            )
+        )
     new_job = (
-        sa.insert(jobs)
-        .values({name: sa.bindparam(name, type_=jobs.c[name].type) for name in columns})
+        pg_insert(jobs)
+        .from_select(list(columns), values)
+        # Another active job of the account holds this place: nothing is inserted (and
+        # nothing selected from the new row below), the caller tries another place.
+        .on_conflict_do_nothing(
+            index_elements=[jobs.c.account_id, jobs.c.quota_slot],
+            index_where=is_active(jobs.c.status),
+        )
         .returning(*jobs.c)
         .cte("new_job")
     )
@@ -125,19 +142,26 @@ def _insert_job_statement(columns: tuple[str, ...]) -> sa.Select[Any]:
         new_job,
         *notifications(new_job.c.id, new_job.c.account_id),
         # The webhook outbox needs these next, in the same transaction: asked here, no
-        # separate round trip while the account's submission lock is held.
+        # separate round trip.
         webhooks_repository.subscribed_ids(new_job.c.account_id, CREATED_EVENT_TYPE).label(
             "webhook_endpoint_ids"
         ),
     ).add_cte(created_event.cte("created_event"))
 
 
-async def insert_job(connection: AsyncConnection, values: dict[str, Any]) -> RowMapping:
+async def insert_job(
+    connection: AsyncConnection, values: dict[str, Any], *, places_below: int | None = None
+) -> RowMapping | None:
     """Insert the job and its `created` event in one statement (one round trip); the row
-    also carries `webhook_endpoint_ids`, the endpoints subscribed to job.created (or None)."""
-    statement = _insert_job_statement(tuple(sorted(values)))
-    result = await connection.execute(statement, values)
-    row: RowMapping = result.mappings().one()
+    also carries `webhook_endpoint_ids`, the endpoints subscribed to job.created (or None).
+
+    None, with nothing stored, when another active job of the account holds the job's
+    `quota_slot`, or, given `places_below`, when an active job of the account holds a place
+    at or above it (or none)."""
+    statement = _insert_job_statement(tuple(sorted(values)), places_below is not None)
+    params = values if places_below is None else {**values, "places_below": places_below}
+    result = await connection.execute(statement, params)
+    row: RowMapping | None = result.mappings().one_or_none()
     return row
 
 

@@ -47,12 +47,15 @@ async def create_job(request: Request) -> Response:
     async with database.transaction(request.state.db) as connection:
 
         async def submit() -> Response:
-            await accounts.take_places(connection, limits, payer, jobs=1, projected=projected)
+            places = await accounts.take_places(
+                connection, limits, payer, jobs=1, projected=projected
+            )
             job = await service.create_job(
                 connection,
                 auth.account_id,
                 spec,
                 admitted,
+                places=places,
                 api_key_id=auth.key_id,
                 cost_reserved=projected,
             )

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import admission, errors, ids, pagination
 from app.accounts import service as accounts
+from app.accounts.active_jobs import Places
 from app.accounts.limits import AccountLimits
 from app.admission import Admission, ProviderSet, workload_spec
 from app.envelope import utc_iso
@@ -123,41 +124,47 @@ async def create_job(
     spec: schemas.JobSpec,
     admitted: Admission,
     *,
+    places: Places,
     template_id: str | None = None,
     batch_id: str | None = None,
     batch_index: int | None = None,
     api_key_id: str | None = None,
     cost_reserved: Decimal = Decimal(0),
 ) -> schemas.Job:
-    """Store an admitted job with its `created` event and webhook deliveries; the template or
-    the batch it came from, if any; the key that submitted it and the cost it holds against
+    """Store an admitted job, at one of `places` (its account's active-jobs quota: refused
+    with 403 when none is left), with its `created` event and webhook deliveries; the template
+    or the batch it came from, if any; the key that submitted it and the cost it holds against
     its budgets while unfinished (app.accounts.budgets). `cost.projected` is the admission's
     quote (the chosen provider's, for auto) from the start."""
     config = spec.model_dump(
         mode="json", by_alias=True, include=set(schemas.JobConfig.model_fields)
     )
-    row = await repository.insert_job(
-        connection,
-        {
-            "id": admitted.job_id,
-            "account_id": account_id,
-            "provider": spec.provider,
-            "status": JobStatus.PENDING.value,
-            "image": spec.image,
-            "cpu": spec.cpu,
-            "memory": spec.memory,
-            "storage": spec.storage,
-            "duration": spec.duration,
-            "config": config,
-            "results": {"exitCode": None, "outputUrl": None},
-            "template_id": template_id,
-            "batch_id": batch_id,
-            "batch_index": batch_index,
-            "api_key_id": api_key_id,
-            "cost_reserved": cost_reserved,
-            **(price_changes(admitted.quote, spec.duration) if admitted.quote else {}),
-        },
-    )
+    values: dict[str, Any] = {
+        "id": admitted.job_id,
+        "account_id": account_id,
+        "provider": spec.provider,
+        "status": JobStatus.PENDING.value,
+        "image": spec.image,
+        "cpu": spec.cpu,
+        "memory": spec.memory,
+        "storage": spec.storage,
+        "duration": spec.duration,
+        "config": config,
+        "results": {"exitCode": None, "outputUrl": None},
+        "template_id": template_id,
+        "batch_id": batch_id,
+        "batch_index": batch_index,
+        "api_key_id": api_key_id,
+        "cost_reserved": cost_reserved,
+        **(price_changes(admitted.quote, spec.duration) if admitted.quote else {}),
+    }
+
+    async def insert_at(place: int, places_below: int | None) -> RowMapping | None:
+        return await repository.insert_job(
+            connection, {**values, "quota_slot": place}, places_below=places_below
+        )
+
+    row = await places.store(connection, insert_at)
     await _publish(
         connection,
         row,

@@ -199,3 +199,29 @@ jobs.append_column(sa.Column("progress_events", sa.Integer, nullable=False, serv
 jobs.append_constraint(
     sa.CheckConstraint("progress IS NULL OR progress BETWEEN 0 AND 100", name="progress")
 )
+
+# The active-jobs quota (app/accounts/active_jobs.py): the place each active job holds in its
+# account's quota. Unique among the account's active jobs, so with every place below the limit
+# no more jobs than the limit can be active, however many submissions insert at once; a job
+# leaves the index when it stops being active, which frees its place. NULL for jobs that
+# finished before places existed.
+ACTIVE_STATUSES = ("pending", "scheduled", "running")
+
+
+def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """`status IN ('pending', 'scheduled', 'running')` with the values written out, as the
+    index's predicate is: a query must say so literally for the planner to use the index (or
+    for ON CONFLICT to find it), which bound parameters would not."""
+    return status.in_([sa.literal_column(f"'{name}'") for name in ACTIVE_STATUSES])
+
+
+jobs.append_column(sa.Column("quota_slot", sa.BigInteger))
+jobs.append_constraint(
+    sa.Index(
+        "ix_jobs_account_quota_slot",
+        "account_id",
+        "quota_slot",
+        unique=True,
+        postgresql_where=sa.text("status IN ('pending', 'scheduled', 'running')"),
+    )
+)
