@@ -196,9 +196,11 @@ async def append_event(
     *,
     message: str | None = None,
     data: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> RowMapping:
-    """Append an event with the job's next sequence number. The caller holds the job's row
-    lock, so sequence numbers never collide."""
+    """Append an event with the job's next sequence number, timed `at` (by default the
+    transaction's start). The caller holds the job's row lock, so sequence numbers never
+    collide."""
     next_seq = (
         sa.select(sa.func.coalesce(sa.func.max(job_events.c.seq), 0) + 1)
         .where(job_events.c.job_id == job_id)
@@ -214,6 +216,7 @@ async def append_event(
             type=event_type,
             message=message,
             data=data,
+            timestamp=NOW if at is None else at,
         )
         .returning(*job_events.c, *notifications(job_events.c.job_id, job_events.c.account_id))
     )

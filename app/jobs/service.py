@@ -217,7 +217,16 @@ async def transition(
     if target.is_terminal and updated["progress_unsent"]:
         # The final progress is always delivered, throttled or not, before the final event.
         updated = await announce_progress(connection, updated)
-    event = await repository.append_event(connection, job.id, EVENT_FOR[target], message=message)
+    # The start the provider reports (not when it was seen) is the `started` event's time, so
+    # that the job's startedAt and its event read the same.
+    started = values.get("started_at") if target is JobStatus.RUNNING else None
+    event = await repository.append_event(
+        connection,
+        job.id,
+        EVENT_FOR[target],
+        message=message,
+        at=started if isinstance(started, datetime) else None,
+    )
     await _publish(connection, updated, EVENT_FOR[target], event["timestamp"])
     return JobRecord.from_row(updated)
 
