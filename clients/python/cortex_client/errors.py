@@ -112,6 +112,13 @@ class OutputLinkInvalid(ApiError):
     code = "OUTPUT_LINK_INVALID"
 
 
+class OutputAlreadyUploaded(ApiError):
+    """This job's output was already uploaded; an upload link takes one."""
+
+    status_code = 409
+    code = "OUTPUT_ALREADY_UPLOADED"
+
+
 class WebhookNotFound(ApiError):
     """Webhook endpoint not found."""
 
@@ -264,6 +271,7 @@ BY_CODE: dict[str, type[ApiError]] = {
         JobNotFound,
         OutputNotFound,
         OutputLinkInvalid,
+        OutputAlreadyUploaded,
         WebhookNotFound,
         DeliveryNotFound,
         TemplateNotFound,
@@ -324,6 +332,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "NotReady",
+    "OutputAlreadyUploaded",
     "OutputLinkInvalid",
     "OutputNotFound",
     "PayloadTooLarge",

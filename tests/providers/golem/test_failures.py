@@ -112,9 +112,10 @@ class TestAgreementRefused:
         timeline = events(job)
         assert any("steady did not approve" in line for line in timeline), timeline
         assert any("Agreement approved by premium" in line for line in timeline), timeline
+        # The agreement ends with the release, which follows the job's end.
+        await until_released(fake, job_id)
         states = {a.provider.name: a.state for a in fake.yagna.agreements.values()}
         assert states == {"steady": "Rejected", "premium": "Terminated"}
-        await until_released(fake, job_id)
         assert_nothing_owed(fake, job_id)
 
     async def test_when_every_provider_rejects_the_job_fails_with_no_offers(
