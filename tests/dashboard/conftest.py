@@ -171,6 +171,17 @@ def texts_of(driver: WebDriver, css: str) -> list[str]:
     return [element.text for element in driver.find_elements(By.CSS_SELECTOR, css)]
 
 
+def click(driver: WebDriver, by: str, value: str) -> None:
+    # As texts_of: the element found may be re-rendered before the click lands.
+    for _ in range(4):
+        try:
+            driver.find_element(by, value).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    driver.find_element(by, value).click()
+
+
 def requests_sent(driver: WebDriver) -> list[dict[str, Any]]:
     """The HTTP requests the page sent since the last call (url, method, headers), from
     Chromium's own network log."""

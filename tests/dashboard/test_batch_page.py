@@ -7,7 +7,7 @@ import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.dashboard.conftest import screenshot, sign_in, text_of, texts_of, wait_until
+from tests.dashboard.conftest import click, screenshot, sign_in, text_of, texts_of, wait_until
 from tests.e2e.test_gateway_process import Gateway
 from tests.engine.conftest import busybox
 
@@ -59,15 +59,13 @@ def test_a_batchs_page_shows_each_job_and_its_status_as_they_run(
     screenshot(browser, "batch")
 
     # A job's row opens the job.
-    browser.find_element(
-        By.CSS_SELECTOR, f'#batch-jobs-body tr[data-job-id="{job_ids[0]}"] a'
-    ).click()
+    click(browser, By.CSS_SELECTOR, f'#batch-jobs-body tr[data-job-id="{job_ids[0]}"] a')
     wait_until(browser, lambda d: text_of(d, "#job-id") == job_ids[0])
     assert browser.find_element(By.ID, "jobs-layout").is_displayed()
     assert not browser.find_element(By.ID, "batches-page").is_displayed()
     # And the job links back to its batch.
     wait_until(browser, lambda d: text_of(d, "#job-batch") == batch_id)
-    browser.find_element(By.ID, "job-batch").click()
+    click(browser, By.ID, "job-batch")
     wait_until(browser, lambda d: text_of(d, "#batch-id") == batch_id)
     assert browser.find_element(By.ID, "batch-view").is_displayed()
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
