@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
+
+from app import processes
 
 logger = logging.getLogger(__name__)
 
@@ -31,19 +32,9 @@ def _forget_dead_holders(pgdata: Path) -> None:
         pids = json.loads(handle_file.read_text())
     except (FileNotFoundError, ValueError):
         return
-    alive = [pid for pid in pids if _process_exists(pid)]
+    alive = [pid for pid in pids if processes.exists(pid)]
     if alive != pids:
         handle_file.write_text(json.dumps(alive))
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def start(data_dir: Path) -> str:

@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import __version__
+from app import __version__, processes
 from app.jobs.lifecycle import JobStatus
 from app.observability import tracing
 from providers.base import Provider
@@ -214,18 +214,8 @@ def _forget_dead_workers(shared: Path) -> None:
     them): what a dead worker had open is not open any more. Its counters stay counted."""
     for path in shared.glob("gauge_live*_*.db"):
         pid = path.stem.rpartition("_")[2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not processes.exists(int(pid)):
             multiprocess.mark_process_dead(int(pid), str(shared))  # type: ignore[no-untyped-call]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def job_event(connection: AsyncConnection, row: RowMapping, event: str) -> None:
